@@ -1,0 +1,89 @@
+"""Named tap points of a model: list them, read activations, add perturbations.
+
+A model's tappable layers are its top-level submodules whose output is spatial
+(B, h, w, C), in the order they are called. A flax method interceptor reads (and
+optionally perturbs) their outputs, so no model needs tap-specific code and the
+parameters are untouched: any registered or user-written linen model works.
+"""
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def _top_level_name(context) -> str | None:
+  if context.method_name != "__call__":
+    return None
+  path = context.module.path
+  return path[0] if len(path) == 1 else None
+
+
+def apply_with_taps(model: nn.Module, variables, x, layers: Sequence[str] = (),
+                    deltas: Mapping[str, jax.Array] | None = None, *, train: bool = False,
+                    **apply_kwargs) -> tuple[Any, dict[str, jax.Array]]:
+  """`model.apply(variables, x, train=train)` that also returns the outputs of `layers`.
+
+  deltas: {layer: array} added to that layer's output before the rest of the
+  network sees it. The gradient with respect to a zero delta is the gradient with
+  respect to the activation, and it back-propagates only from the layer upward.
+  Returns (whatever apply returns, {layer: activation (B, h, w, C)}).
+  """
+  wanted = set(layers) | set(deltas or ())
+  taps: dict[str, jax.Array] = {}
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    name = _top_level_name(context)
+    if name in wanted:
+      if deltas is not None and name in deltas:
+        out = out + deltas[name]
+      taps[name] = out
+    return out
+
+  with nn.intercept_methods(interceptor):
+    result = model.apply(variables, x, train=train, **apply_kwargs)
+  missing = wanted - set(taps)
+  if missing:
+    raise ValueError(f"unknown layer(s) {sorted(missing)}; valid layers: "
+                     f"{', '.join(layer_names(model, variables, x))}")
+  return result, {name: taps[name] for name in layers}
+
+
+def layer_shapes(model: nn.Module, variables, x=None) -> dict[str, tuple[int, ...]]:
+  """{layer: output shape} of every tappable layer, in forward order (no compute)."""
+  if x is None:
+    size = getattr(model, "input_size", 224)
+    x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+  shapes: dict[str, tuple[int, ...]] = {}
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    name = _top_level_name(context)
+    if name is not None and name not in shapes and getattr(out, "ndim", 0) == 4:
+      shapes[name] = tuple(out.shape)
+    return out
+
+  def forward(v, inputs):
+    with nn.intercept_methods(interceptor):
+      return model.apply(v, inputs, train=False)
+
+  jax.eval_shape(forward, variables, x)
+  return shapes
+
+
+def layer_names(model: nn.Module, variables, x=None) -> list[str]:
+  """Tappable layers in forward order, e.g. 'stem', 'layer1'…'layer4' for ResNets.
+
+  x (an array or ShapeDtypeStruct) sets the input shape; by default the model's
+  `input_size` attribute (224 if it has none). Nothing is computed.
+  """
+  return list(layer_shapes(model, variables, x))
+
+
+def check_layers(model: nn.Module, variables, x, layers: Sequence[str]) -> None:
+  """Raises ValueError naming the valid layers if any of `layers` is not one."""
+  valid = layer_names(model, variables, x)
+  unknown = [name for name in layers if name not in valid]
+  if unknown:
+    raise ValueError(f"unknown layer(s) {unknown}; valid layers: {', '.join(valid)}")

@@ -1,0 +1,47 @@
+"""cnnviz_jax: transfer learning of ImageNet CNNs and what they learned, in JAX/Flax.
+
+All dependency pins live here (and only here): `pip install -e .` for the library,
+`pip install -e .[test]` adds the reference stack the tests compare against.
+"""
+import setuptools
+
+INSTALL_REQUIRES = [
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.4",
+    "clu==0.0.12",
+    "ml-collections==1.1.0",
+    "tensorflow-cpu==2.21.0",  # tf.data only; the CPU build never grabs accelerators
+    "tensorflow-datasets==4.9.10",
+    "tensorboard==2.21.0",  # clu's metric writers need it
+    "matplotlib==3.11.2",
+    "h5py==3.14.0",
+    "pillow==13.0.0",
+    "absl-py==2.5.1",
+    "numpy==2.4.6",
+]
+
+EXTRAS_REQUIRE = {
+    # Independent references: torchvision / Keras models, pytorch-grad-cam, Captum.
+    "test": [
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "grad-cam==1.5.7",
+        "captum==0.9.0",
+        "pytest==9.1.1",
+        "pytest-xdist==3.8.0",
+    ],
+}
+
+setuptools.setup(
+    name="cnnviz_jax",
+    version="0.1.0",
+    description="Transfer learning of ImageNet CNNs and visual explanations in JAX/Flax",
+    packages=setuptools.find_packages(include=["cnnviz_jax", "cnnviz_jax.*"]),
+    package_data={"cnnviz_jax.weights": ["imagenet_classes.json"]},
+    python_requires=">=3.11",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)

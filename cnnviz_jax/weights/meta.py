@@ -1,0 +1,55 @@
+"""What travels with converted weights: where they came from and how to feed them."""
+import dataclasses
+import functools
+import json
+from importlib import resources
+
+from cnnviz_jax.weights import preprocessing
+
+
+@functools.cache
+def imagenet_class_names() -> tuple[str, ...]:
+  """The 1000 ImageNet-1k class names in torchvision/Keras index order (package data)."""
+  text = resources.files("cnnviz_jax.weights").joinpath("imagenet_classes.json").read_text()
+  return tuple(json.loads(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsMeta:
+  arch: str  # a name from cj.models.available()
+  source: str  # 'torchvision' | 'keras' | 'cnnviz_jax'
+  preprocessing: str  # 'torch' | 'caffe' | 'tf'
+  input_size: int = 224
+  resize_size: int | None = None  # torchvision eval: shorter side to this, then center crop
+  class_names: tuple[str, ...] = ()
+
+  def __post_init__(self):
+    if self.preprocessing not in preprocessing.MODES:
+      raise ValueError(f"unknown preprocessing {self.preprocessing!r}; "
+                       f"valid: {', '.join(preprocessing.MODES)}")
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def preprocess(self, images):
+    """uint8 NHWC RGB -> float32 NHWC, exactly as the source framework does it."""
+    return preprocessing.preprocess(images, self.preprocessing)
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=1)
+
+  @classmethod
+  def from_json(cls, text: str) -> "WeightsMeta":
+    fields = json.loads(text)
+    fields["class_names"] = tuple(fields["class_names"])
+    return cls(**fields)
+
+
+def imagenet_meta(arch: str, source: str, num_classes: int) -> WeightsMeta:
+  """Meta for an ImageNet checkpoint; class names only when it has the 1000 classes."""
+  names = imagenet_class_names() if num_classes == 1000 else tuple(
+      f"class_{i}" for i in range(num_classes))
+  if source == "torchvision":
+    return WeightsMeta(arch, source, "torch", 224, 256, names)
+  return WeightsMeta(arch, source, "caffe", 224, None, names)

@@ -1,0 +1,31 @@
+r"""Convert downloaded ImageNet weights once; load them anywhere with cj.weights.load.
+
+  python -m cnnviz_jax.weights.convert --source torchvision --arch resnet50 \
+      --input resnet50-0676ba61.pth --output weights/resnet50
+  python -m cnnviz_jax.weights.convert --source keras --arch vgg16_keras \
+      --input vgg16_weights_tf_dim_ordering_tf_kernels.h5 --output weights/vgg16_keras
+"""
+from absl import app, flags
+
+flags.DEFINE_enum("source", None, ["torchvision", "keras"], "Framework the file comes from.")
+flags.DEFINE_string("arch", None, "Architecture, e.g. resnet50, vgg16_bn, resnet50_keras.")
+flags.DEFINE_string("input", None, "torchvision .pth or Keras .h5 / .weights.h5 file.")
+flags.DEFINE_string("output", None, "Directory to write (orbax variables + meta.json).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from cnnviz_jax import weights  # pylint: disable=import-outside-toplevel
+  if FLAGS.source == "torchvision":
+    variables, meta = weights.from_torchvision(FLAGS.arch, FLAGS.input)
+  else:
+    variables, meta = weights.from_keras(FLAGS.arch, FLAGS.input)
+  directory = weights.save(FLAGS.output, variables, meta)
+  print(f"wrote {meta.arch} ({meta.source}, {meta.num_classes} classes, "
+        f"'{meta.preprocessing}' preprocessing) to {directory}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["source", "arch", "input", "output"])
+  app.run(main)

@@ -1,0 +1,37 @@
+"""Save / load converted variables with their meta: an orbax tree plus meta.json."""
+import os
+import pathlib
+
+import orbax.checkpoint as ocp
+
+from cnnviz_jax.weights import meta as meta_lib
+
+_TREE, _META = "variables", "meta.json"
+
+
+def save(directory, variables, meta: meta_lib.WeightsMeta) -> pathlib.Path:
+  """Writes DIR/variables (orbax) and DIR/meta.json; refuses to overwrite silently."""
+  directory = pathlib.Path(directory).absolute()
+  if (directory / _TREE).exists():
+    raise FileExistsError(f"{directory / _TREE} exists; choose another directory or remove it")
+  directory.mkdir(parents=True, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(directory / _TREE, variables)
+  (directory / _META).write_text(meta.to_json())
+  return directory
+
+
+def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
+  """-> (variables, meta) from a directory written by `save` (or the convert CLI)."""
+  directory = pathlib.Path(directory).absolute()
+  for needed in (_TREE, _META):
+    if not (directory / needed).exists():
+      raise FileNotFoundError(f"{directory} is not a converted-weights directory: "
+                              f"{needed} is missing (write one with cnnviz_jax.weights.convert)")
+  with ocp.StandardCheckpointer() as checkpointer:
+    variables = checkpointer.restore(directory / _TREE)
+  return variables, meta_lib.WeightsMeta.from_json((directory / _META).read_text())
+
+
+def is_weights_dir(directory) -> bool:
+  return os.path.exists(os.path.join(directory, _META))

@@ -1,0 +1,50 @@
+"""Shared test set-up: quiet TensorFlow, the `slow` marker, reference-model helpers."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # references run on the CPU
+
+import numpy as np
+import pytest
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: full-size checks (still run by the README command)")
+
+
+def _randomize_torch_bn(module, seed: int = 0):
+  """Random BN affine params and running statistics, so eval-mode BN is not identity."""
+  import torch  # pylint: disable=import-outside-toplevel
+  generator = torch.Generator().manual_seed(seed)
+  for m in module.modules():
+    if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+      n = m.num_features
+      with torch.no_grad():
+        m.running_mean.copy_(torch.rand(n, generator=generator) * 2 - 1)
+        m.running_var.copy_(torch.rand(n, generator=generator) * 1.5 + 0.5)
+        m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+        m.bias.copy_(torch.rand(n, generator=generator) - 0.5)
+  return module
+
+
+@pytest.fixture(scope="session")
+def randomize_torch_bn():
+  return _randomize_torch_bn
+
+
+@pytest.fixture(scope="session")
+def torch_reference():
+  """torchvision model `arch` with random weights and BN statistics, in eval mode."""
+  torch = pytest.importorskip("torch")
+  torchvision = pytest.importorskip("torchvision")
+
+  def build(arch: str, seed: int = 0, num_classes: int = 1000):
+    torch.manual_seed(seed)
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    return _randomize_torch_bn(model, seed).eval()
+
+  return build
+
+
+def images(shape, seed: int = 0) -> np.ndarray:
+  return np.random.RandomState(seed).randn(*shape).astype(np.float32)

@@ -1,5 +1,5 @@
 """Flax linen CNNs found by name; see registry.py to add one."""
-from cnnviz_jax.models import resnet, small_cnn, vgg  # noqa: F401  (registers the families)
+from cnnviz_jax.models import layers, resnet, small_cnn, vgg  # noqa: F401  (registers the families)
 from cnnviz_jax.models.heads import Head, HeadSpec
 from cnnviz_jax.models.registry import available, create, register
 from cnnviz_jax.models.taps import apply_with_taps, check_layers, layer_names, layer_shapes

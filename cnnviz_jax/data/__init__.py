@@ -1,0 +1,1 @@
+"""Datasets, splits, augmentation and the tf.data -> sharded jax.Array input pipeline."""

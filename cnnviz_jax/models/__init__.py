@@ -2,4 +2,5 @@
 from cnnviz_jax.models import layers, resnet, small_cnn, vgg  # noqa: F401  (registers the families)
 from cnnviz_jax.models.heads import Head, HeadSpec
 from cnnviz_jax.models.registry import available, create, register
-from cnnviz_jax.models.taps import apply_with_taps, check_layers, layer_names, layer_shapes
+from cnnviz_jax.models.taps import (apply_head, apply_with_taps, check_layers, head_inputs,
+                                     layer_names, layer_shapes, module_order)

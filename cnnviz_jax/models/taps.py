@@ -87,3 +87,65 @@ def check_layers(model: nn.Module, variables, x, layers: Sequence[str]) -> None:
   unknown = [name for name in layers if name not in valid]
   if unknown:
     raise ValueError(f"unknown layer(s) {unknown}; valid layers: {', '.join(valid)}")
+
+
+def head_inputs(model: nn.Module, variables, x) -> jax.Array:
+  """What the top-level 'head' receives: the frozen-backbone features of `x`."""
+  captured = {}
+
+  def interceptor(next_fun, args, kwargs, context):
+    if _top_level_name(context) == "head":
+      captured["features"] = args[0]
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(interceptor):
+    model.apply(variables, x, train=False)
+  if "features" not in captured:
+    raise ValueError(f"{type(model).__name__} has no top-level submodule named 'head'")
+  return captured["features"]
+
+
+def apply_head(model: nn.Module, variables, features, x_shape, *, train: bool = False,
+               **apply_kwargs):
+  """`model.apply` where the backbone is skipped and the head sees `features`.
+
+  Top-level modules other than 'head' are not run (they return zeros of their
+  output shape, which nothing uses), so a step costs the head alone — the
+  feature-extraction mode of transfer learning (seed 003).
+  """
+  shapes = layer_shapes(model, variables, jax.ShapeDtypeStruct(x_shape, jnp.float32))
+
+  def interceptor(next_fun, args, kwargs, context):
+    name = _top_level_name(context)
+    if name == "head":
+      return next_fun(features, *args[1:], **kwargs)
+    if name in shapes:
+      return jnp.zeros(shapes[name], features.dtype)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(interceptor):
+    return model.apply(variables, jnp.zeros(x_shape, features.dtype), train=train, **apply_kwargs)
+
+
+def module_order(model: nn.Module, variables, x=None) -> list[tuple[str, ...]]:
+  """Paths of every submodule in the order the forward pass calls them (no compute).
+
+  Parameter dicts lose creation order under jax transformations (keys are sorted),
+  so "the first X% of layers" asks the model itself.
+  """
+  if x is None:
+    size = getattr(model, "input_size", 224)
+    x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+  order: dict[tuple[str, ...], None] = {}
+
+  def interceptor(next_fun, args, kwargs, context):
+    if context.method_name == "__call__":
+      order.setdefault(tuple(context.module.path), None)
+    return next_fun(*args, **kwargs)
+
+  def forward(v, inputs):
+    with nn.intercept_methods(interceptor):
+      return model.apply(v, inputs, train=False)
+
+  jax.eval_shape(forward, variables, x)
+  return [path for path in order if path]

@@ -1,0 +1,47 @@
+"""Devices of every process as one Mesh: the batch axis is sharded, parameters replicated.
+
+The same code runs on 1 CPU, on simulated devices
+(XLA_FLAGS=--xla_force_host_platform_device_count=8), on several local processes
+(jax.distributed with gloo CPU collectives) and on TPU pods / GPU clusters.
+"""
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Joins a multi-process run; a no-op for a single process.
+
+  Explicit arguments (e.g. two local CPU processes) or auto-detection: TPU VMs and
+  Slurm (`srun`) provide everything to `jax.distributed.initialize()`.
+  """
+  if coordinator_address:
+    # CPU processes need gloo for their collectives; the setting is ignored on TPU/GPU.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or os.environ.get("TPU_WORKER_HOSTNAMES"):
+    jax.distributed.initialize()
+
+
+def make_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def check_global_batch(global_batch: int, mesh: Mesh) -> None:
+  if global_batch % mesh.size:
+    raise ValueError(f"global batch size {global_batch} must divide by the number of devices "
+                     f"{mesh.size} ({jax.process_count()} process(es)); try "
+                     f"{(global_batch // mesh.size + 1) * mesh.size}")

@@ -1,0 +1,42 @@
+"""Optimizer from a config: an optax chain of clipping, weight decay and the update rule.
+
+It is built for the trainable parameters only (frozen leaves are None in the tree
+it sees, see freeze.split), so frozen parameters carry no optimizer state at all.
+"""
+import jax
+import ml_collections
+import optax
+
+NAMES = ("sgd", "adam", "adamw", "radam", "rmsprop")
+
+
+def decay_mask(params):
+  """Weight decay on kernels only: never on biases or BatchNorm scales (ndim ≤ 1)."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def _rule(config: ml_collections.ConfigDict, lr) -> optax.GradientTransformation:
+  name = config.name
+  if name == "sgd":
+    return optax.sgd(lr, momentum=config.get("momentum", 0.0) or None,
+                     nesterov=config.get("nesterov", False))
+  if name in ("adam", "adamw", "radam"):
+    kwargs = dict(b1=config.get("b1", 0.9), b2=config.get("b2", 0.999), eps=config.get("eps", 1e-8))
+    if name == "adamw":  # decoupled decay inside the rule, masked
+      return optax.adamw(lr, weight_decay=config.get("weight_decay", 0.0), mask=decay_mask, **kwargs)
+    return getattr(optax, name)(lr, **kwargs)
+  if name == "rmsprop":  # Keras defaults: rho 0.9, eps 1e-7
+    return optax.rmsprop(lr, decay=config.get("rho", 0.9), eps=config.get("eps", 1e-7),
+                         momentum=config.get("momentum", 0.0) or None)
+  raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(NAMES)}")
+
+
+def make(config: ml_collections.ConfigDict, lr_schedule) -> optax.GradientTransformation:
+  """config: name, grad_clip, weight_decay (+ the rule's own fields)."""
+  parts = []
+  if config.get("grad_clip"):
+    parts.append(optax.clip_by_global_norm(config.grad_clip))
+  if config.get("weight_decay") and config.name != "adamw":  # L2 added to the gradient
+    parts.append(optax.add_decayed_weights(config.weight_decay, mask=decay_mask))
+  parts.append(_rule(config, lr_schedule))
+  return optax.chain(*parts)

@@ -1,0 +1,107 @@
+"""The jitted train and eval steps.
+
+Gradients are taken with respect to the trainable parameters only: frozen ones
+enter as constants, so no backward pass runs below the lowest trainable layer.
+"""
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from cnnviz_jax.models import taps
+from cnnviz_jax.train import freeze
+from cnnviz_jax.train.state import TrainState
+
+
+def _running_average_batchnorm(next_fun, args, kwargs, context):
+  """Interceptor: every BatchNorm uses its running statistics (frozen BN on request)."""
+  if isinstance(context.module, nn.BatchNorm) and context.method_name == "__call__":
+    kwargs = dict(kwargs, use_running_average=True)
+  return next_fun(*args, **kwargs)
+
+
+def cross_entropy(logits, labels, weights, label_smoothing: float = 0.0):
+  """Mean softmax cross-entropy over the examples with weight 1 (padding has weight 0)."""
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing) \
+      if label_smoothing else jax.nn.one_hot(labels, logits.shape[-1])
+  losses = optax.softmax_cross_entropy(logits, targets)
+  return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def classification_metrics(logits, labels, weights) -> dict[str, jax.Array]:
+  """Sums (not means), so batches and hosts add up exactly."""
+  top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
+  return {
+      "loss_sum": optax.softmax_cross_entropy_with_integer_labels(logits, labels) @ weights,
+      "correct": jnp.sum((jnp.argmax(logits, -1) == labels) * weights),
+      "correct_top5": jnp.sum(jnp.any(top5 == labels[:, None], -1) * weights),
+      "count": jnp.sum(weights),
+  }
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainable_mask, *,
+                    label_smoothing: float = 0.0, freeze_bn: bool = False,
+                    features_input_shape: tuple[int, ...] | None = None) -> Callable:
+  """-> step(state, batch) -> (state, metrics). batch: {'image', 'label'[, 'mask']}.
+
+  features_input_shape: train the head alone on cached backbone features
+  (batch['image'] holds features; the shape is that of one input batch).
+  """
+
+  def forward(params, batch_stats, images, rng):
+    variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+    kwargs = dict(train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+    if features_input_shape is not None:
+      return taps.apply_head(model, variables, images, features_input_shape, **kwargs)
+    if freeze_bn:
+      with nn.intercept_methods(_running_average_batchnorm):
+        return model.apply(variables, images, **kwargs)
+    return model.apply(variables, images, **kwargs)
+
+  def loss_fn(trainable, frozen, batch_stats, batch, rng):
+    logits, updates = forward(freeze.merge(trainable, frozen), batch_stats, batch["image"], rng)
+    weights = batch.get("mask", jnp.ones(logits.shape[0]))
+    loss = cross_entropy(logits, batch["label"], weights, label_smoothing)
+    return loss, (logits, updates.get("batch_stats", batch_stats))
+
+  def step(state: TrainState, batch):
+    rng = jax.random.fold_in(state.rng, state.step)
+    trainable, frozen = freeze.split(state.params, trainable_mask)
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        trainable, frozen, state.batch_stats, batch, rng)
+    updates, opt_state = tx.update(grads, state.opt_state, trainable)
+    trainable = optax.apply_updates(trainable, updates)
+    if freeze_bn:
+      batch_stats = state.batch_stats
+    metrics = classification_metrics(logits, batch["label"],
+                                     batch.get("mask", jnp.ones(logits.shape[0])))
+    metrics["loss"] = loss
+    new_state = state.replace(step=state.step + 1, params=freeze.merge(trainable, frozen),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    return new_state, metrics
+
+  return step
+
+
+def make_eval_step(model: nn.Module, *, features_input_shape=None) -> Callable:
+  """-> step(variables, batch) -> (metric sums, logits). Padded examples have mask 0."""
+
+  def step(variables, batch):
+    if features_input_shape is not None:
+      logits = taps.apply_head(model, variables, batch["image"], features_input_shape)
+    else:
+      logits = model.apply(variables, batch["image"], train=False)
+    weights = batch.get("mask", jnp.ones(logits.shape[0]))
+    return classification_metrics(logits, batch["label"], weights), logits
+
+  return step
+
+
+def jit_train_step(step, mesh_shardings):
+  """jit with the state replicated (and donated) and the batch sharded on its first axis."""
+  replicated, batch_sharded = mesh_shardings
+  return jax.jit(step, in_shardings=(replicated, batch_sharded),
+                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+

@@ -1,0 +1,91 @@
+"""The data config: every field the input pipeline reads, with its default.
+
+Experiment configs set `config.data = data.default_config()` and override fields; the
+pipeline also takes a plain dict or keyword overrides. `with_meta` copies image size,
+eval resizing and normalisation from converted weights, so a model is fed as trained.
+"""
+import copy
+from collections.abc import Mapping
+
+import ml_collections
+
+from cnnviz_jax.data import augment, sources, transforms
+
+# The seeds' augmentations, ready to assign to config.augment.
+KERAS_SEED_001 = dict(kind="keras", rotation=40.0, width_shift=0.2, height_shift=0.2,
+                      shear=0.2, zoom=0.2, horizontal_flip=True, fill_mode="nearest")
+TORCHVISION_SEED_002 = dict(kind="torchvision", scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                            horizontal_flip=True, vertical_flip=True, rotation=30.0,
+                            fill_mode="constant")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "shapes"  # see sources.NAMES
+  c.data_dir = None  # tfds data_dir (shapes is generated here); None: tfds' default
+  c.download = True  # let tfds download a missing dataset (never under the tfds mock)
+  c.root = None  # name='folder': root/<class>/<images>
+  c.classes = None  # class subset by name (caltech101 defaults to seed 004's five)
+  c.max_per_class = None  # image folders: keep at most this many per class (seed 000: 1000)
+  c.split_fractions = (0.8, 0.1, 0.1)  # train/val/test, where the dataset has no such split
+  c.split_seed = 0  # the split does not move when the training seed does
+  c.shapes = ml_collections.ConfigDict(dict(
+      num_classes=5, image_size=32, num_train=6000, num_validation=1000, num_test=1000,
+      distractor_prob=0.5, seed=0))
+  c.batch_size = 32  # global, over every device of every process
+  c.eval_batch_size = None  # None: batch_size
+  c.image_size = 32  # model input side
+  c.resize_size = None  # eval: shorter side -> this, centre crop (torchvision); None: direct
+  c.resize_method = "bilinear"
+  c.normalization = "unit"  # transforms.NORMALIZATIONS; from weights meta: torch/caffe/tf
+  c.mean = None  # 'standardize': per-channel mean / std on the [0, 1] scale
+  c.std = None
+  c.augment = ml_collections.ConfigDict(dict(kind=None))  # or KERAS_SEED_001, …
+  c.seed = 0  # order of training examples and augmentation randomness
+  c.prefetch = 4  # batches tf.data prepares ahead
+  return c
+
+
+def with_meta(config, meta) -> dict:
+  """`config` with image size, eval resizing and normalisation of a `WeightsMeta`."""
+  out = resolve(config)
+  out.update(image_size=meta.input_size, resize_size=meta.resize_size,
+             normalization=meta.preprocessing)
+  return out
+
+
+def _to_dict(config) -> dict:
+  if config is None:
+    return {}
+  if isinstance(config, ml_collections.ConfigDict):
+    return config.to_dict()
+  if not isinstance(config, Mapping):
+    raise TypeError(f"data config must be a ConfigDict or a mapping; got {type(config)}")
+  return {k: _to_dict(v) if isinstance(v, (Mapping, ml_collections.ConfigDict)) else v
+          for k, v in config.items()}
+
+
+def resolve(config=None, **overrides) -> dict:
+  """Defaults <- config <- overrides, as a plain dict; unknown keys and values are errors."""
+  out = default_config().to_dict()
+  for layer in (_to_dict(config), _to_dict(overrides)):
+    for key, value in layer.items():
+      if key not in out:
+        raise ValueError(f"unknown data config field {key!r}; valid: {', '.join(sorted(out))}")
+      if key == "shapes" and isinstance(value, Mapping):
+        out[key] = {**out[key], **value}
+      else:
+        out[key] = copy.deepcopy(value)
+  if out["name"] not in sources.NAMES:
+    raise ValueError(f"unknown dataset {out['name']!r}; valid: {', '.join(sources.NAMES)}")
+  if out["normalization"] not in transforms.NORMALIZATIONS:
+    raise ValueError(f"unknown normalization {out['normalization']!r}; "
+                     f"valid: {', '.join(transforms.NORMALIZATIONS)}")
+  kind = (out["augment"] or {}).get("kind")
+  if kind is not None and kind not in augment.KINDS:
+    raise ValueError(f"unknown augmentation kind {kind!r}; valid: "
+                     f"{', '.join(augment.KINDS)} or None")
+  for key in ("batch_size", "image_size"):
+    if not isinstance(out[key], int) or out[key] <= 0:
+      raise ValueError(f"data config {key} must be a positive int; got {out[key]!r}")
+  return out

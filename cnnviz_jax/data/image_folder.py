@@ -1,0 +1,128 @@
+"""Image folders `root/<class>/**/<image>` as a Source, checked before any epoch starts.
+
+Every file is opened and fully decoded once when the folder is listed (JPEGs at reduced
+scale, which still reads every byte), so corrupt, truncated, zero-byte and non-image files
+are skipped and counted up front, identically on every host, never mid-epoch. The count
+and the first few paths are logged once. Grayscale, RGBA, palette, CMYK and 16-bit images
+are converted to 8-bit RGB (re-encoded as PNG) when loaded; RGB/gray JPEGs and 8-bit
+PNGs go to TF's decoder unchanged.
+"""
+import dataclasses
+import functools
+import io
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from cnnviz_jax.data import splits
+from cnnviz_jax.data.sources import Source
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+_NATIVE = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L")}  # TF decodes as-is
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderListing:
+  root: str
+  class_names: tuple[str, ...]
+  paths: tuple[str, ...]  # kept images, grouped by class, sorted within a class
+  labels: np.ndarray  # (N,) int32
+  convert: np.ndarray  # (N,) bool: needs PIL conversion to RGB
+  skipped: tuple[tuple[str, str], ...]  # (path, reason)
+
+
+def check_image(path: str) -> tuple[bool, bool, str]:
+  """(usable, needs_conversion, reason if not usable) for one file."""
+  if not path.lower().endswith(EXTENSIONS):
+    return False, False, "not an image file"
+  try:
+    if os.path.getsize(path) == 0:
+      return False, False, "zero bytes"
+    with Image.open(path) as img:
+      fmt, mode = img.format, img.mode
+      if fmt == "JPEG":
+        img.draft("RGB", (img.width // 8 + 1, img.height // 8 + 1))  # fast, reads all data
+      img.load()  # raises on truncated / corrupt data
+  except Exception as e:  # pylint: disable=broad-except
+    return False, False, f"unreadable ({type(e).__name__}: {e})"
+  return True, (fmt, mode) not in _NATIVE, ""
+
+
+def to_rgb_png(path: str) -> bytes:
+  """Any PIL-readable image -> 8-bit RGB PNG bytes (16-bit scaled, alpha dropped)."""
+  with Image.open(path) as img:
+    img.load()
+    if img.mode in _SIXTEEN_BIT:
+      a = np.asarray(img, np.float64)
+      img = Image.fromarray(np.clip(a / 257.0 + 0.5, 0, 255).astype(np.uint8))
+    rgb = img.convert("RGB")  # CMYK, P, LA, RGBA, L -> RGB (torchvision's loader does this)
+  buffer = io.BytesIO()
+  rgb.save(buffer, format="PNG", compress_level=1)
+  return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=16)
+def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> FolderListing:
+  """Class folders, their usable images (at most max_per_class each) and what was skipped."""
+  if not os.path.isdir(root):
+    raise ValueError(f"image folder {root!r} does not exist or is not a directory")
+  class_names = tuple(sorted(d for d in os.listdir(root)
+                             if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")))
+  if not class_names:
+    raise ValueError(f"image folder {root!r} has no class sub-folders (expected root/<class>/*)")
+  paths, labels, convert, skipped = [], [], [], []
+  for label, name in enumerate(class_names):
+    folder = os.path.join(root, name)
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs)
+    # the cap picks a seeded random subset, checking files until enough are usable
+    order = np.random.default_rng([seed, label]).permutation(len(files)) if max_per_class \
+        else range(len(files))
+    kept = []
+    for i in order:
+      ok, conv, reason = check_image(files[i])
+      if ok:
+        kept.append((files[i], conv))
+        if max_per_class and len(kept) == max_per_class:
+          break
+      else:
+        skipped.append((files[i], reason))
+    if not kept:
+      raise ValueError(f"class folder {folder!r} has no usable images "
+                       f"({len(files)} files, all skipped)")
+    kept.sort()
+    paths += [p for p, _ in kept]
+    convert += [c for _, c in kept]
+    labels += [label] * len(kept)
+  if skipped:
+    shown = "; ".join(f"{p} ({r})" for p, r in skipped[:5])
+    logging.warning("image folder %s: skipped %d unusable files, e.g. %s", root, len(skipped),
+                    shown)
+  return FolderListing(root, class_names, tuple(paths), np.asarray(labels, np.int32),
+                       np.asarray(convert, bool), tuple(skipped))
+
+
+def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                  max_per_class: int | None = None, seed: int = 0) -> Source:
+  """`split` of a stratified, seeded train/validation/test split of an image folder."""
+  listing = list_folder(os.path.abspath(root), max_per_class, seed)
+  positions = splits.stratified_split(listing.labels, fractions, seed)[splits.split_index(split)]
+  if not len(positions):
+    raise ValueError(f"split {split!r} of image folder {root!r} is empty "
+                     f"(fractions {tuple(fractions)}, {len(listing.paths)} images)")
+
+  def load(pos: np.ndarray) -> dict[str, np.ndarray]:
+    images = np.empty(len(pos), object)
+    for j, i in enumerate(positions[np.asarray(pos)]):
+      if listing.convert[i]:
+        images[j] = to_rgb_png(listing.paths[i])
+      else:
+        with open(listing.paths[i], "rb") as f:
+          images[j] = f.read()
+    return {"image": images}
+
+  return Source(name=f"folder:{root}", split=split, class_names=listing.class_names,
+                labels=listing.labels[positions], load=load)

@@ -42,7 +42,8 @@ def batch_sharding(mesh: Mesh | None = None) -> NamedSharding:
   """Batch axis split over every axis of `mesh` (default: a 1-D mesh of all devices)."""
   if mesh is None:
     mesh = Mesh(np.asarray(jax.devices()), ("data",))
-  return NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
+  names = tuple(mesh.axis_names)
+  return NamedSharding(mesh, PartitionSpec(names if len(names) > 1 else names[0]))
 
 
 def process_rows(sharding: NamedSharding, global_batch: int) -> np.ndarray:
@@ -149,8 +150,21 @@ class _Base:
     return self.source.class_names
 
   @property
+  def num_classes(self) -> int:
+    return self.source.num_classes
+
+  @property
   def num_examples(self) -> int:
     return self.source.num_examples
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return (self.config["image_size"], self.config["image_size"], 3)
+
+  def describe(self) -> str:
+    return (f"{self.source.name}/{self.source.split}: {self.num_examples} examples, "
+            f"{self.num_classes} classes, global batch {self.global_batch} "
+            f"({self.local_batch} on process {jax.process_index()} of {jax.process_count()})")
 
   def _global(self, local: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(

@@ -1,0 +1,32 @@
+"""Shared data for the data tests: one small shapes dataset, generated once per session."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+SHAPES = dict(num_classes=4, image_size=16, num_train=120, num_validation=37, num_test=0, seed=3)
+WORKER = os.path.join(os.path.dirname(__file__), "pipeline_worker.py")
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory):
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.data import shapes  # pylint: disable=import-outside-toplevel
+  tfds.disable_progress_bar()
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  shapes.prepare(data_dir, **SHAPES)
+  return data_dir
+
+
+def run_worker(*args, env=None, timeout=240):
+  """Starts tests/data/pipeline_worker.py; returns the Popen (not waited for)."""
+  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", **(env or {})}
+  return subprocess.Popen([sys.executable, WORKER, *map(str, args)], env=full_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait(proc, timeout=240):
+  out, _ = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, out[-4000:]
+  return out

@@ -1,0 +1,147 @@
+"""The input pipeline: batch contents, determinism, exact resume, eval exactly-once, sharding
+over 8 simulated devices and over 2 local processes (same batches as 1 process)."""
+import socket
+
+import numpy as np
+import pytest
+
+from conftest import SHAPES, run_worker, wait  # pylint: disable=import-error
+from cnnviz_jax.data import config, pipeline
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workers(shapes_dir, tmp_path_factory):
+  """Starts the 8-device and the 2-process runs first: they overlap the in-process tests."""
+  out = tmp_path_factory.mktemp("workers")
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = {"d8": run_worker(out / "d8.npz", shapes_dir,
+                            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})}
+  for i in range(2):
+    procs[f"p{i}"] = run_worker(out / f"p{i}.npz", shapes_dir, i, 2, port)
+  yield {name: (proc, out / f"{name}.npz") for name, proc in procs.items()}
+  for proc in procs.values():
+    if proc.poll() is None:
+      proc.kill()
+
+
+def _result(workers, name):
+  proc, path = workers[name]
+  wait(proc)
+  return dict(np.load(path))
+
+
+def _cfg(shapes_dir, **kw):
+  return {**dict(name="shapes", data_dir=shapes_dir, shapes=SHAPES, batch_size=8, image_size=16,
+                 augment=config.KERAS_SEED_001, seed=1), **kw}
+
+
+def _np(batch):
+  return {k: np.asarray(v) for k, v in batch.items()}
+
+
+def test_train_batch_keys_dtypes_shapes(shapes_dir):
+  it = pipeline.train_iterator(_cfg(shapes_dir, normalization="torch"))
+  b = next(it)
+  assert set(b) == {"image", "label", "mask", "index", "object_mask"}
+  assert b["image"].shape == (8, 16, 16, 3) and b["image"].dtype == np.float32
+  assert b["label"].dtype == np.int32 and b["label"].shape == (8,)
+  assert b["object_mask"].shape == (8, 16, 16)
+  assert np.all(np.asarray(b["mask"]) == 1.0)
+  assert set(np.unique(np.asarray(b["object_mask"]))) <= {0.0, 1.0}
+  assert it.num_classes == 4 and it.steps_per_epoch == 120 // 8
+  assert b["image"].sharding.spec[0] == "data"
+  assert -2.2 < float(b["image"].min()) < float(b["image"].max()) < 2.7  # torch-normalised
+
+
+def test_same_config_same_batches_and_epochs_cover_distinct_examples(shapes_dir):
+  a, b = (pipeline.train_iterator(_cfg(shapes_dir)) for _ in range(2))
+  seen = []
+  for _ in range(a.steps_per_epoch):
+    x, y = _np(next(a)), _np(next(b))
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key])
+    seen.append(x["index"])
+  seen = np.concatenate(seen)
+  assert len(np.unique(seen)) == len(seen) == 120  # one epoch: every example once
+  other_seed = _np(next(pipeline.train_iterator(_cfg(shapes_dir, seed=2))))
+  assert not np.array_equal(other_seed["index"], _np(next(pipeline.train_iterator(
+      _cfg(shapes_dir))))["index"])
+
+
+def test_resume_from_state_is_exact_across_an_epoch_boundary(shapes_dir):
+  it = pipeline.train_iterator(_cfg(shapes_dir))
+  for _ in range(13):
+    next(it)
+  state = it.get_state()
+  assert state == {"step": 13}
+  expected = [_np(next(it)) for _ in range(4)]  # steps 13..16, epoch boundary at 15
+  resumed = pipeline.train_iterator(_cfg(shapes_dir), start_step=state["step"])
+  for want in expected:
+    got = _np(next(resumed))
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])
+  resumed.set_state({"step": 13})
+  np.testing.assert_array_equal(_np(next(resumed))["image"], expected[0]["image"])
+
+
+def test_eval_sees_every_example_once_and_pads_the_last_batch(shapes_dir):
+  ev = pipeline.eval_iterator(_cfg(shapes_dir), eval_batch_size=16)
+  batches = [_np(b) for b in ev]
+  assert len(batches) == len(ev) == 3  # 37 examples -> 16 + 16 + 5 (+ 11 padding)
+  index = np.concatenate([b["index"] for b in batches])
+  mask = np.concatenate([b["mask"] for b in batches])
+  assert sorted(index[mask > 0]) == list(range(37))
+  assert np.all(index[mask == 0] == -1) and mask[:37].all() and not mask[37:].any()
+  again = np.concatenate([_np(b)["image"] for b in ev])  # a second pass is identical
+  np.testing.assert_array_equal(again, np.concatenate([b["image"] for b in batches]))
+
+
+def test_eval_images_are_not_augmented(shapes_dir):
+  plain = next(iter(pipeline.eval_iterator(_cfg(shapes_dir, augment=dict(kind=None)))))
+  aug = next(iter(pipeline.eval_iterator(_cfg(shapes_dir))))
+  np.testing.assert_array_equal(np.asarray(plain["image"]), np.asarray(aug["image"]))
+
+
+def test_unknown_fields_and_values_are_clear_errors(shapes_dir):
+  with pytest.raises(ValueError, match="unknown data config field 'batchsize'"):
+    pipeline.train_iterator(_cfg(shapes_dir), batchsize=4)
+  with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid: shapes"):
+    pipeline.train_iterator(_cfg(shapes_dir, name="mnist"))
+  with pytest.raises(ValueError, match="augmentation kind 'imgaug'"):
+    pipeline.train_iterator(_cfg(shapes_dir, augment=dict(kind="imgaug")))
+
+
+def test_eight_simulated_devices_give_the_single_device_batches(shapes_dir, workers):
+  got = _result(workers, "d8")
+  assert got["num_devices"] == 8
+  _compare_with_single_process(shapes_dir, [got])
+  assert "global batch size 9 is not divisible by the 8 devices" in str(got["error"])
+  assert got["eval_mask_total"] == 37
+
+
+def test_two_processes_give_the_single_process_batches(shapes_dir, workers):
+  got = [_result(workers, f"p{i}") for i in range(2)]
+  assert [g["num_devices"] for g in got] == [2, 2]
+  _compare_with_single_process(shapes_dir, got)
+  assert got[0]["eval_mask_total"] == got[1]["eval_mask_total"] == 37
+  # every eval example exactly once across the two hosts
+  index = np.concatenate([g[k] for g in got for k in g if k.startswith("eval_") and
+                          k.endswith("_index")])
+  assert sorted(index[index >= 0]) == list(range(37))
+
+
+def _compare_with_single_process(shapes_dir, workers):
+  it = pipeline.train_iterator(_cfg(shapes_dir), start_step=12)
+  for step in range(12, 18):
+    want = _np(next(it))
+    for key in ("image", "label", "index", "object_mask"):
+      got = np.zeros_like(want[key])
+      covered = np.zeros(8, bool)
+      for w in workers:
+        rows = w[f"train_{step}_rows"]
+        got[rows] = w[f"train_{step}_{key}"]
+        covered[rows] = True
+      assert covered.all()
+      np.testing.assert_array_equal(got, want[key], err_msg=f"step {step} {key}")

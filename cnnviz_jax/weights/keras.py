@@ -1,0 +1,211 @@
+"""keras.applications weight files (.h5, .weights.h5, .keras) -> Flax variables.
+
+The table (Keras stores weights per layer, in this order):
+  Conv2D              kernel (kH, kW, I, O), bias  -> params/…/kernel, bias (already HWIO)
+  Dense               kernel (I, O), bias          -> params/…/kernel, bias (as is)
+  BatchNormalization  gamma, beta                  -> params/…/scale, bias
+                      moving_mean, moving_variance -> batch_stats/…/mean, var
+  VGG's Flatten is NHWC in Keras and here, so fc1 needs no permutation.
+Layer names: ResNet50 'conv1_conv|bn' -> 'stem/conv1|bn1',
+'conv{s}_block{j}_{k}_conv|bn' -> 'layer{s-1}/block{j-1}/conv{k}|bn{k}', with k=0 (the
+projection shortcut) -> 'downsample_conv|bn'; VGG 'block{b}_conv{i}' -> 'block{b}_conv{i}/conv';
+'fc1', 'fc2', 'predictions' -> 'head/…'.
+
+File layouts, all read by Keras layer name:
+  legacy .h5 (what keras.applications downloads, tf.keras `save_weights('x.h5')`,
+    `model.save('x.h5')` under 'model_weights'): root attrs `layer_names`, one group per
+    layer with attrs `weight_names`, read in that order (as Keras loads them).
+  Keras 3 .weights.h5 (and the one inside a .keras zip): 'layers/<class>[_k]/vars/{0,1,…}',
+    the layer name in `vars.attrs['name']`. Files without that attribute (older Keras 3,
+    tf.keras 2.13+) are read as Keras reads them: the k-th layer of each class in the
+    model's layer order (`keras_layers`; checked against Keras 3.15).
+Files without the classifier (include_top=False) give the backbone only: no 'head'
+subtree and a meta with 0 classes; `cj.weights.transfer` places it under a new head.
+"""
+import contextlib
+import io
+import os
+import re
+import zipfile
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cnnviz_jax import models
+from cnnviz_jax.models import vgg as vgg_family
+from cnnviz_jax.weights import meta as meta_lib
+from cnnviz_jax.weights import tree
+
+ARCHS = ("resnet50_keras", "vgg16_keras", "vgg19_keras")
+_KERAS_NAMES = {"resnet50_keras": "ResNet50", "vgg16_keras": "VGG16", "vgg19_keras": "VGG19"}
+
+# kind -> ((Keras weight, Flax collection, Flax name), …) in Keras' storage order
+_FIELDS = {
+    "conv": (("kernel", "params", "kernel"), ("bias", "params", "bias")),
+    "dense": (("kernel", "params", "kernel"), ("bias", "params", "bias")),
+    "bn": (("gamma", "params", "scale"), ("beta", "params", "bias"),
+           ("moving_mean", "batch_stats", "mean"), ("moving_variance", "batch_stats", "var")),
+}
+_KERAS_CLASS = {"conv": "conv2d", "dense": "dense", "bn": "batch_normalization"}
+
+Layer = tuple[str, str, tuple[str, ...]]  # (Keras layer name, kind, Flax module path)
+
+
+def keras_layers(arch: str) -> list[Layer]:
+  """The weighted layers of keras.applications `arch`, in the Keras model's layer order.
+
+  Only the order within each kind matters: older Keras 3 files are named by it.
+  """
+  if arch == "resnet50_keras":
+    table = [("conv1_conv", "conv", ("stem", "conv1")), ("conv1_bn", "bn", ("stem", "bn1"))]
+    for s, blocks in enumerate((3, 4, 6, 3), start=2):
+      for j in range(1, blocks + 1):
+        # model.layers goes by depth: a first block's shortcut (k=0) sits beside k=3.
+        for k in (1, 2, 0, 3) if j == 1 else (1, 2, 3):
+          conv, bn = ("downsample_conv", "downsample_bn") if k == 0 else (f"conv{k}", f"bn{k}")
+          block = (f"layer{s - 1}", f"block{j - 1}")
+          table += [(f"conv{s}_block{j}_{k}_conv", "conv", (*block, conv)),
+                    (f"conv{s}_block{j}_{k}_bn", "bn", (*block, bn))]
+    return table + [("predictions", "dense", ("head", "predictions"))]
+  table = []
+  for b, convs in enumerate(vgg_family._CONFIGS[int(arch[3:5])], start=1):  # pylint: disable=protected-access
+    table += [(f"block{b}_conv{i}", "conv", (f"block{b}_conv{i}", "conv"))
+              for i in range(1, convs + 1)]
+  return table + [(name, "dense", ("head", name)) for name in ("fc1", "fc2", "predictions")]
+
+
+def _strings(group, name: str) -> list[str]:
+  """A list-of-strings attribute, also when Keras split it into name0, name1, …."""
+  if name in group.attrs:
+    chunks = [group.attrs[name]]
+  else:
+    chunks, i = [], 0
+    while f"{name}{i}" in group.attrs:
+      chunks.append(group.attrs[f"{name}{i}"])
+      i += 1
+  return [s.decode("utf8") if hasattr(s, "decode") else str(s) for c in chunks for s in c]
+
+
+def _read_legacy(group) -> dict[str, list[tuple[str, np.ndarray]]]:
+  """{layer: [(weight name, array), …]} from a layer_names/weight_names group."""
+  out = {}
+  for layer in _strings(group, "layer_names"):
+    weights = [(w if w.startswith(layer + "/") else f"{layer}/{w}", np.asarray(group[layer][w]))
+               for w in _strings(group[layer], "weight_names")]
+    if weights:
+      out[layer] = weights
+  return out
+
+
+def _class_order(key: str) -> tuple[str, int]:
+  """'batch_normalization_12' -> ('batch_normalization', 12); 'conv2d' -> ('conv2d', 0)."""
+  m = re.fullmatch(r"(.*?)(?:_(\d+))?", key)
+  return m.group(1), int(m.group(2) or 0)
+
+
+def _read_keras3(root, table: list[Layer]) -> dict[str, list[tuple[str, np.ndarray]]]:
+  """{layer: [(weight name, array), …]} from a Keras 3 'layers/<class>[_k]/vars' file."""
+  by_class: dict[str, list[str]] = {}  # for files without names: Keras' own order
+  for name, kind, _ in table:
+    by_class.setdefault(_KERAS_CLASS[kind], []).append(name)
+  kinds = {name: kind for name, kind, _ in table}
+  out = {}
+  for key, group in root.items():
+    if "vars" not in group or not len(group["vars"]):
+      continue
+    variables = group["vars"]
+    name = variables.attrs.get("name")
+    if name is None:
+      cls, k = _class_order(key)
+      names = by_class.get(cls, [])
+      name = names[k] if k < len(names) else key
+    name = name.decode("utf8") if hasattr(name, "decode") else str(name)
+    fields = [f for f, _, _ in _FIELDS.get(kinds.get(name), ())]
+    out[name] = [(f"{name}/{fields[i] if i < len(fields) else i} [{variables.name}/{i}]",
+                  np.asarray(variables[str(i)])) for i in range(len(variables))]
+  return out
+
+
+@contextlib.contextmanager
+def _open(path):
+  """An h5py.File of the weights: the file itself, or the member of a .keras zip."""
+  path = source = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"no Keras weights file at {path}")
+  if zipfile.is_zipfile(path):  # a Keras 3 .keras archive: the weights are one member
+    with zipfile.ZipFile(path) as archive:
+      if "model.weights.h5" not in archive.namelist():
+        raise ValueError(f"{path} is a zip without model.weights.h5: not a .keras model file")
+      source = io.BytesIO(archive.read("model.weights.h5"))
+  elif not h5py.is_hdf5(path):
+    raise ValueError(f"{path} is neither HDF5 (Keras .h5 / .weights.h5) nor a .keras zip")
+  with h5py.File(source, "r") as f:
+    yield f
+
+
+def read_layers(path, arch: str) -> dict[str, list[tuple[str, np.ndarray]]]:
+  """A Keras weights file in any layout above -> {layer: [(weight name, array), …]}."""
+  with _open(path) as f:
+    if "model_weights" in f:  # a whole legacy model (model.save('x.h5'))
+      return _read_legacy(f["model_weights"])
+    if _strings(f, "layer_names"):
+      return _read_legacy(f)
+    for root in ("layers", "_layer_checkpoint_dependencies"):  # Keras 3 / tf.keras 2.13+
+      if root in f:
+        return _read_keras3(f[root], keras_layers(arch))
+    raise ValueError(f"{os.fspath(path)} is not a Keras weights file: no 'layer_names' "
+                     f"attribute (legacy .h5) and no 'layers' group (Keras 3 .weights.h5); "
+                     f"top-level keys: {sorted(f)[:10]}")
+
+
+def convert_layers(arch: str, layers) -> tuple[dict, dict, bool]:
+  """{layer: [(weight name, array)]} -> ({flax path: array}, {flax path: Keras weight}, has_top).
+
+  Unknown and missing Keras layers are an error naming them; has_top is False for
+  include_top=False files (no classifier layer at all).
+  """
+  what = f"keras.applications.{_KERAS_NAMES[arch]}"
+  modules = {name: (kind, module) for name, kind, module in keras_layers(arch)}
+  unknown = [name for name in layers if name not in modules]
+  if unknown:
+    raise ValueError(f"{len(unknown)} layer(s) that are not part of {what} (another "
+                     f"architecture?): {', '.join(unknown[:20])}")
+  has_top = any(modules[name][1][0] == "head" for name in layers)
+  missing = [f"{name} (-> {tree.path_str(module)})" for name, (_, module) in modules.items()
+             if name not in layers and (has_top or module[0] != "head")]
+  if missing:
+    raise ValueError(f"{len(missing)} layer(s) of {what} missing from the file:\n  "
+                     + "\n  ".join(missing[:25]))
+  arrays, origin = {}, {}
+  for name, weights in layers.items():
+    kind, module = modules[name]
+    fields = _FIELDS[kind]
+    if len(weights) != len(fields):
+      raise ValueError(f"Keras layer {name} holds {len(weights)} weight(s) "
+                       f"{[w for w, _ in weights]}; {what} has {len(fields)} there: "
+                       f"{', '.join(f for f, _, _ in fields)}")
+    for (weight, value), (_, collection, field) in zip(weights, fields):
+      path = (collection, *module, field)
+      arrays[path], origin[path] = value, weight
+  return arrays, origin, has_top
+
+
+def from_keras(arch: str, h5_path) -> tuple[dict[str, Any], meta_lib.WeightsMeta]:
+  """keras.applications `arch` weights file -> (Flax variables, meta).
+
+  arch: 'resnet50_keras', 'vgg16_keras' or 'vgg19_keras'. h5_path: a legacy .h5
+  (the keras.applications download), a Keras 3 .weights.h5 or a .keras file. The
+  class count is read from the 'predictions' layer, so fine-tuned models convert
+  too; without a classifier (include_top=False) only the backbone is returned.
+  """
+  if arch not in ARCHS:
+    raise ValueError(f"unknown Keras arch {arch!r}; available: {', '.join(ARCHS)}")
+  layers = read_layers(h5_path, arch)
+  arrays, origin, has_top = convert_layers(arch, layers)
+  num_classes = int(layers["predictions"][0][1].shape[-1]) if "predictions" in layers else 1000
+  expected = tree.variable_shapes(models.create(arch, num_classes=num_classes))
+  if not has_top:
+    expected = {path: shape for path, shape in expected.items() if path[1] != "head"}
+  variables = tree.assign(expected, arrays, origin)
+  return variables, meta_lib.imagenet_meta(arch, "keras", num_classes if has_top else 0)

@@ -155,3 +155,9 @@ def shapes_source(split: str, data_dir: str | None = None, **shapes_config) -> S
 @functools.lru_cache(maxsize=16)
 def _shapes_builder(data_dir, config_items):
   return shapes.prepare(data_dir, **dict(config_items))
+
+
+def clear_caches() -> None:
+  """Forgets cached builders and label scans (e.g. between tfds.testing.mock_data blocks)."""
+  for cached in (_builder, _scan_labels, _shapes_builder):
+    cached.cache_clear()

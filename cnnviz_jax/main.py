@@ -1,54 +1,44 @@
-r"""Entry point: python -m cnnviz_jax.main --config configs/demo.py --workdir W.
+r"""Entry point: python -m cnnviz_jax.main --config configs/demo.py --workdir W [--config.x=y].
 
-Until training lands (issue 5) the job builds the configured model, lists its
-tappable layers, runs one forward pass on a batch and writes a summary to W.
+Trains and evaluates as the config says; the workdir ends with orbax checkpoints,
+TensorBoard events, history.json, config.json and results.json. Run the same command
+again to resume a killed run exactly. Multi-process: every process runs the same
+command; on TPU VMs and under Slurm jax.distributed is configured automatically, or
+pass --coordinator_address/--num_processes/--process_id.
 """
-import json
-import pathlib
-
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Experiment config (a configs/*.py file).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results and the report.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
+flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
+
+
+class _QuietLibraries(logging.logging.Filter):
+  """Keeps orbax's per-save INFO chatter out of the training log (warnings still pass)."""
+
+  def filter(self, record):
+    return record.levelno >= logging.logging.WARNING or "/orbax/" not in record.pathname
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  import jax  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
+  logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
+  import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (XLA flags)
+  from cnnviz_jax.train import loop, mesh, validate  # pylint: disable=import-outside-toplevel
 
-  from cnnviz_jax import models  # pylint: disable=import-outside-toplevel
-
-  config = FLAGS.config
-  workdir = pathlib.Path(FLAGS.workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
-
-  model = models.create(config.model.name, num_classes=config.num_classes,
-                        head=config.model.head, **config.model.options)
-  size = config.image_size
-  x = np.random.RandomState(config.seed).rand(config.batch_size, size, size, 3).astype(np.float32)
-  variables = jax.jit(model.init)(jax.random.key(config.seed), x)
-  logits, taps = models.apply_with_taps(model, variables, x, models.layer_names(model, variables, x))
-  summary = {
-      "model": config.model.name,
-      "parameters": int(sum(p.size for p in jax.tree.leaves(variables["params"]))),
-      "layers": {name: list(a.shape) for name, a in taps.items()},
-      "logits_shape": list(logits.shape),
-      "devices": [str(d) for d in jax.devices()],
-  }
-  (workdir / "model_summary.json").write_text(json.dumps(summary, indent=1))
-  print(f"{config.model.name}: {summary['parameters']:,} parameters on {jax.device_count()} "
-        f"device(s)")
-  for name, shape in summary["layers"].items():
-    print(f"  {name:16s} {tuple(shape)}")
-  print(f"  logits           {tuple(logits.shape)}")
-  print(f"wrote {workdir / 'model_summary.json'}")
+  validate.validate(FLAGS.config)
+  mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  summary = ", ".join(f"{split} {r['accuracy']:.2%}" for split, r in results["splits"].items())
+  logging.info("accuracy: %s; results in %s/results.json", summary, FLAGS.workdir)
+  print(f"accuracy: {summary}\nresults: {FLAGS.workdir}/results.json")
 
 
 if __name__ == "__main__":

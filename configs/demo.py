@@ -1,19 +1,14 @@
 """The embedded default: the demo CNN on 32×32 synthetic shapes, on the CPU.
 
-Run:  python -m cnnviz_jax.main --config configs/demo.py --workdir workdir/demo
-Now:  builds the model, lists its layers and runs a forward pass (seconds).
+Run:   python -m cnnviz_jax.main --config configs/demo.py --workdir workdir/demo
+Data:  5 shapes (circle, square, triangle, star, cross…) on clutter, 6,000 training images,
+       generated locally by the tfds builder in cnnviz_jax/data/shapes.py.
+Expect: ≥ 95% test accuracy in ≤ 3 minutes on 2 cores, compilation included.
 """
-import ml_collections
+from configs import default
 
 
-def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.seed = 0
-  config.num_classes = 5
-  config.image_size = 32
-  config.batch_size = 32
-  config.model = ml_collections.ConfigDict()
-  config.model.name = "small_cnn_bn"
-  config.model.head = None
-  config.model.options = ml_collections.ConfigDict()
+def get_config():
+  config = default.get_config()
+  config.stages = [default.stage(epochs=10, optimizer="adamw", lr=3e-3)]
   return config

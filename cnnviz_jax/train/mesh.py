@@ -1,6 +1,7 @@
 """Devices of every process as one Mesh: the batch axis is sharded, parameters replicated.
 
-The same code runs on 1 CPU, on simulated devices
+The batch sharding itself is the input pipeline's (data.pipeline.batch_sharding). The
+same code runs on 1 CPU, on simulated devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=8), on several local processes
 (jax.distributed with gloo CPU collectives) and on TPU pods / GPU clusters.
 """
@@ -32,16 +33,6 @@ def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-
-
 def replicated(mesh: Mesh) -> NamedSharding:
+  """Parameters and optimizer state: a full copy on every device."""
   return NamedSharding(mesh, PartitionSpec())
-
-
-def check_global_batch(global_batch: int, mesh: Mesh) -> None:
-  if global_batch % mesh.size:
-    raise ValueError(f"global batch size {global_batch} must divide by the number of devices "
-                     f"{mesh.size} ({jax.process_count()} process(es)); try "
-                     f"{(global_batch // mesh.size + 1) * mesh.size}")

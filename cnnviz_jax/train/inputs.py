@@ -1,0 +1,130 @@
+"""What the loop needs from data and weights: batches, class names, initial variables.
+
+Thin glue over cnnviz_jax.data.pipeline (train/eval iterators of global sharded
+arrays) and cnnviz_jax.weights (converted ImageNet weights + transfer).
+"""
+import logging
+from collections.abc import Iterator
+
+import jax
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from cnnviz_jax import weights
+from cnnviz_jax.data import config as data_config
+from cnnviz_jax.data import pipeline
+from cnnviz_jax.models import taps
+
+_MODEL_KEYS = ("image", "label", "mask")
+
+
+def to_host(x) -> np.ndarray:
+  """A global array gathered to every process as numpy (all shards, in order)."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _pretrained(config):
+  if not config.get("weights"):
+    return None, None
+  return weights.load(config.weights)
+
+
+def data_config_for(config: ml_collections.ConfigDict) -> dict:
+  """The data config, with image size and normalisation from converted weights if any."""
+  _, meta = _pretrained(config) if config.get("weights") else (None, None)
+  resolved = data_config.resolve(config.data)
+  return data_config.with_meta(resolved, meta) if meta is not None else resolved
+
+
+def initial_variables(config: ml_collections.ConfigDict, model, example) -> dict:
+  """Fresh initialisation, or the converted weights' backbone with a new head."""
+  rng = jax.random.key(config.seed)
+  if not config.get("weights"):
+    return jax.jit(model.init)(rng, example)
+  pretrained, meta = weights.load(config.weights)
+  variables, report = weights.transfer(pretrained, model, rng, example)
+  logging.info("weights %s (%s %s): %s", config.weights, meta.source, meta.arch, report)
+  return variables
+
+
+class Input:
+  """Train and eval batches for the loop; the data position is the global step."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh):
+    self.config = data_config_for(config)
+    self.sharding = pipeline.batch_sharding(mesh)
+    self._train = pipeline.train_iterator(self.config, sharding=self.sharding)
+    self.eval_splits = tuple(config.eval_splits)
+    self._eval = {}
+    self.steps_per_epoch = self._train.steps_per_epoch
+    self.class_names = self._train.class_names
+    self.num_classes = self._train.num_classes
+    self.image_shape = self._train.image_shape
+    self._features = None
+
+  def describe(self) -> str:
+    return self._train.describe()
+
+  def train_batches(self, start_step: int, num_steps: int) -> Iterator[dict]:
+    if self._features is not None:
+      yield from self._feature_batches(start_step, num_steps)
+      return
+    if self._train.step != start_step:
+      self._train.set_state({"step": start_step})
+    for _ in range(num_steps):
+      batch = next(self._train)
+      yield {k: batch[k] for k in _MODEL_KEYS}
+
+  def eval_batches(self, split: str) -> Iterator[dict]:
+    if self._features is not None:
+      yield from self._features_eval(split)
+      return
+    if split not in self._eval:
+      self._eval[split] = pipeline.eval_iterator(self.config, split=split, sharding=self.sharding)
+    for batch in self._eval[split]:
+      yield {k: batch[k] for k in _MODEL_KEYS}
+
+  # --- Feature extraction (seed 003): the frozen backbone runs once per example ----------
+  def cached_features(self, model, variables) -> "Input":
+    """Switches this input to the head inputs of every example (no augmentation)."""
+    extract = jax.jit(lambda v, x: taps.head_inputs(model, v, x))
+    self._features = {}
+    for split in ("train",) + tuple(s for s in self.eval_splits if s != "train"):
+      iterator = pipeline.eval_iterator(self.config, split=split, sharding=self.sharding)
+      feats, labels = [], []
+      for batch in iterator:
+        keep = to_host(batch["mask"]) > 0
+        feats.append(to_host(extract(variables, batch["image"]))[keep])
+        labels.append(to_host(batch["label"])[keep])
+      self._features[split] = (np.concatenate(feats), np.concatenate(labels).astype(np.int32))
+      logging.info("cached %s features of %s: %s", split, self.describe(),
+                   self._features[split][0].shape)
+    self.steps_per_epoch = len(self._features["train"][1]) // self._train.global_batch
+    return self
+
+  def _global(self, arrays: dict) -> dict:
+    return {k: jax.make_array_from_callback(v.shape, self.sharding, lambda i, v=v: v[i])
+            for k, v in arrays.items()}
+
+  def _feature_batches(self, start_step: int, num_steps: int) -> Iterator[dict]:
+    features, labels = self._features["train"]
+    size = self._train.global_batch
+    for step in range(start_step, start_step + num_steps):
+      epoch, offset = divmod(step, self.steps_per_epoch)
+      order = np.random.default_rng([self.config["seed"], epoch]).permutation(len(labels))
+      rows = order[offset * size:(offset + 1) * size]
+      yield self._global({"image": features[rows], "label": labels[rows],
+                          "mask": np.ones(size, np.float32)})
+
+  def _features_eval(self, split: str) -> Iterator[dict]:
+    features, labels = self._features[split]
+    size = self._train.global_batch
+    for start in range(0, len(labels), size):
+      n = min(size, len(labels) - start)
+      pad = size - n
+      take = np.concatenate([np.arange(start, start + n), np.zeros(pad, np.int64) + start])
+      yield self._global({"image": features[take], "label": labels[take],
+                          "mask": np.concatenate([np.ones(n), np.zeros(pad)]).astype(np.float32)})

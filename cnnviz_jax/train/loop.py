@@ -1,0 +1,185 @@
+"""train_and_evaluate(config, workdir): one readable run, top to bottom.
+
+Sections: devices → input → model & weights → per stage (trainable mask, optimizer,
+jitted steps) → resume → epochs (train, evaluate, log, checkpoint, early stop) →
+final evaluation with the best parameters → results.json.
+"""
+import json
+import logging
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from clu import metric_writers, periodic_actions
+
+from cnnviz_jax import models
+from cnnviz_jax.train import checkpoint as checkpoint_lib
+from cnnviz_jax.train import freeze, inputs, mesh as mesh_lib, optimizers, results, schedules
+from cnnviz_jax.train import steps as steps_lib
+from cnnviz_jax.train.state import TrainState
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def _host(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _evaluate(eval_step, variables, batches) -> tuple[dict, np.ndarray, np.ndarray]:
+  """Metric sums over every example once, plus labels and logits (host, unpadded)."""
+  totals, labels, logits = None, [], []
+  for batch in batches:
+    sums, out = eval_step(variables, batch)
+    sums = _host(sums)
+    totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+    keep = np.asarray(inputs.to_host(batch["mask"])) > 0
+    labels.append(np.asarray(inputs.to_host(batch["label"]))[keep])
+    logits.append(np.asarray(inputs.to_host(out))[keep])
+  count = max(float(totals["count"]), 1.0)
+  summary = {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count,
+             "top5_accuracy": float(totals["correct_top5"]) / count}
+  return summary, np.concatenate(labels), np.concatenate(logits)
+
+
+def _write_history(workdir: pathlib.Path, history: list[dict]) -> None:
+  if jax.process_index() == 0:
+    (workdir / "history.json").write_text(json.dumps(history, indent=1))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+  writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
+
+  # --- Devices ------------------------------------------------------------------------------
+  mesh = mesh_lib.make_mesh()
+
+  # --- Input --------------------------------------------------------------------------------
+  data = inputs.Input(config, mesh)  # checks that the global batch divides by the devices
+  shardings = (mesh_lib.replicated(mesh), data.sharding)
+  steps_per_epoch = data.steps_per_epoch
+  logging.info("data: %s", data.describe())
+
+  # --- Model and initial variables ----------------------------------------------------------
+  model = models.create(config.model.name, num_classes=data.num_classes, head=config.model.head,
+                        **config.model.options)
+  example = jax.ShapeDtypeStruct((data.config['batch_size'], *data.image_shape), jnp.float32)
+  variables = inputs.initial_variables(config, model, example)
+  params, batch_stats = variables["params"], variables.get("batch_stats", {})
+  rng = jax.random.PRNGKey(config.seed + 1)  # raw uint32 key: orbax stores it as is
+
+  # Feature extraction (seed 003): run the frozen backbone once, train the head on it.
+  features_shape = None
+  if config.get("feature_extraction"):
+    data = data.cached_features(model, {"params": params, "batch_stats": batch_stats})
+    features_shape = example.shape
+
+  ckpt = checkpoint_lib.RunCheckpoints(workdir, keep=config.checkpoint_keep,
+                                       best_metric="val_" + config.early_stopping.metric,
+                                       best_mode=config.early_stopping.mode)
+  progress = ckpt.latest_progress() or {"stage": 0, "history": [], "done": False}
+  history = progress["history"]
+  eval_step = jax.jit(steps_lib.make_eval_step(model, features_input_shape=features_shape),
+                      in_shardings=shardings, out_shardings=shardings)
+  first_step_of_stage = sum(s.epochs for s in config.stages[:progress["stage"]]) * steps_per_epoch
+
+  # --- Stages (one, or e.g. head-only then everything: seed 002) ----------------------------
+  for stage_index in range(progress["stage"], len(config.stages)):
+    stage = config.stages[stage_index]
+    mask = freeze.trainable_mask(params, stage.get("freeze", ()), stage.get("freeze_fraction", 0.0))
+    total_steps = stage.epochs * steps_per_epoch
+    lr = schedules.make(stage.schedule, steps_per_epoch, total_steps)
+    tx = optimizers.make(stage.optimizer, lambda s, lr=lr, o=first_step_of_stage: lr(s - o))
+    trainable, _ = freeze.split(params, mask)
+    state = TrainState(step=jnp.asarray(first_step_of_stage, jnp.int32), params=params,
+                       batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng)
+    state = jax.device_put(state, shardings[0])
+    train_step = steps_lib.jit_train_step(
+        steps_lib.make_train_step(model, tx, mask, label_smoothing=config.label_smoothing,
+                                  freeze_bn=stage.get("freeze_bn", False),
+                                  features_input_shape=features_shape), shardings)
+    start_epoch, best, patience_left = 0, None, config.early_stopping.patience
+    if progress.get("stage") == stage_index and history and progress.get("epoch") is not None:
+      state, progress = ckpt.restore(jax.eval_shape(lambda s: s, state))
+      start_epoch = progress["epoch"] + 1
+      best, patience_left = progress.get("best"), progress.get("patience_left", patience_left)
+      logging.info("resumed at step %d (stage %d, epoch %d)", int(state.step), stage_index,
+                   start_epoch)
+    report = periodic_actions.ReportProgress(num_train_steps=first_step_of_stage + total_steps,
+                                             writer=writer, every_secs=10)
+
+    for epoch in range(start_epoch, stage.epochs):
+      if progress.get("stopped_early"):
+        break
+      # --- Train one epoch ---
+      step0 = first_step_of_stage + epoch * steps_per_epoch
+      step_metrics = []
+      start = time.perf_counter()
+      for i, batch in enumerate(data.train_batches(step0, steps_per_epoch)):
+        state, m = train_step(state, batch)
+        step_metrics.append(m)
+        report(step0 + i + 1)
+      losses = np.asarray([float(m["loss"]) for m in _host(step_metrics)])
+      bad = np.flatnonzero(~np.isfinite(losses))
+      if bad.size:
+        raise NonFiniteLossError(
+            f"loss is {losses[bad[0]]} at step {step0 + bad[0] + 1} (stage {stage_index}, epoch "
+            f"{epoch}); the last good checkpoint in {workdir / 'checkpoints'} is kept. Lower the "
+            "learning rate or enable grad_clip.")
+      sums = jax.tree.map(lambda *x: float(np.sum(x)), *_host(step_metrics))
+      train = {"loss": float(np.mean(losses)), "accuracy": sums["correct"] / sums["count"]}
+      # --- Evaluate ---
+      val, _, _ = _evaluate(eval_step, state.variables(), data.eval_batches("validation"))
+      record = {"stage": stage_index, "epoch": epoch, "step": int(state.step),
+                "lr": float(lr(int(state.step) - first_step_of_stage)),
+                "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                "epoch_seconds": time.perf_counter() - start}
+      history.append(record)
+      writer.write_scalars(int(state.step), {k: v for k, v in record.items()
+                                             if k not in ("stage", "epoch", "step")})
+      logging.info("stage %d epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
+                   stage_index, epoch, train["loss"], train["accuracy"], val["loss"],
+                   val["accuracy"])
+      # --- Early stopping and checkpoints ---
+      value = val[config.early_stopping.metric]
+      improved = best is None or (value > best if config.early_stopping.mode == "max"
+                                  else value < best)
+      best, patience_left = (value, config.early_stopping.patience) if improved else (
+          best, patience_left - 1)
+      stop = config.early_stopping.enabled and patience_left <= 0
+      progress = {"stage": stage_index, "epoch": epoch, "history": history, "best": best,
+                  "patience_left": patience_left, "stopped_early": stop}
+      ckpt.save(state, progress, {"val_" + config.early_stopping.metric: value})
+      _write_history(workdir, history)
+      if stop:
+        logging.info("early stopping after epoch %d: no better val %s for %d epochs", epoch,
+                     config.early_stopping.metric, config.early_stopping.patience)
+    # The next stage starts from this stage's best parameters.
+    if config.early_stopping.restore_best and ckpt.best.best_step() is not None:
+      state, _ = ckpt.restore(jax.eval_shape(lambda s: s, state), which="best")
+    params, batch_stats, rng = state.params, state.batch_stats, state.rng
+    first_step_of_stage += stage.epochs * steps_per_epoch
+    progress = {"stage": stage_index + 1, "history": history}
+
+  # --- Final evaluation ---------------------------------------------------------------------
+  final = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+  out = {"model": config.model.name, "class_names": list(data.class_names),
+         "num_steps": int(jax.device_get(state.step)), "splits": {}}
+  for split in data.eval_splits:
+    summary, labels, logits = _evaluate(eval_step, final, data.eval_batches(split))
+    out["splits"][split] = {**results.split_results(labels, logits, data.class_names),
+                            "loss": summary["loss"]}
+  if jax.process_index() == 0:
+    (workdir / "results.json").write_text(json.dumps(out, indent=1))
+  writer.flush()
+  ckpt.close()
+  return out

@@ -1,0 +1,51 @@
+"""Check an experiment config before any work: unknown fields and bad values name the field."""
+import ml_collections
+
+from cnnviz_jax import models
+from cnnviz_jax.data import config as data_config
+from cnnviz_jax.train import optimizers, schedules
+
+TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_smoothing",
+             "stages", "early_stopping", "checkpoint_keep", "eval_splits"}
+STAGE = {"epochs", "optimizer", "schedule", "freeze", "freeze_fraction", "freeze_bn"}
+SPLITS = ("train", "validation", "test")
+
+
+def _unknown(config, valid, where):
+  extra = sorted(set(config.keys()) - valid)
+  if extra:
+    raise ValueError(f"unknown config field(s) {', '.join(where + k for k in extra)}; "
+                     f"valid: {', '.join(sorted(valid))}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  _unknown(config, TOP_LEVEL, "config.")
+  data_config.resolve(config.data)  # names its own bad fields
+  if config.model.name not in models.available():
+    raise ValueError(f"config.model.name: unknown model {config.model.name!r}; "
+                     f"available: {', '.join(models.available())}")
+  if not config.stages:
+    raise ValueError("config.stages is empty: give at least one stage")
+  for i, stage in enumerate(config.stages):
+    where = f"config.stages[{i}]."
+    _unknown(stage, STAGE, where)
+    if not isinstance(stage.epochs, int) or stage.epochs < 1:
+      raise ValueError(f"{where}epochs must be a positive int; got {stage.epochs!r}")
+    if stage.optimizer.name not in optimizers.NAMES:
+      raise ValueError(f"{where}optimizer.name: unknown optimizer {stage.optimizer.name!r}; "
+                       f"valid: {', '.join(optimizers.NAMES)}")
+    if stage.schedule.name not in schedules.NAMES:
+      raise ValueError(f"{where}schedule.name: unknown schedule {stage.schedule.name!r}; "
+                       f"valid: {', '.join(schedules.NAMES)}")
+    if not 0.0 <= stage.freeze_fraction <= 1.0:
+      raise ValueError(f"{where}freeze_fraction must be in [0, 1]; got {stage.freeze_fraction}")
+  early = config.early_stopping
+  if early.metric not in ("accuracy", "loss") or early.mode not in ("max", "min"):
+    raise ValueError("config.early_stopping: metric must be 'accuracy' or 'loss' and mode 'max' "
+                     f"or 'min'; got {early.metric!r}, {early.mode!r}")
+  bad_splits = [s for s in config.eval_splits if s not in SPLITS]
+  if bad_splits or "validation" not in config.eval_splits:
+    raise ValueError(f"config.eval_splits must include 'validation' and hold only "
+                     f"{', '.join(SPLITS)}; got {tuple(config.eval_splits)}")
+  if not 0.0 <= config.label_smoothing < 1.0:
+    raise ValueError(f"config.label_smoothing must be in [0, 1); got {config.label_smoothing}")

@@ -1,0 +1,17 @@
+"""Explainers as pure functions of (model, variables, x, ...): jit-able, batched, shardable.
+
+  cj.explain.grad_cam(model, variables, x, layer=None, target=None) -> (B, h, w) >= 0
+Targets (targets.py): None (top-1), an int, per-image ints, a list / top_k(k) / 'all' for
+several maps from one forward pass, or a score function. Layers: `cj.models.layer_names`.
+"""
+from cnnviz_jax.explain.activations import activations
+from cnnviz_jax.explain.filters import filters
+from cnnviz_jax.explain.grad_cam import (eigen_cam, grad_cam, grad_cam_plus_plus,
+                                         guided_grad_cam, layer_cam, xgrad_cam)
+from cnnviz_jax.explain.gradients import (gradient, gradient_x_input, integrated_gradients,
+                                          smoothgrad)
+from cnnviz_jax.explain.guided import deconv, deconvnet, guided, guided_backprop, guided_relu
+from cnnviz_jax.explain.layer_gradients import layer_vjp, resolve_layers
+from cnnviz_jax.explain.maps import gaussian_blur, normalise, upsample
+from cnnviz_jax.explain.score_cam import score_cam
+from cnnviz_jax.explain.targets import top_k

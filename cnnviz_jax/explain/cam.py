@@ -1,0 +1,90 @@
+"""The machinery every class-activation-map method shares.
+
+A CAM method is a `weigh(activations, gradients) -> weighted activations` rule, all
+(B, h, w, C); its map is ReLU(sum over C), or with eigen_smooth the projection on the
+first principal component (pytorch-grad-cam's `eigen_smooth`). Around that rule:
+  - one forward pass, then one pull-back per target (vmap over cotangents, chunked),
+    so several classes or all classes cost one forward plus head-only backward passes;
+  - several layers, or a `size`: each map min-max normalised, resized to `size`
+    (default: the finest layer), averaged and normalised again, as pytorch-grad-cam
+    combines them (size=(H, W) of the input gives its exact output);
+  - aug_smooth: pytorch-grad-cam's test-time augmentation (horizontal flip × intensity
+    0.9/1/1.1), the six variants batched into one pass, maps normalised (at `size`),
+    un-flipped and averaged.
+"""
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnnviz_jax.explain import chunks, layer_gradients, maps, targets
+
+Weigh = Callable[[jax.Array, jax.Array], jax.Array]
+_TTA_FACTORS = (0.9, 1.0, 1.1)
+
+
+def eigen_projection(weighted: jax.Array) -> jax.Array:
+  """(B, h, w, C) -> (B, h, w): centred activations on their first principal direction.
+
+  Sign: SVD leaves it arbitrary; we orient the direction so its loadings sum to >= 0
+  (for non-negative activations the map then follows the activations, not their
+  inverse). pytorch-grad-cam keeps LAPACK's sign, so its Eigen-CAM can come out negated.
+  """
+  b, h, w, c = weighted.shape
+  flat = weighted.reshape(b, h * w, c)
+  flat = flat - jnp.mean(flat, axis=1, keepdims=True)
+  _, _, vt = jnp.linalg.svd(flat, full_matrices=False)
+  direction = vt[:, 0, :]  # (B, C)
+  direction = direction * jnp.where(jnp.sum(direction, -1, keepdims=True) < 0, -1.0, 1.0)
+  return jnp.einsum("bpc,bc->bp", flat, direction).reshape(b, h, w)
+
+
+def _reduce(weighted: jax.Array, eigen_smooth: bool) -> jax.Array:
+  cam = eigen_projection(weighted) if eigen_smooth else jnp.sum(weighted, axis=-1)
+  return jax.nn.relu(cam)  # (B, h, w)
+
+
+def combine_layers(cams: Sequence[jax.Array], size: Sequence[int] | None) -> jax.Array:
+  """One layer and no size: its map unchanged. Else: normalise, resize, mean, normalise."""
+  if len(cams) == 1 and size is None:
+    return cams[0]
+  if size is None:
+    size = max((c.shape[-2:] for c in cams), key=lambda s: s[0] * s[1])
+  resized = [maps.upsample(maps.normalise(c), size) if tuple(c.shape[-2:]) != tuple(size)
+             else maps.normalise(c) for c in cams]
+  return maps.normalise(jnp.mean(jnp.stack(resized), axis=0))
+
+
+def class_activation_maps(model: nn.Module, variables, x: jax.Array,
+                          layer: layer_gradients.Layers, target: Any, weigh: Weigh, *,
+                          uses_gradients: bool = True, eigen_smooth: bool = False,
+                          aug_smooth: bool = False, size: Sequence[int] | None = None,
+                          target_chunk: int = 64) -> jax.Array:
+  """Maps (B, h, w), or (B, K, h, w) for several targets; see the module docstring."""
+  layers = layer_gradients.resolve_layers(model, variables, x, layer)
+  images = x.shape[0]
+  tile = 1
+  if aug_smooth:  # variants: (flip, factor) for flip in (no, yes) for factor in 0.9/1/1.1
+    tile = 2 * len(_TTA_FACTORS)
+    x = jnp.concatenate([f * v for v in (x, x[:, :, ::-1]) for f in _TTA_FACTORS])
+  if uses_gradients:
+    outputs, acts, pull = layer_gradients.layer_vjp(model, variables, x, layers)
+  else:
+    outputs, acts = layer_gradients.taps.apply_with_taps(model, variables, x, layers)
+    pull = None
+  resolved = targets.resolve(target, outputs, tile=tile)
+
+  def per_target(k):  # -> [ (B, h_l, w_l) per layer ]
+    grads = pull(resolved.cotangent(outputs, k)) if pull is not None else {}
+    return [_reduce(weigh(acts[name], grads.get(name)), eigen_smooth) for name in layers]
+
+  if pull is None:  # class-agnostic (Eigen-CAM): one map serves every target
+    per_layer = [jnp.broadcast_to(c[None], (resolved.num, *c.shape)) for c in per_target(0)]
+  else:
+    per_layer = chunks.chunked_vmap(per_target, jnp.arange(resolved.num), target_chunk)
+  cam = combine_layers([jnp.moveaxis(c, 0, 1) for c in per_layer], size)  # (B·tile, K, h, w)
+  if aug_smooth:
+    cam = maps.normalise(cam).reshape(2, len(_TTA_FACTORS), images, *cam.shape[1:])
+    cam = jnp.mean(jnp.concatenate([cam[0], cam[1, ..., ::-1]]), axis=0)
+  return cam if resolved.multi else cam[:, 0]

@@ -1,0 +1,41 @@
+"""Bounded-memory batching over many targets, channels, samples or steps.
+
+Two ways, chosen by what the body computes (measured on XLA-CPU, ResNet-18):
+  chunked_vmap:   lax.map over vmapped chunks. Fine for forward passes and for the
+                  small head-only backward of CAMs; memory bounded by `chunk`.
+  unrolled_chunks: a Python loop at trace time over batched chunks. For gradients
+                  through the whole network: inside lax.map those run 2-3x slower than
+                  the same gradient at the top level, unrolled they run at full speed.
+"""
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def _leading(tree) -> int:
+  return jax.tree.leaves(tree)[0].shape[0]
+
+
+def chunked_vmap(fn: Callable, xs, chunk: int | None = None):
+  """jax.vmap(fn)(xs), at most `chunk` rows at a time (None: all at once)."""
+  n = _leading(xs)
+  if chunk is None or n <= chunk:
+    return jax.vmap(fn)(xs)
+  pad = -n % chunk
+
+  def split(a):
+    a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
+    return a.reshape(-1, chunk, *a.shape[1:])
+
+  out = jax.lax.map(jax.vmap(fn), jax.tree.map(split, xs))
+  return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], out)
+
+
+def unrolled_chunks(fn: Callable, xs, chunk: int | None = None):
+  """fn(xs) with fn batched over rows, called on at most `chunk` rows at a time."""
+  n = _leading(xs)
+  if chunk is None or n <= chunk:
+    return fn(xs)
+  outs = [fn(jax.tree.map(lambda a, i=i: a[i:i + chunk], xs)) for i in range(0, n, chunk)]
+  return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs)

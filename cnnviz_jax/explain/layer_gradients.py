@@ -1,0 +1,49 @@
+"""Activations at named layers and the pull-back of output cotangents to them.
+
+The gradient with respect to a layer comes from a zero perturbation added to that
+layer's output (`apply_with_taps(..., deltas=)`): `jax.vjp` with respect to it runs
+one forward pass and back-propagates only from the layer upward, never through the
+layers below (pytorch-grad-cam back-propagates through the whole network).
+"""
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnnviz_jax.models import taps
+
+Layers = str | Sequence[str] | None
+
+
+def resolve_layers(model: nn.Module, variables, x: jax.Array, layer: Layers) -> list[str]:
+  """layer name(s) -> list; None -> the last spatial layer. Unknown names list the valid."""
+  shape = jax.ShapeDtypeStruct(x.shape, x.dtype)
+  valid = taps.layer_names(model, variables, shape)
+  if not valid:
+    raise ValueError(f"{type(model).__name__} has no spatial layer to explain")
+  if layer is None:
+    return [valid[-1]]
+  layers = [layer] if isinstance(layer, str) else list(layer)
+  if not layers or not all(isinstance(name, str) for name in layers):
+    raise ValueError(f"layer must be a layer name or a non-empty list of names, got {layer!r}; "
+                     f"valid layers: {', '.join(valid)}")
+  taps.check_layers(model, variables, shape, layers)
+  return layers
+
+
+def layer_vjp(model: nn.Module, variables, x: jax.Array, layers: Sequence[str]
+              ) -> tuple[jax.Array, dict[str, jax.Array], Callable]:
+  """One forward pass: (outputs (B, N), {layer: activation (B, h, w, C)}, pullback).
+
+  pullback(cotangent (B, N)) -> {layer: d(cotangent · outputs) / d activation}.
+  """
+  shapes = taps.layer_shapes(model, variables, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  zeros = {name: jnp.zeros(shapes[name], x.dtype) for name in layers}
+
+  def forward(deltas):
+    outputs, acts = taps.apply_with_taps(model, variables, x, layers, deltas)
+    return outputs, acts
+
+  outputs, pull, acts = jax.vjp(forward, zeros, has_aux=True)
+  return outputs, acts, lambda cotangent: pull(cotangent)[0]

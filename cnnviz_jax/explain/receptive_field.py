@@ -1,0 +1,368 @@
+"""Receptive fields of any tappable layer, read off the traced forward pass.
+
+Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural Networks",
+Distill 2019 (doi:10.23915/distill.00021). Unit `i` of a layer sees the input pixels
+`[i * stride - padding, i * stride - padding + size)` along each spatial axis.
+
+No model-specific code: the forward up to the tap is traced to a jaxpr (shapes only,
+nothing computed) and (stride, first, last) input offsets are composed through every
+`conv_general_dilated`, `reduce_window*`, `pad` and `slice`; where paths meet (residual
+adds, concatenations) the union of their regions is kept, so misaligned branches are
+exact too. `empirical_receptive_field` cross-checks from the gradient support of units.
+"""
+import functools
+import math
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.extend import core as jcore
+
+from cnnviz_jax.models import taps
+
+
+class ReceptiveField(NamedTuple):
+  """Per spatial axis (h, w): unit i covers [i*stride - padding, i*stride - padding + size)."""
+  size: tuple[int, ...]
+  stride: tuple[int, ...]
+  padding: tuple[int, ...]  # effective padding before the first input pixel (top, left)
+
+  def region(self, position: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """Input (start, stop) per axis under the unit at `position`, not clipped to the image."""
+    return tuple((p * s - pad, p * s - pad + r)
+                 for p, r, s, pad in zip(position, self.size, self.stride, self.padding))
+
+
+class _Axis(NamedTuple):  # unit i of this tensor axis covers input [i*stride + lo, i*stride + hi]
+  stride: int
+  lo: int
+  hi: int
+
+
+class _Unsupported(NamedTuple):  # why the input-to-here dependence is not a window
+  reason: str
+
+
+_ELEMENTWISE = frozenset("""
+abs acos acosh add and asin asinh atan atan2 atanh cbrt ceil clamp convert_element_type copy
+copy_p cos cosh div eq erf erf_inv erfc exp exp2 expm1 floor ge gt imag integer_pow is_finite
+le lgamma digamma log log1p logistic lt max min mul ne neg nextafter not or pow real
+reduce_precision rem round rsqrt select_n sign sin sinh sqrt square sub tan tanh xor
+stop_gradient optimization_barrier
+""".split())
+_REDUCTIONS = frozenset("reduce_sum reduce_max reduce_min reduce_prod reduce_and reduce_or "
+                        "argmax argmin".split())
+
+
+def _union(infos):
+  """Meeting paths: the hull of their regions (Araujo et al., 'arbitrary graphs')."""
+  infos = [i for i in infos if i is not None]
+  for info in infos:
+    if isinstance(info, _Unsupported):
+      return info
+  if not infos:
+    return None
+  out = dict(infos[0])
+  for info in infos[1:]:
+    for axis, a in info.items():
+      b = out.get(axis)
+      if b is not None and b.stride != a.stride:
+        return _Unsupported(f"paths with strides {b.stride} and {a.stride} meet on axis {axis}")
+      out[axis] = a if b is None else _Axis(a.stride, min(a.lo, b.lo), max(a.hi, b.hi))
+  return out
+
+
+def _window(info, axes, size, stride, pad_lo, dilation=None):
+  """Output j reads inputs j*stride - pad_lo + t*dilation, t < size, along each axis."""
+  out = {}
+  for n, axis in enumerate(axes):
+    a = info.get(axis)
+    if a is None:
+      continue
+    span = (size[n] - 1) * (1 if dilation is None else dilation[n])
+    out[axis] = _Axis(a.stride * stride[n], a.lo - pad_lo[n] * a.stride,
+                      a.hi + (span - pad_lo[n]) * a.stride)
+  return out
+
+
+def _remap(info, mapping, name):
+  """Moves axis info to new positions; None in `mapping` means the axis is gone (global)."""
+  out = {}
+  for axis, a in info.items():
+    if mapping.get(axis) is None:
+      return _Unsupported(f"'{name}' mixes all positions of spatial axis {axis} (a global "
+                          "operation): the receptive field is the whole input")
+    out[mapping[axis]] = a
+  return out
+
+
+def _reshape_map(in_shape, out_shape):
+  """Axis map of a reshape that only adds/removes unit axes around the kept ones."""
+  out_prefix = {math.prod(out_shape[:b]): b for b in range(len(out_shape))}
+  mapping = {}
+  for a, n in enumerate(in_shape):
+    b = out_prefix.get(math.prod(in_shape[:a]))
+    while b is not None and b < len(out_shape) and out_shape[b] == 1 and n != 1:
+      b += 1
+    mapping[a] = b if b is not None and b < len(out_shape) and out_shape[b] == n else None
+  return mapping
+
+
+def _sub_closed(eqn):
+  """The inner (Closed)Jaxpr a call-like equation (jit, custom_jvp_call, remat) runs."""
+  for value in eqn.params.values():
+    inner = getattr(value, "jaxpr", value)
+    if isinstance(inner, jcore.Jaxpr) and len(inner.invars) == len(eqn.invars):
+      return value
+  return None
+
+
+def _sub_jaxpr(eqn):
+  closed = _sub_closed(eqn)
+  return getattr(closed, "jaxpr", closed)
+
+
+def _sub_consts(eqn):
+  return getattr(_sub_closed(eqn), "consts", ())
+
+
+def _propagate(jaxpr: jcore.Jaxpr, in_infos: list) -> list:
+  env: dict[Any, Any] = dict(zip(jaxpr.invars, in_infos))
+  get = lambda v: None if isinstance(v, jcore.Literal) else env.get(v)
+  for eqn in jaxpr.eqns:
+    ins = [get(v) for v in eqn.invars]
+    name, p = eqn.primitive.name, eqn.params
+    first = ins[0] if ins else None
+    if all(i is None for i in ins):
+      outs = [None] * len(eqn.outvars)
+    elif any(isinstance(i, _Unsupported) for i in ins):
+      outs = [_union(ins)] * len(eqn.outvars)
+    elif (sub := _sub_jaxpr(eqn)) is not None:  # jit, custom_jvp/vjp (relu), remat, calls
+      outs = _propagate(sub, ins)
+    elif first is None and name not in _ELEMENTWISE | {"dot_general", "concatenate"}:
+      outs = [_Unsupported(f"'{name}' depends on the input through a non-data operand")]
+    elif name == "conv_general_dilated":
+      dn = p["dimension_numbers"]
+      if ins[1] is not None:
+        outs = [_Unsupported("a convolution kernel depends on the input")]
+      elif any(d != 1 for d in p["lhs_dilation"]):
+        outs = [_Unsupported("transposed (input-dilated) convolutions are not supported")]
+      else:
+        spatial = dn.lhs_spec[2:]
+        kernel = [eqn.invars[1].aval.shape[d] for d in dn.rhs_spec[2:]]
+        win = _window(first, spatial, kernel, p["window_strides"], [lo for lo, _ in p["padding"]],
+                      p["rhs_dilation"])
+        extra = set(first) - set(spatial)
+        outs = [_Unsupported(f"a convolution mixes spatial axis {sorted(extra)} as features")
+                if extra else {dn.out_spec[2 + n]: win[a] for n, a in enumerate(spatial) if a in win}]
+    elif name.startswith("reduce_window"):
+      if any(d != 1 for d in p["base_dilation"]):
+        outs = [_Unsupported(f"'{name}' with base dilation is not supported")]
+      else:
+        axes = range(len(p["window_dimensions"]))
+        info = _union(ins)
+        outs = [_window(info, axes, p["window_dimensions"], p["window_strides"],
+                        [lo for lo, _ in p["padding"]], p["window_dilation"])] * len(eqn.outvars)
+    elif name == "pad":
+      cfg = p["padding_config"]
+      if any(cfg[a][2] for a in first):
+        outs = [_Unsupported("interior padding of a spatial axis is not supported")]
+      else:
+        outs = [{a: _Axis(x.stride, x.lo - int(cfg[a][0]) * x.stride,
+                          x.hi - int(cfg[a][0]) * x.stride) for a, x in first.items()}]
+    elif name == "slice":
+      strides = p["strides"] or (1,) * len(p["start_indices"])
+      outs = [{a: _Axis(x.stride * strides[a], x.lo + p["start_indices"][a] * x.stride,
+                        x.hi + p["start_indices"][a] * x.stride) for a, x in first.items()}]
+    elif name == "broadcast_in_dim":
+      in_shape, out_shape = eqn.invars[0].aval.shape, eqn.outvars[0].aval.shape
+      dims = p["broadcast_dimensions"]
+      outs = [_remap(first, {a: dims[a] for a in range(len(dims))
+                             if in_shape[a] == out_shape[dims[a]]}, name)]
+    elif name in ("reshape", "squeeze"):
+      outs = [_remap(first, _reshape_map(eqn.invars[0].aval.shape,
+                                         eqn.outvars[0].aval.shape), name)]
+    elif name == "transpose":
+      outs = [_remap(first, {a: list(p["permutation"]).index(a) for a in first}, name)]
+    elif name in _REDUCTIONS:
+      kept = [a for a in range(eqn.invars[0].aval.ndim) if a not in p["axes"]]
+      outs = [_remap(first, {a: kept.index(a) for a in kept}, name)]
+    elif name == "dot_general":
+      (lc, rc), (lb, rb) = p["dimension_numbers"]
+      nl, nr = eqn.invars[0].aval.ndim, eqn.invars[1].aval.ndim
+      lfree = [a for a in range(nl) if a not in lc and a not in lb]
+      rfree = [a for a in range(nr) if a not in rc and a not in rb]
+      lmap = {**{a: k for k, a in enumerate(lb)}, **{a: len(lb) + k for k, a in enumerate(lfree)}}
+      rmap = {**{a: k for k, a in enumerate(rb)},
+              **{a: len(lb) + len(lfree) + k for k, a in enumerate(rfree)}}
+      outs = [_union([_remap(ins[0], lmap, name) if ins[0] else None,
+                      _remap(ins[1], rmap, name) if ins[1] else None])]
+    elif name == "concatenate":
+      info = _union(ins)
+      outs = [_Unsupported("concatenation along a spatial axis is not supported")
+              if p["dimension"] in info else info]
+    elif name in _ELEMENTWISE:
+      shape = eqn.outvars[0].aval.shape
+      bad = any(i and v.aval.shape != shape for i, v in zip(ins, eqn.invars))
+      outs = [_Unsupported(f"'{name}' broadcasts a spatial tensor") if bad else _union(ins)]
+    else:
+      outs = [_Unsupported(f"primitive '{name}' is not understood (supported: convolutions, "
+                           "window reductions, pad, slice, reshapes and elementwise ops)")]
+    outs = outs * len(eqn.outvars) if len(outs) == 1 else outs
+    for v, info in zip(eqn.outvars, outs):
+      env[v] = info
+  return [get(v) for v in jaxpr.outvars]
+
+
+def _abstract_inputs(model: nn.Module, variables, input_shape):
+  if input_shape is None:
+    size = getattr(model, "input_size", 224)
+    input_shape = (1, size, size, 3)
+  x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
+  if variables is None:  # only shapes are needed: nothing is initialised
+    variables = jax.eval_shape(model.init, jax.random.key(0), x)
+  return variables, x
+
+
+def _tap_jaxpr(model, layer, variables, x) -> jcore.ClosedJaxpr:
+  taps.check_layers(model, variables, x, [layer])
+  return jax.make_jaxpr(
+      lambda v, inputs: taps.apply_with_taps(model, v, inputs, [layer])[1][layer])(variables, x)
+
+
+def receptive_field(model: nn.Module, layer: str, variables=None, *,
+                    input_shape: Sequence[int] | None = None) -> ReceptiveField:
+  """Analytic (size, stride, padding) per spatial axis of `layer`'s units.
+
+  variables: real or abstract (only their shapes are used); None traces `model.init`.
+  input_shape: NHWC shape to trace with (default (1, S, S, 3), S = `model.input_size`
+  or 224). It matters only for TF-style 'SAME' padding whose amount depends on size.
+  Raises ValueError listing valid layers for an unknown one, or naming the operation
+  (e.g. a global pool) that makes the layer's dependence on the input not a window.
+  """
+  variables, x = _abstract_inputs(model, variables, input_shape)
+  closed = _tap_jaxpr(model, layer, variables, x)
+  num_spatial = len(x.shape) - 2
+  in_infos = [None] * (len(closed.jaxpr.invars) - 1)  # parameters: no dependence on x
+  in_infos.append({a: _Axis(1, 0, 0) for a in range(1, 1 + num_spatial)})
+  (info,) = _propagate(closed.jaxpr, in_infos)
+  if isinstance(info, _Unsupported) or not info:
+    reason = info.reason if info else "it does not depend on the input"
+    raise ValueError(f"cannot compute the receptive field of layer {layer!r}: {reason}")
+  axes = sorted(info)
+  return ReceptiveField(tuple(info[a].hi - info[a].lo + 1 for a in axes),
+                        tuple(info[a].stride for a in axes), tuple(-info[a].lo for a in axes))
+
+
+# --- the empirical cross-check: gradient support of single units --------------------------
+
+def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args):
+  """Evaluates `jaxpr` with every max-pool replaced by an average pool of the same window.
+
+  A max-pool routes gradient to one input of its window; the average reaches all of
+  them, so the gradient support of a unit becomes its whole receptive field.
+  """
+  env = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, args))
+  read = lambda v: v.val if isinstance(v, jcore.Literal) else env[v]
+  for eqn in jaxpr.eqns:
+    invals = [read(v) for v in eqn.invars]
+    p = eqn.params
+    if eqn.primitive.name == "reduce_window_max":
+      window = p["window_dimensions"]
+      outs = [lax.reduce_window(invals[0], 0.0, lax.add, window, p["window_strides"], p["padding"],
+                                p["base_dilation"], p["window_dilation"]) / math.prod(window)]
+    elif (sub := _sub_jaxpr(eqn)) is not None:  # jit, relu's custom_jvp, ...: plain gradient
+      outs = _eval_with_avg_pool(sub, _sub_consts(eqn), *invals)
+    else:
+      outs = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(p))
+      outs = outs if eqn.primitive.multiple_results else [outs]
+    env.update(zip(eqn.outvars, outs))
+  return [read(v) for v in jaxpr.outvars]
+
+
+def _positive_variables(variables):
+  """Every path carries gradient: kernels 1/fan-in, BN mean 0 / var 1, other vectors 1."""
+  def fill(path, leaf):
+    key = getattr(path[-1], "key", None)
+    if key == "mean":
+      return jnp.zeros(leaf.shape, leaf.dtype)
+    if len(leaf.shape) >= 2:
+      return jnp.full(leaf.shape, 1.0 / math.prod(leaf.shape[:-1]), leaf.dtype)
+    return jnp.ones(leaf.shape, leaf.dtype)
+  return jax.tree_util.tree_map_with_path(fill, variables)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _supports(closed: jcore.ClosedJaxpr, leaves, inputs, onehots):
+  """onehots: per layer (K, h, w) cotangent masks, zero outside that layer's own rows."""
+  forward = lambda x: _eval_with_avg_pool(closed.jaxpr, closed.consts, *leaves, x)
+  outs, pullback = jax.vjp(forward, inputs)
+
+  def one(*masks):  # 1 on every channel of one unit of image 0, 0 elsewhere
+    cts = [jnp.zeros_like(o).at[0].set(jnp.broadcast_to(m[..., None], o.shape[1:]))
+           for o, m in zip(outs, masks)]
+    return jnp.abs(pullback(cts)[0][0]).sum(-1) > 0
+
+  return jax.vmap(one)(*onehots)
+
+
+def gradient_support(model: nn.Module, positions: Mapping[str, Sequence[Sequence[int]]],
+                     variables=None, *, input_shape: Sequence[int] | None = None
+                     ) -> dict[str, np.ndarray]:
+  """{layer: (P, H, W) bool}: input pixels whose gradient reaches each listed unit.
+
+  positions: {layer: [(i, j), ...]} units of image 0. Weights are replaced by positive
+  constants and max-pools by average pools, so every path carries gradient (values in
+  `variables` are not used). One trace and one batched backward for all units.
+  """
+  variables, x = _abstract_inputs(model, variables, input_shape)
+  layers = list(positions)
+  taps.check_layers(model, variables, x, layers)
+  closed = jax.make_jaxpr(lambda v, inputs: tuple(
+      taps.apply_with_taps(model, v, inputs, layers)[1][name] for name in layers))(variables, x)
+  leaves = jax.tree_util.tree_leaves(_positive_variables(variables))
+  shapes = [o.aval.shape[1:-1] for o in closed.jaxpr.outvars]
+  counts = [len(positions[name]) for name in layers]
+  onehots = [np.zeros((sum(counts),) + shape, np.float32) for shape in shapes]
+  row = 0
+  for k, name in enumerate(layers):
+    for pos in positions[name]:
+      onehots[k][(row,) + tuple(pos)] = 1.0
+      row += 1
+  masks = np.asarray(_supports(closed, leaves, jnp.ones(x.shape, x.dtype), onehots))
+  return dict(zip(layers, np.split(masks, np.cumsum(counts)[:-1])))
+
+
+def empirical_receptive_fields(model: nn.Module, layers: Sequence[str] | None = None,
+                               variables=None, *, input_shape: Sequence[int] | None = None
+                               ) -> dict[str, ReceptiveField]:
+  """Receptive fields measured from gradient supports (cross-check of `receptive_field`).
+
+  Along each axis: the first unit's support ends at size - padding - 1, the second's one
+  stride later, and the last unit's starts at (n - 1) * stride - padding. Those three ends
+  must lie inside the input (else ValueError: pass a larger input_shape), which needs an
+  input about half the field's size, not the whole field.
+  """
+  variables, x = _abstract_inputs(model, variables, input_shape)
+  shapes = taps.layer_shapes(model, variables, x)
+  layers = list(shapes) if layers is None else list(layers)
+  taps.check_layers(model, variables, x, layers)
+  units = {name: [(0, 0), (1, 1), tuple(n - 1 for n in shapes[name][1:-1])] for name in layers}
+  masks = gradient_support(model, units, variables, input_shape=x.shape)
+  fields = {}
+  for name in layers:
+    size, stride, padding = [], [], []
+    for axis, n in enumerate(shapes[name][1:-1]):
+      other = tuple(a for a in range(len(shapes[name]) - 2) if a != axis)
+      first, second, last = (np.flatnonzero(m.any(axis=other)) for m in masks[name])
+      if n < 2 or first[-1] == x.shape[1 + axis] - 1 or last[0] == 0:
+        raise ValueError(f"input_shape {tuple(x.shape)} is too small to measure the receptive "
+                         f"field of {name!r} along axis {axis}; pass a larger one")
+      stride.append(int(second[-1] - first[-1]))
+      padding.append(int((n - 1) * stride[-1] - last[0]))
+      size.append(int(first[-1] + padding[-1] + 1))
+    fields[name] = ReceptiveField(tuple(size), tuple(stride), tuple(padding))
+  return fields

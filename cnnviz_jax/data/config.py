@@ -14,6 +14,7 @@ from cnnviz_jax.data import augment, sources, transforms
 # The seeds' augmentations, ready to assign to config.augment.
 KERAS_SEED_001 = dict(kind="keras", rotation=40.0, width_shift=0.2, height_shift=0.2,
                       shear=0.2, zoom=0.2, horizontal_flip=True, fill_mode="nearest")
+# seed 002 names RandomRotation without its degrees: 30 is our choice
 TORCHVISION_SEED_002 = dict(kind="torchvision", scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                             horizontal_flip=True, vertical_flip=True, rotation=30.0,
                             fill_mode="constant")

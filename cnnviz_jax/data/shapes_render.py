@@ -159,7 +159,7 @@ def render(seed: int | np.random.SeedSequence, num_examples: int, image_size: in
     cov = _coverage(names, lab, centre, radius, rng.uniform(0, 2 * np.pi, n), image_size)
     colour = _contrasting_colours(rng, image.mean(axis=(1, 2)))
     image = image * (1 - cov[..., None]) + colour[:, None, None] * cov[..., None]
-    image += 6.0 * rng.standard_normal(image.shape, np.float32)  # fine grain over everything, object included
+    image += 6.0 * rng.standard_normal(image.shape, np.float32)  # grain, object included
     images[start:start + n] = np.clip(np.round(image), 0, 255).astype(np.uint8)
     masks[start:start + n] = cov >= 0.5
   return images, masks, labels.astype(np.int64)

@@ -10,9 +10,11 @@ import dataclasses
 import functools
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
 
 from cnnviz_jax.data import shapes, splits
 from cnnviz_jax.data.sources import Source
@@ -138,11 +140,21 @@ def tfds_source(name: str, split: str, data_dir: str | None = None,
                         classes if classes is not None else spec.default_classes, seed)
 
 
+def _prepare_once(prepare):
+  """Runs `prepare` on process 0 first, so hosts sharing a data_dir never race to write it;
+  then everywhere (a no-op where the data is already there)."""
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      prepare()
+    multihost_utils.sync_global_devices("cnnviz_jax.data: dataset prepared")
+  return prepare()
+
+
 @functools.lru_cache(maxsize=16)
 def _builder(name: str, data_dir: str | None, download: bool):
   builder = tfds.builder(name, data_dir=data_dir)
-  if download:
-    builder.download_and_prepare()  # a no-op when prepared (and under the tfds mock)
+  if download:  # a no-op when prepared (and under the tfds mock)
+    _prepare_once(builder.download_and_prepare)
   return builder
 
 
@@ -154,7 +166,7 @@ def shapes_source(split: str, data_dir: str | None = None, **shapes_config) -> S
 
 @functools.lru_cache(maxsize=16)
 def _shapes_builder(data_dir, config_items):
-  return shapes.prepare(data_dir, **dict(config_items))
+  return _prepare_once(lambda: shapes.prepare(data_dir, **dict(config_items)))
 
 
 def clear_caches() -> None:

@@ -145,3 +145,18 @@ def _compare_with_single_process(shapes_dir, workers):
         covered[rows] = True
       assert covered.all()
       np.testing.assert_array_equal(got, want[key], err_msg=f"step {step} {key}")
+
+
+def test_stats_and_weights_meta(shapes_dir):
+  from cnnviz_jax.data import stats  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.weights import WeightsMeta  # pylint: disable=import-outside-toplevel
+  out = stats.dataset_stats(_cfg(shapes_dir))
+  assert out["class_names"] == ["circle", "square", "triangle", "cross"]
+  assert set(out["splits"]) == {"train", "validation"}  # num_test=0: no test split
+  assert out["splits"]["train"]["per_class"] == dict.fromkeys(out["class_names"], 30)
+  mean, std = stats.mean_std(_cfg(shapes_dir), max_images=40)
+  assert all(0.2 < m < 0.8 for m in mean) and all(0.1 < s < 0.45 for s in std)
+  meta = WeightsMeta("resnet18", "torchvision", "torch", input_size=24, resize_size=28)
+  cfg = config.with_meta(_cfg(shapes_dir), meta)
+  assert (cfg["image_size"], cfg["resize_size"], cfg["normalization"]) == (24, 28, "torch")
+  assert next(iter(pipeline.eval_iterator(cfg)))["image"].shape == (8, 24, 24, 3)

@@ -21,7 +21,9 @@ def _manager(directory: pathlib.Path, keep: int, best_metric: str | None = None,
       cleanup_tmp_directories=True,
       best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
       best_mode=best_mode)
-  return ocp.CheckpointManager(directory, options=options, item_names=("state", "progress"))
+  # Handlers named up front, so a fresh manager (after a restart) can read item metadata.
+  return ocp.CheckpointManager(directory, options=options, item_handlers={
+      "state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()})
 
 
 class RunCheckpoints:

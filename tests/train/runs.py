@@ -1,0 +1,38 @@
+"""Tiny training runs for the train tests: configs/demo.py on a 256-image shapes dataset."""
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # configs/ is a top-level package, as for `python -m cnnviz_jax.main`
+
+TINY = ["--config.data.shapes.num_train=256", "--config.data.shapes.num_validation=64",
+        "--config.data.shapes.num_test=64", "--config.data.shapes.num_classes=3",
+        "--config.model.options.filters=(8, 8, 16, 16)", "--config.data.batch_size=32",
+        "--config.stages[0].epochs=3"]
+
+
+def tiny_config(data_dir: str, epochs: int = 3):
+  """configs/demo.py with the TINY overrides, in process."""
+  from configs import demo  # pylint: disable=import-outside-toplevel
+  config = demo.get_config()
+  config.data.data_dir = data_dir
+  config.data.shapes.update(num_train=256, num_validation=64, num_test=64, num_classes=3)
+  config.model.options.filters = (8, 8, 16, 16)
+  config.stages[0].epochs = epochs
+  return config
+
+
+def run_main(workdir, data_dir, *extra, env=None, wait=True):
+  """`python -m cnnviz_jax.main --config configs/demo.py` with the TINY overrides."""
+  command = [sys.executable, "-m", "cnnviz_jax.main", "--config", str(ROOT / "configs/demo.py"),
+             f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *TINY, *extra]
+  environment = dict(os.environ, **(env or {}))
+  environment.setdefault("JAX_PLATFORMS", "cpu")
+  if not wait:
+    return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+  result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
+                          check=False)
+  return result

@@ -1,0 +1,104 @@
+"""The training loop end to end on a tiny shapes dataset: workdir, stages, freezing, errors."""
+import json
+import pathlib
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import runs
+from cnnviz_jax.train import loop
+
+
+def _params_at(directory: pathlib.Path):
+  step = max(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(directory / str(step) / "state")["params"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_dir):
+  workdir = tmp_path_factory.mktemp("run")
+  return workdir, loop.train_and_evaluate(runs.tiny_config(data_dir), workdir)
+
+
+def test_workdir_has_results_history_events_config_and_checkpoints(finished_run):
+  workdir, out = finished_run
+  results = json.loads((workdir / "results.json").read_text())
+  assert results == json.loads(json.dumps(out))
+  assert set(results["splits"]) == {"train", "validation", "test"}
+  assert len(results["class_names"]) == 3
+  for split, expected in (("train", 256), ("validation", 64), ("test", 64)):
+    r = results["splits"][split]
+    confusion = np.asarray(r["confusion_matrix"])
+    assert confusion.sum() == r["num_examples"] == expected
+    np.testing.assert_allclose(np.trace(confusion) / expected, r["accuracy"])
+    for i, name in enumerate(results["class_names"]):
+      recall = confusion[i, i] / max(confusion[i].sum(), 1)
+      np.testing.assert_allclose(r["per_class"][name]["recall"], recall)
+  history = json.loads((workdir / "history.json").read_text())
+  assert [h["epoch"] for h in history] == [0, 1, 2]
+  assert {"lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+  assert history[-1]["train_loss"] < history[0]["train_loss"]
+  assert list(workdir.glob("events.out.tfevents.*"))
+  assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "small_cnn_bn"
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [16, 24]  # keep 2
+  assert [p.name for p in (workdir / "best").iterdir()] != []
+
+
+def test_a_finished_run_started_again_changes_nothing(finished_run, data_dir):
+  workdir, out = finished_run
+  before = _params_at(workdir / "checkpoints")
+  again = loop.train_and_evaluate(runs.tiny_config(data_dir), workdir)
+  assert again["splits"]["test"] == out["splits"]["test"]
+  jax.tree.map(np.testing.assert_array_equal, before, _params_at(workdir / "checkpoints"))
+
+
+def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):
+  config = runs.tiny_config(data_dir)
+  config.stages[0].schedule.update(name="piecewise", lr=1e-3, boundaries_epochs=(1,),
+                                   decay_factor=1e30)  # epoch 1 runs at lr 1e27
+  with pytest.raises(loop.NonFiniteLossError, match=r"loss is (nan|inf|-inf) at step (9|1\d) "
+                                                    r"\(stage 0, epoch 1\).*last good checkpoint"):
+    loop.train_and_evaluate(config, tmp_path)
+  assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["8"]
+  params = _params_at(tmp_path / "checkpoints")
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+
+
+def test_checkpoint_of_another_head_or_class_count_is_refused(finished_run, data_dir):
+  workdir, _ = finished_run
+  config = runs.tiny_config(data_dir)
+  config.model.head = "dense128"
+  with pytest.raises(ValueError, match=r"does not fit this model(.|\n)*params/head/hidden/kernel"):
+    loop.train_and_evaluate(config, workdir)
+
+
+@pytest.mark.parametrize("mode", ["freeze", "features"])
+def test_frozen_params_stay_at_their_start_and_the_rest_trains(mode, tmp_path, data_dir):
+  """Regex freezing (two first blocks), and feature extraction (head only, seed 003)."""
+  config = runs.tiny_config(data_dir, epochs=2)
+  if mode == "freeze":
+    config.stages[0].freeze = (r"^block[12]",)
+  else:
+    config.feature_extraction = True
+    config.stages[0].freeze = (r"^(?!head/)",)
+  loop.train_and_evaluate(config, tmp_path)
+  final, initial = _params_at(tmp_path / "checkpoints"), _initial_params(config)
+  frozen = ["block1_conv1", "block2_conv1"] if mode == "freeze" else [k for k in final if k != "head"]
+  for name in frozen:
+    jax.tree.map(np.testing.assert_array_equal, final[name], initial[name])
+  trained = ["block3_conv1", "head"] if mode == "freeze" else ["head"]
+  for name in trained:
+    assert not np.allclose(final[name]["predictions" if name == "head" else "conv"]["kernel"],
+                           initial[name]["predictions" if name == "head" else "conv"]["kernel"])
+
+
+def _initial_params(config):
+  """What the loop starts from: init with config.seed at the global batch shape."""
+  import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  model = cj.models.create(config.model.name, num_classes=3, **config.model.options)
+  variables = jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((32, 32, 32, 3)))
+  return jax.tree.map(np.asarray, variables["params"])

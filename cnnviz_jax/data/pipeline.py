@@ -17,8 +17,9 @@ how many processes or devices read it, so a 2-process run yields the very batche
   exactly once over all hosts.
 Resume: the iterator state is the global step; the pipeline rebuilds at any step without
 replaying data (only the index stream is skipped), so a restart is exact.
-Memory: each process keeps its share of the encoded images in RAM (the decoded-data cache
-of small images would be no faster: decoding a 32 px PNG costs less than copying it).
+Memory: each process caches its share of the split in RAM as encoded bytes (JPEG/PNG as
+stored), decoded again each epoch: decoded images of mixed sizes would not stack, and at
+224 px they would take ~10x the memory. Small images (shapes, 32 px) decode in microseconds.
 """
 from collections.abc import Iterator
 

@@ -40,7 +40,10 @@ SPECS = {
         {"train": ("train", 0), "validation": ("train", 1), "test": ("test", None)},
         default_classes=CALTECH101_SEED_CLASSES),
 }
-_READ = tfds.ReadConfig(interleave_cycle_length=1)  # one file at a time: a fixed order
+
+
+def _read_config() -> tfds.ReadConfig:
+  return tfds.ReadConfig(interleave_cycle_length=1)  # one file at a time: a fixed order
 
 
 def _feature_keys(builder) -> tuple[str, ...]:
@@ -50,7 +53,7 @@ def _feature_keys(builder) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=32)
 def _scan_labels(builder, tfds_split: str) -> np.ndarray:
   """Every label of a tfds split in read order, without touching the images."""
-  ds = builder.as_dataset(split=tfds_split, read_config=_READ, shuffle_files=False,
+  ds = builder.as_dataset(split=tfds_split, read_config=_read_config(), shuffle_files=False,
                           decoders=tfds.decode.PartialDecoding({"label": True}))
   chunks = [b.numpy() for b in ds.map(lambda ex: ex["label"]).batch(8192)]
   return np.concatenate(chunks).astype(np.int32) if chunks else np.zeros(0, np.int32)
@@ -64,7 +67,7 @@ def _read_positions(builder, tfds_split: str, tfds_positions: np.ndarray) -> dic
   keep = np.zeros(int(tfds_positions[-1]) + 1, bool)
   keep[tfds_positions] = True
   keep_t = tf.constant(keep)
-  ds = builder.as_dataset(split=tfds_split, read_config=_READ, shuffle_files=False,
+  ds = builder.as_dataset(split=tfds_split, read_config=_read_config(), shuffle_files=False,
                           decoders={k: tfds.decode.SkipDecoding() for k in keys})
   ds = ds.take(len(keep)).enumerate().filter(lambda i, ex: keep_t[i])
   ds = ds.map(lambda i, ex: {k: ex[k] for k in keys}).batch(1024)

@@ -1,11 +1,18 @@
 """Shared data for the data tests: one small shapes dataset, generated once per session."""
-import os
-import subprocess
-import sys
+# torchvision before TensorFlow, in every process that may hold both: triton's LLVM (loaded
+# by torchvision through torch._dynamo) segfaults when TensorFlow's was loaded first.
+try:
+  import torchvision.transforms.v2.functional  # noqa: F401  pylint: disable=unused-import
+except ImportError:
+  pass
 
-import pytest
+import os  # pylint: disable=wrong-import-position
+import subprocess  # pylint: disable=wrong-import-position
+import sys  # pylint: disable=wrong-import-position
 
-SHAPES = dict(num_classes=4, image_size=16, num_train=120, num_validation=37, num_test=0, seed=3)
+import pytest  # pylint: disable=wrong-import-position
+
+from pipeline_worker import SHAPES  # noqa: E402  pylint: disable=wrong-import-position,import-error
 WORKER = os.path.join(os.path.dirname(__file__), "pipeline_worker.py")
 
 

@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 
-from conftest import SHAPES  # pylint: disable=import-error
+# the small shapes dataset of the data tests (conftest.py generates it once per session)
+SHAPES = dict(num_classes=4, image_size=16, num_train=120, num_validation=37, num_test=0, seed=3)
 
 
 def local_rows(array) -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,9 @@
-"""Augmentations and eval transforms against their definitions and the reference libraries."""
-# torchvision first: triton's LLVM, loaded after TensorFlow's in one process, segfaults.
-try:
-  import torchvision.transforms.v2.functional  # noqa: F401  pylint: disable=unused-import
-except ImportError:
-  pass
+"""Augmentations and eval transforms against their definitions and the reference libraries.
 
-import numpy as np  # pylint: disable=wrong-import-position
-import pytest  # pylint: disable=wrong-import-position
-import tensorflow as tf  # pylint: disable=wrong-import-position
+(tests/data/conftest.py imports torchvision before TensorFlow: see the note there.)"""
+import numpy as np
+import pytest
+import tensorflow as tf
 
 from cnnviz_jax.data import augment, config, transforms
 from cnnviz_jax.weights import preprocessing

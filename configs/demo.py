@@ -10,5 +10,6 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.model.options.filters = (16, 32, 64, 96)  # small_cnn_bn's widths, overridable
   config.stages = [default.stage(epochs=10, optimizer="adamw", lr=3e-3)]
   return config

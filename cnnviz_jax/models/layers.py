@@ -12,13 +12,14 @@ class ConvAct(nn.Module):
   batch_norm: bool = False
   kernel_size: int = 3
   padding: int = 1
+  use_bias: bool = True  # torchvision's vgg*_bn keeps it; our own nets drop it before BN
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     p = self.padding
     x = nn.Conv(self.features, (self.kernel_size,) * 2, padding=((p, p), (p, p)),
-                dtype=self.dtype, name="conv")(x)
+                use_bias=self.use_bias, dtype=self.dtype, name="conv")(x)
     if self.batch_norm:
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        dtype=self.dtype, name="bn")(x)

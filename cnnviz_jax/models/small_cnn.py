@@ -32,7 +32,10 @@ class SmallCNN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     for b, (width, pool) in enumerate(zip(self.filters, self.pool_after), start=1):
-      x = ConvAct(width, self.act, self.batch_norm, padding=self.padding, dtype=self.dtype,
+      # A bias before BatchNorm has a zero gradient: only rounding noise, which Adam
+      # would amplify into a random walk, so BN nets go without it.
+      x = ConvAct(width, self.act, self.batch_norm, padding=self.padding,
+                  use_bias=not self.batch_norm, dtype=self.dtype,
                   name=f"block{b}_conv1")(x, train=train)
       if pool:
         x = MaxPool(name=f"block{b}")(x)

@@ -2,6 +2,7 @@
 import os
 import pathlib
 
+import jax
 import orbax.checkpoint as ocp
 
 from cnnviz_jax.weights import meta as meta_lib
@@ -29,8 +30,16 @@ def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
       raise FileNotFoundError(f"{directory} is not a converted-weights directory: "
                               f"{needed} is missing (write one with cnnviz_jax.weights.convert)")
   with ocp.StandardCheckpointer() as checkpointer:
-    variables = checkpointer.restore(directory / _TREE)
+    variables = checkpointer.restore(directory / _TREE, on_this_host(checkpointer, directory / _TREE))
   return variables, meta_lib.WeightsMeta.from_json((directory / _META).read_text())
+
+
+def on_this_host(checkpointer: ocp.StandardCheckpointer, path):
+  """A restore target on this process's first device, whatever topology wrote the tree
+  (orbax refuses a target-less restore across topologies, e.g. 8 devices -> 1)."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                      checkpointer.metadata(path).item_metadata)
 
 
 def is_weights_dir(directory) -> bool:

@@ -1,8 +1,13 @@
 """Tiny training runs for the train tests: configs/demo.py on a 256-image shapes dataset."""
+import json
 import os
 import pathlib
 import subprocess
 import sys
+
+import orbax.checkpoint as ocp
+
+from cnnviz_jax.weights import store
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # configs/ is a top-level package, as for `python -m cnnviz_jax.main`
@@ -36,3 +41,16 @@ def run_main(workdir, data_dir, *extra, env=None, wait=True):
   result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
                           check=False)
   return result
+
+
+def final_state(workdir: pathlib.Path, which: str = "checkpoints"):
+  """The latest saved TrainState of a run (as a dict), on this process's device."""
+  directory = pathlib.Path(workdir) / which
+  step = max(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+  path = directory / str(step) / "state"
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(path, store.on_this_host(checkpointer, path))
+
+
+def history(workdir: pathlib.Path) -> list[dict]:
+  return json.loads((pathlib.Path(workdir) / "history.json").read_text())

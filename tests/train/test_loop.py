@@ -4,7 +4,6 @@ import pathlib
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 import runs
@@ -12,9 +11,7 @@ from cnnviz_jax.train import loop
 
 
 def _params_at(directory: pathlib.Path):
-  step = max(int(p.name) for p in directory.iterdir() if p.name.isdigit())
-  with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(directory / str(step) / "state")["params"]
+  return runs.final_state(directory.parent, directory.name)["params"]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,11 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # references run on the CPU
 import numpy as np
 import pytest
 
+try:  # torchvision (its triton) segfaults if TensorFlow was imported first in the process
+  import torchvision  # noqa: F401  pylint: disable=unused-import
+except ImportError:
+  pass
+
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: full-size checks (still run by the README command)")

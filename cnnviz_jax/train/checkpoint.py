@@ -1,7 +1,8 @@
 """orbax checkpoints of a run: the latest k for resuming, and the best by a validation metric.
 
-Each checkpoint holds the TrainState and a JSON 'progress' record (stage, epoch,
-history, early-stopping counters). The data position and the dropout RNG are
+Each 'latest' checkpoint holds the TrainState and a JSON 'progress' record (stage,
+epoch, history, early-stopping counters); a 'best' one holds only the model variables,
+so the best of an earlier stage (another optimizer) restores as well. The data position and the dropout RNG are
 functions of the global step, so restoring both gives the uninterrupted run's
 numbers exactly. orbax writes to a temporary directory and renames it, so a
 SIGKILL mid-save leaves the previous checkpoint intact.
@@ -15,7 +16,7 @@ import orbax.checkpoint as ocp
 
 
 def _manager(directory: pathlib.Path, keep: int, best_metric: str | None = None,
-             best_mode: str = "max") -> ocp.CheckpointManager:
+             best_mode: str = "max", item: str = "state") -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=False,
       cleanup_tmp_directories=True,
@@ -23,7 +24,7 @@ def _manager(directory: pathlib.Path, keep: int, best_metric: str | None = None,
       best_mode=best_mode)
   # Handlers named up front, so a fresh manager (after a restart) can read item metadata.
   return ocp.CheckpointManager(directory, options=options, item_handlers={
-      "state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()})
+      item: ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()})
 
 
 class RunCheckpoints:
@@ -33,16 +34,16 @@ class RunCheckpoints:
                best_mode: str = "max"):
     workdir = pathlib.Path(workdir).absolute()
     self.latest = _manager(workdir / "checkpoints", keep)
-    self.best = _manager(workdir / "best", 1, best_metric, best_mode)
+    self.best = _manager(workdir / "best", 1, best_metric, best_mode, item="model")
     self.best_metric = best_metric
 
   def save(self, state, progress: dict, metrics: dict[str, float]) -> None:
     step = int(jax.device_get(state.step))
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state),
-                              progress=ocp.args.JsonSave(progress))
-    self.latest.save(step, args=args, force=True)
+    self.latest.save(step, force=True, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)))
     if self.best_metric in metrics:
-      self.best.save(step, args=args, metrics=metrics, force=True)
+      self.best.save(step, metrics=metrics, force=True, args=ocp.args.Composite(
+          model=ocp.args.StandardSave(state.variables()), progress=ocp.args.JsonSave(progress)))
 
   def latest_progress(self) -> dict | None:
     step = self.latest.latest_step()
@@ -51,22 +52,31 @@ class RunCheckpoints:
     return self.latest.restore(step, args=ocp.args.Composite(
         progress=ocp.args.JsonRestore()))["progress"]
 
-  def restore(self, abstract_state, which: str = "latest") -> tuple[Any, dict]:
-    manager = self.latest if which == "latest" else self.best
-    step = manager.latest_step() if which == "latest" else manager.best_step()
-    check_compatible(manager, step, abstract_state)
-    restored = manager.restore(step, args=ocp.args.Composite(
+  def restore(self, abstract_state) -> tuple[Any, dict]:
+    """-> (TrainState, progress) of the latest checkpoint."""
+    step = self.latest.latest_step()
+    check_compatible(self.latest, step, abstract_state, "state")
+    restored = self.latest.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
     return restored["state"], restored["progress"]
+
+  def restore_best(self, abstract_variables) -> tuple[dict, int] | tuple[None, None]:
+    """-> (model variables, step) of the best checkpoint so far, or (None, None)."""
+    step = self.best.best_step()
+    if step is None:
+      return None, None
+    check_compatible(self.best, step, abstract_variables, "model")
+    return self.best.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(abstract_variables)))["model"], step
 
   def close(self):
     self.latest.close()
     self.best.close()
 
 
-def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state) -> None:
+def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state, item: str) -> None:
   """Refuses a checkpoint of another architecture / head / class count, naming the parameter."""
-  saved = manager.item_metadata(step)["state"]
+  saved = manager.item_metadata(step)[item]
   saved_flat = flax.traverse_util.flatten_dict(_as_dict(saved), sep="/")
   ours_flat = flax.traverse_util.flatten_dict(_as_dict(abstract_state), sep="/")
   problems = [f"missing in the checkpoint: {k} {tuple(v.shape)}"

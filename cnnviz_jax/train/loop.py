@@ -163,17 +163,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       if stop:
         logging.info("early stopping after epoch %d: no better val %s for %d epochs", epoch,
                      config.early_stopping.metric, config.early_stopping.patience)
-    # The next stage starts from this stage's best parameters.
-    if config.early_stopping.restore_best and ckpt.best.best_step() is not None:
-      state, _ = ckpt.restore(jax.eval_shape(lambda s: s, state), which="best")
     params, batch_stats, rng = state.params, state.batch_stats, state.rng
+    if config.early_stopping.restore_best:  # the next stage starts from the best so far
+      best_variables, best_step = ckpt.restore_best(jax.eval_shape(state.variables))
+      if best_variables is not None:
+        params, batch_stats = best_variables["params"], best_variables.get("batch_stats", {})
+        logging.info("continuing from the best checkpoint (step %d)", best_step)
     first_step_of_stage += stage.epochs * steps_per_epoch
     progress = {"stage": stage_index + 1, "history": history}
 
   # --- Final evaluation ---------------------------------------------------------------------
   final = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
   out = {"model": config.model.name, "class_names": list(data.class_names),
-         "num_steps": int(jax.device_get(state.step)), "splits": {}}
+         "num_steps": first_step_of_stage, "splits": {}}
   for split in data.eval_splits:
     summary, labels, logits = _evaluate(eval_step, final, data.eval_batches(split))
     out["splits"][split] = {**results.split_results(labels, logits, data.class_names),

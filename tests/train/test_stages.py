@@ -1,0 +1,66 @@
+"""Multi-stage schedules (seed 002), early stopping, and what freezing saves."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import cnnviz_jax as cj
+import runs
+from cnnviz_jax.train import freeze, loop, optimizers, steps
+from cnnviz_jax.train.state import TrainState
+from configs import default
+
+
+def test_two_stages_head_then_everything_with_cyclic_lr(tmp_path, data_dir):
+  config = runs.tiny_config(data_dir)
+  config.stages = [
+      default.stage(epochs=1, optimizer="adam", lr=1e-2, schedule="constant", freeze=("^(?!head/)",)),
+      default.stage(epochs=2, optimizer="radam", schedule="cyclic", lr=3e-3)]
+  config.stages[1].schedule.update(min_lr=5e-8, max_lr=3e-3, step_size_epochs=1.0)
+  out = loop.train_and_evaluate(config, tmp_path)
+  history = runs.history(tmp_path)
+  assert [(h["stage"], h["epoch"], h["step"]) for h in history] == [(0, 0, 8), (1, 0, 16), (1, 1, 24)]
+  assert history[0]["lr"] == 1e-2
+  # triangular: 8 steps up to max_lr at the end of stage 2's first epoch, back to min after 16
+  np.testing.assert_allclose(history[1]["lr"], 3e-3, rtol=1e-5)
+  np.testing.assert_allclose(history[2]["lr"], 5e-8, rtol=1e-3)
+  assert out["num_steps"] == 24
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path, data_dir):
+  config = runs.tiny_config(data_dir, epochs=6)
+  # "best" = highest val loss, which (as loss falls) is epoch 0: stop after patience 2
+  config.early_stopping.update(enabled=True, metric="loss", mode="max", patience=2)
+  out = loop.train_and_evaluate(config, tmp_path)
+  history = runs.history(tmp_path)
+  assert len(history) == 3  # epochs 0, 1, 2; no improvement in 1 and 2
+  np.testing.assert_allclose(out["splits"]["validation"]["loss"], history[0]["val_loss"], rtol=1e-5)
+  assert [p.name for p in (tmp_path / "best").iterdir()] == [str(history[0]["step"])]
+
+
+def _step_flops(model, x, mask):
+  variables = model.init(jax.random.key(0), x)
+  tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9}), 0.01)
+  state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
+                     tx.init(freeze.split(variables["params"], mask(variables))[0]),
+                     jax.random.PRNGKey(0))
+  batch = {"image": x, "label": jnp.zeros(x.shape[0], jnp.int32)}
+  step = jax.jit(steps.make_train_step(model, tx, mask(variables)))
+  return step.lower(state, batch).compile().cost_analysis()["flops"]
+
+
+def test_freezing_90_percent_of_resnet50_skips_the_backward_below_it():
+  """No gradient is computed below the lowest trainable layer: the step's FLOPs fall
+  from ≈ 3 forwards (forward + input and weight gradients) towards ≈ 1 forward."""
+  model = cj.models.create("resnet50", num_classes=10)
+  x = jnp.zeros((2, 64, 64, 3))
+  order = lambda v: cj.models.module_order(model, v, x)  # noqa: E731
+  full = _step_flops(model, x, lambda v: jax.tree.map(lambda _: True, v["params"]))
+  frozen = _step_flops(model, x, lambda v: freeze.trainable_mask(
+      v["params"], freeze_fraction=0.9, module_order=order(v)))
+  head_only = _step_flops(model, x, lambda v: freeze.trainable_mask(v["params"], ("^(?!head/)",)))
+  forward = jax.jit(lambda v, x: model.apply(v, x)).lower(
+      jax.eval_shape(model.init, jax.random.key(0), x), x).compile().cost_analysis()["flops"]
+  assert 2.5 < full / forward < 3.5
+  assert frozen / full < 0.5
+  assert head_only / forward < 1.05  # the backward stops at the head

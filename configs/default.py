@@ -37,7 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
     if config.data[name] is None:
       config.data[name] = ml_collections.config_dict.placeholder(kind)
   config.data.batch_size = 32
-  config.model = ml_collections.ConfigDict(dict(name="small_cnn_bn", head=None))
+  # dtype: compute dtype; "bfloat16" keeps float32 params and stores activations in bf16
+  config.model = ml_collections.ConfigDict(dict(name="small_cnn_bn", head="", dtype="float32"))
   config.model.options = ml_collections.ConfigDict()
   config.weights = ""  # a converted-weights directory (python -m cnnviz_jax.weights.convert)
   config.feature_extraction = False  # train the head on cached backbone features (seed 003)

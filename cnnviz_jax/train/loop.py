@@ -69,8 +69,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   logging.info("data: %s", data.describe())
 
   # --- Model and initial variables ----------------------------------------------------------
-  model = models.create(config.model.name, num_classes=data.num_classes, head=config.model.head,
-                        **config.model.options)
+  precision = {} if config.model.dtype == "float32" else {"dtype": jnp.dtype(config.model.dtype)}
+  model = models.create(config.model.name, num_classes=data.num_classes,
+                        head=config.model.head or None, **precision, **config.model.options)
   example = jax.ShapeDtypeStruct((data.config['batch_size'], *data.image_shape), jnp.float32)
   variables = inputs.initial_variables(config, model, example)
   params, batch_stats = variables["params"], variables.get("batch_stats", {})

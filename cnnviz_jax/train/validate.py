@@ -24,6 +24,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.model.name not in models.available():
     raise ValueError(f"config.model.name: unknown model {config.model.name!r}; "
                      f"available: {', '.join(models.available())}")
+  if config.model.dtype not in ("float32", "bfloat16", "float16"):
+    raise ValueError(f"config.model.dtype must be float32, bfloat16 or float16; "
+                     f"got {config.model.dtype!r}")
   if not config.stages:
     raise ValueError("config.stages is empty: give at least one stage")
   for i, stage in enumerate(config.stages):

@@ -26,17 +26,12 @@ def to_host(x) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def _pretrained(config):
-  if not config.get("weights"):
-    return None, None
-  return weights.load(config.weights)
-
-
 def data_config_for(config: ml_collections.ConfigDict) -> dict:
   """The data config, with image size and normalisation from converted weights if any."""
-  _, meta = _pretrained(config) if config.get("weights") else (None, None)
   resolved = data_config.resolve(config.data)
-  return data_config.with_meta(resolved, meta) if meta is not None else resolved
+  if not config.get("weights"):
+    return resolved
+  return data_config.with_meta(resolved, weights.load_meta(config.weights))
 
 
 def initial_variables(config: ml_collections.ConfigDict, model, example) -> dict:

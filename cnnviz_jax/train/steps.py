@@ -16,10 +16,23 @@ from cnnviz_jax.train.state import TrainState
 
 
 def _running_average_batchnorm(next_fun, args, kwargs, context):
-  """Interceptor: every BatchNorm uses its running statistics (frozen BN on request)."""
-  if isinstance(context.module, nn.BatchNorm) and context.method_name == "__call__":
-    kwargs = dict(kwargs, use_running_average=True)
-  return next_fun(*args, **kwargs)
+  """Interceptor: every BatchNorm normalises with its running statistics (frozen BN).
+
+  nn.BatchNorm fixes `use_running_average` at construction in most models, so the
+  eval-mode formula is applied here from the module's own variables and settings.
+  """
+  module = context.module
+  if not isinstance(module, nn.BatchNorm) or context.method_name != "__call__":
+    return next_fun(*args, **kwargs)
+  if module.axis not in (-1, args[0].ndim - 1):
+    raise NotImplementedError(f"freeze_bn supports BatchNorm over the last axis, not {module.axis}")
+  x, stats, params = args[0], module.variables["batch_stats"], module.variables.get("params", {})
+  y = (x - stats["mean"]) * jax.lax.rsqrt(stats["var"] + module.epsilon)
+  if module.use_scale:
+    y = y * params["scale"]
+  if module.use_bias:
+    y = y + params["bias"]
+  return y.astype(module.dtype or x.dtype)
 
 
 def cross_entropy(logits, labels, weights, label_smoothing: float = 0.0):

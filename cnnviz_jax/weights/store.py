@@ -22,6 +22,15 @@ def save(directory, variables, meta: meta_lib.WeightsMeta) -> pathlib.Path:
   return directory
 
 
+def load_meta(directory) -> meta_lib.WeightsMeta:
+  """Only the meta (preprocessing, input size, classes) of a converted-weights directory."""
+  path = pathlib.Path(directory).absolute() / _META
+  if not path.exists():
+    raise FileNotFoundError(f"{path.parent} is not a converted-weights directory: {_META} is "
+                            "missing (write one with cnnviz_jax.weights.convert)")
+  return meta_lib.WeightsMeta.from_json(path.read_text())
+
+
 def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
   """-> (variables, meta) from a directory written by `save` (or the convert CLI)."""
   directory = pathlib.Path(directory).absolute()

@@ -105,3 +105,15 @@ def test_freeze_fraction_freezes_the_first_layers_in_forward_order(resnet):
 def test_a_freeze_rule_that_matches_nothing_is_an_error(resnet_params):
   with pytest.raises(ValueError, match=r"'backbone/' matches no parameter; paths look like head/predictions/bias"):
     freeze.trainable_mask(resnet_params, freeze=["backbone/"])
+
+
+def test_frozen_batchnorm_in_training_equals_eval_mode_batchnorm():
+  from cnnviz_jax.train import steps  # pylint: disable=import-outside-toplevel
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+  model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 4, 4, 4))
+  x = jnp.asarray(np.random.RandomState(0).randn(4, 32, 32, 3), jnp.float32)
+  variables = model.init(jax.random.key(0), x)
+  variables["batch_stats"] = jax.tree.map(lambda v: v + 0.3, variables["batch_stats"])
+  with nn.intercept_methods(steps._running_average_batchnorm):  # pylint: disable=protected-access
+    frozen, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(frozen, model.apply(variables, x, train=False), atol=1e-5)

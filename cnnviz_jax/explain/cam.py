@@ -82,7 +82,7 @@ def class_activation_maps(model: nn.Module, variables, x: jax.Array,
   if pull is None:  # class-agnostic (Eigen-CAM): one map serves every target
     per_layer = [jnp.broadcast_to(c[None], (resolved.num, *c.shape)) for c in per_target(0)]
   else:
-    per_layer = chunks.chunked_vmap(per_target, jnp.arange(resolved.num), target_chunk)
+    per_layer = chunks.map_targets(per_target, resolved.num, target_chunk, x)
   cam = combine_layers([jnp.moveaxis(c, 0, 1) for c in per_layer], size)  # (B·tile, K, h, w)
   if aug_smooth:
     cam = maps.normalise(cam).reshape(2, len(_TTA_FACTORS), images, *cam.shape[1:])

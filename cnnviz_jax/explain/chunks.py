@@ -39,3 +39,25 @@ def unrolled_chunks(fn: Callable, xs, chunk: int | None = None):
     return fn(xs)
   outs = [fn(jax.tree.map(lambda a, i=i: a[i:i + chunk], xs)) for i in range(0, n, chunk)]
   return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs)
+
+
+def _explicitly_sharded(x: jax.Array) -> bool:
+  """x is sharded over an explicit mesh axis (the default of `jax.make_mesh`)."""
+  sharding = getattr(jax.typeof(x), "sharding", None)
+  mesh = getattr(sharding, "mesh", None)
+  return bool(mesh is not None and mesh.explicit_axes
+              and any(axis is not None for axis in sharding.spec))
+
+
+def map_targets(fn: Callable, num: int, chunk: int | None, like: jax.Array):
+  """[fn(k) for k in range(num)] stacked: one target is a plain call, several are vmapped.
+
+  On a batch sharded over an explicit mesh axis they run in sequence (lax.map): JAX's
+  convolution batching rule folds the vmapped axis in front of the batch axis, which an
+  explicitly sharded batch cannot express.
+  """
+  if num == 1:
+    return jax.tree.map(lambda a: a[None], fn(jnp.int32(0)))
+  if _explicitly_sharded(like):
+    return jax.lax.map(fn, jnp.arange(num))
+  return chunked_vmap(fn, jnp.arange(num), chunk)

@@ -114,6 +114,6 @@ def guided_grad_cam(model: nn.Module, variables, x: jax.Array, layer=None,
   """
   if target is None:  # one shared forward decides the class for both factors
     target = jnp.argmax(model.apply(variables, x, train=False), axis=-1)
-  heat = maps.normalise(grad_cam(model, variables, x, layer, target, **options))
-  heat = maps.upsample(heat, x.shape[1:3])  # (B, [K,] H, W)
+  heat = grad_cam(model, variables, x, layer, target, **options)
+  heat = maps.normalise(maps.upsample(heat, x.shape[1:3]))  # (B, [K,] H, W) in [0, 1]
   return guided.guided_backprop(model, variables, x, target) * heat[..., None]

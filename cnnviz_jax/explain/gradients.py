@@ -94,7 +94,12 @@ def smoothgrad(model: nn.Module, variables, x: jax.Array, target: Any = None, *,
 
 
 def ig_rule(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
-  """(alphas, weights) of the path integral's quadrature rule on [0, 1], as Captum's."""
+  """(alphas, weights) of the path integral's quadrature rule on [0, 1].
+
+  As Captum's rules, except the trapezoid: Captum puts its nodes at linspace(0, 1, n)
+  but weighs them 1/n (ends 1/(2n)), so its weights sum to (n−1)/n and its attributions
+  come out scaled by (n−1)/n (completeness off by 1/n). Ours weigh them 1/(n−1).
+  """
   if method == "gausslegendre":
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     return 0.5 * (nodes + 1), 0.5 * weights
@@ -103,12 +108,13 @@ def ig_rule(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
   if steps < 2:
     raise ValueError(f"a Riemann rule needs steps >= 2, got {steps}")
   weights = np.full(steps, 1 / steps)
+  if method == "riemann_trapezoid":  # nodes 1/(steps-1) apart; ends count half
+    weights = np.full(steps, 1 / (steps - 1))
+    weights[[0, -1]] /= 2
   alphas = {"riemann_left": np.linspace(0, 1 - 1 / steps, steps),
             "riemann_right": np.linspace(1 / steps, 1, steps),
             "riemann_middle": np.linspace(1 / (2 * steps), 1 - 1 / (2 * steps), steps),
             "riemann_trapezoid": np.linspace(0, 1, steps)}[method]
-  if method == "riemann_trapezoid":
-    weights[[0, -1]] /= 2
   return alphas, weights
 
 
@@ -130,9 +136,9 @@ def integrated_gradients(model: nn.Module, variables, x: jax.Array, target: Any 
 
   Sundararajan et al., "Axiomatic Attribution for Deep Networks", ICML 2017.
   arXiv:1703.01365. baseline x': None/'zeros', 'blur' (Gaussian, blur_sigma pixels) or an
-  array broadcastable to x. method: Captum's rules; the default trapezoid rule uses
-  alphas linspace(0, 1, steps) with half weight on both ends (the paper's right Riemann
-  sum is 'riemann_right'). Completeness: the sum over pixels ≈ S(x) − S(x').
+  array broadcastable to x. method: Captum's rules (see `ig_rule`); the default trapezoid
+  rule has nodes linspace(0, 1, steps), both ends at half weight (the paper's right
+  Riemann sum is 'riemann_right'). Completeness: the sum over pixels ≈ S(x) − S(x').
   """
   alphas, weights = ig_rule(method, steps)
   resolved = _resolve_on(model, variables, x, target)

@@ -24,7 +24,8 @@ def resolve_layers(model: nn.Module, variables, x: jax.Array, layer: Layers) -> 
     raise ValueError(f"{type(model).__name__} has no spatial layer to explain")
   if layer is None:
     return [valid[-1]]
-  layers = [layer] if isinstance(layer, str) else list(layer)
+  layers = [layer] if isinstance(layer, str) else (
+      list(layer) if isinstance(layer, (list, tuple)) else [])
   if not layers or not all(isinstance(name, str) for name in layers):
     raise ValueError(f"layer must be a layer name or a non-empty list of names, got {layer!r}; "
                      f"valid layers: {', '.join(valid)}")

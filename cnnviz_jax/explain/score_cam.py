@@ -9,10 +9,10 @@ Networks", CVPR workshops 2020. arXiv:1910.01279 (Algorithm 1):
 As pytorch-grad-cam: align_corners=True upsampling (torch's UpsamplingBilinear2d),
 1e-8 in the normaliser, softmax of the raw target scores over channels.
 
-Batched over (image, channel) pairs in chunks of `chunk` masked images under lax.map,
-so memory is bounded by the chunk. Exact saving: a channel that is constant at the
-layer has an all-zero mask, so every such channel's input is the zero image; those are
-sorted last and chunks holding only them reuse one forward of the zero image. (In exact
+Batched over channels under lax.map, `chunk` channels of every image per forward pass
+(B·chunk masked images: the memory bound). Exact saving: a channel that is constant at
+the layer has an all-zero mask, so its input is the zero image; constant channels are
+sorted last and steps holding only them reuse one forward of the zero image. (In exact
 arithmetic pytorch-grad-cam's mask is zero there too; its float upsampling can leave a
 ~1e-7 ripple that its normaliser blows up, for non-zero constant channels only.)
 """
@@ -28,40 +28,42 @@ from cnnviz_jax.models import taps
 
 def _channel_scores(model: nn.Module, variables, x: jax.Array, acts: jax.Array,
                     resolved: targets.Resolved, chunk: int, align_corners: bool) -> jax.Array:
-  """Scores of every target for every channel's masked input: (B, C, K)."""
+  """Scores of every target for every channel's masked input: (B, C, K).
+
+  Each step masks `chunk` channels of every image (B·chunk forwards); channels are
+  sorted per image (live first), so the batch axis stays intact and can stay sharded.
+  """
   batch, _, _, channels = acts.shape
   size = x.shape[1:3]
   constant = jnp.max(acts, axis=(1, 2)) == jnp.min(acts, axis=(1, 2))  # (B, C)
-  order = jnp.argsort(constant.reshape(-1), stable=True)  # live pairs first
-  live = jnp.sum(~constant)
-  total = batch * channels
-  padded = -(-total // chunk) * chunk
-  order = jnp.concatenate([order, jnp.full((padded - total,), order[-1])])
-
-  def rows_target(b):  # the targets of the images these rows come from
-    return resolved if resolved.classes is None else targets.Resolved(
-        resolved.classes[b], None, resolved.multi, resolved.num)
-
+  order = jnp.argsort(constant, axis=1, stable=True)  # live channels first, per image
+  most_live = jnp.max(jnp.sum(~constant, axis=1))
+  padded = -(-channels // chunk) * chunk
+  order = jnp.concatenate([order, jnp.repeat(order[:, -1:], padded - channels, axis=1)], 1)
+  rows = resolved.repeat(chunk)  # rows are image-major: (B·chunk)
   zero_outputs = model.apply(variables, jnp.zeros((1, *x.shape[1:]), x.dtype), train=False)
 
-  def masked_scores(idx):  # (chunk,) pair ids -> (chunk, K)
-    b, c = idx // channels, idx % channels
-    mask = maps.upsample(acts[b, :, :, c], size, align_corners=align_corners)  # (n, H, W)
-    mask = maps.normalise(mask, eps=1e-8)
-    mask = jnp.where(constant[b, c][:, None, None], 0.0, mask)
-    outputs = model.apply(variables, x[b] * mask[..., None], train=False)
-    return rows_target(b).scores(outputs)
+  def masked_scores(idx):  # (B, chunk) channel ids -> (B, chunk, K)
+    picked = jnp.take_along_axis(acts, idx[:, None, None, :], axis=3)  # (B, h, w, chunk)
+    mask = maps.upsample(picked, size, align_corners=align_corners, channels_last=True)
+    mask = maps.normalise(mask, eps=1e-8, axes=(1, 2))  # (B, H, W, chunk)
+    mask = jnp.where(jnp.take_along_axis(constant, idx, axis=1)[:, None, None, :], 0.0, mask)
+    masked = x[:, None] * jnp.moveaxis(mask, -1, 1)[..., None]  # (B, chunk, H, W, C)
+    outputs = model.apply(variables, masked.reshape(-1, *x.shape[1:]), train=False)
+    return rows.scores(outputs).reshape(batch, chunk, -1)
 
-  def zero_scores(idx):
-    outputs = jnp.broadcast_to(zero_outputs, (len(idx), zero_outputs.shape[-1]))
-    return rows_target(idx // channels).scores(outputs)
+  def zero_scores(idx):  # every image's chunk is constant: reuse f(zero image)
+    outputs = jnp.broadcast_to(zero_outputs, (batch * chunk, zero_outputs.shape[-1]))
+    return rows.scores(outputs).reshape(batch, chunk, -1)
 
   def step(start):
-    idx = jax.lax.dynamic_slice(order, (start,), (chunk,))
-    return jax.lax.cond(start < live, masked_scores, zero_scores, idx)
+    idx = jax.lax.dynamic_slice_in_dim(order, start, chunk, axis=1)
+    return jax.lax.cond(start < most_live, masked_scores, zero_scores, idx)
 
-  scores = jax.lax.map(step, jnp.arange(0, padded, chunk)).reshape(padded, -1)[:total]
-  return jnp.zeros_like(scores).at[order[:total]].set(scores).reshape(batch, channels, -1)
+  scores = jax.lax.map(step, jnp.arange(0, padded, chunk))  # (steps, B, chunk, K)
+  scores = jnp.moveaxis(scores, 0, 1).reshape(batch, padded, -1)[:, :channels]
+  unsort = jnp.argsort(order[:, :channels], axis=1)
+  return jnp.take_along_axis(scores, unsort[..., None], axis=1)
 
 
 def score_cam(model: nn.Module, variables, x: jax.Array, layer=None, target: Any = None, *,
@@ -70,7 +72,7 @@ def score_cam(model: nn.Module, variables, x: jax.Array, layer=None, target: Any
   """Score-CAM maps (B, h, w), or (B, K, h, w) for several targets; >= 0.
 
   layer / target / size as grad_cam (several layers are combined the same way).
-  chunk: masked images per forward pass (memory bound).
+  chunk: channels per image per forward pass (B·chunk masked images at a time).
   """
   layers = layer_gradients.resolve_layers(model, variables, x, layer)
   outputs, acts = taps.apply_with_taps(model, variables, x, layers)

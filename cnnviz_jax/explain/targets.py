@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnnviz_jax.explain import chunks
+
 FORMS = ("None (top-1)", "an int", "an integer array (B,) or (B, K)", "a list of ints",
          "top_k(k)", "'all'", "a callable score_fn(outputs) -> (B,) or (B, K)")
 
@@ -138,5 +140,6 @@ def resolve(target: Any, outputs: jax.Array, tile: int = 1) -> Resolved:
 
 def pull_targets(pull: Callable, outputs: jax.Array, resolved: Resolved) -> jax.Array:
   """Pull every target's cotangent back through one vjp: (B, K, ...) (vmap over targets)."""
-  grads = jax.vmap(lambda k: pull(resolved.cotangent(outputs, k))[0])(jnp.arange(resolved.num))
+  grads = chunks.map_targets(lambda k: pull(resolved.cotangent(outputs, k))[0], resolved.num,
+                             None, outputs)
   return jnp.moveaxis(grads, 0, 1)

@@ -127,7 +127,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       for i, batch in enumerate(data.train_batches(step0, steps_per_epoch)):
         state, m = train_step(state, batch)
         step_metrics.append(m)
-        report(step0 + i + 1)
+        if jax.process_index() == 0:  # progress on the console of one process only
+          report(step0 + i + 1)
       losses = np.asarray([float(m["loss"]) for m in _host(step_metrics)])
       bad = np.flatnonzero(~np.isfinite(losses))
       if bad.size:

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cnnviz_jax as cj
 
@@ -27,6 +28,12 @@ def test_readme_example_registers_a_model_that_works_like_the_built_ins():
   assert cj.models.layer_names(model, variables, x) == ["stem", "block1"]
   logits, taps = cj.models.apply_with_taps(model, variables, x, ["block1"])
   assert logits.shape == (2, 5) and taps["block1"].shape == (2, 8, 8, 128)
+
+  # an explainer works on it unchanged: Grad-CAM at the user's layer
+  cam = cj.explain.grad_cam(model, variables, x, layer="block1")
+  assert cam.shape == (2, 8, 8) and bool(jnp.all(cam >= 0))
+  with pytest.raises(ValueError, match="valid layers: stem, block1"):
+    cj.explain.grad_cam(model, variables, x, layer="layer4")
 
   # the activation swap reaches the user's modules too
   swapped = model.clone(act=lambda z: jnp.zeros_like(z))

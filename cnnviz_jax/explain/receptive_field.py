@@ -227,10 +227,32 @@ def _abstract_inputs(model: nn.Module, variables, input_shape):
   return variables, x
 
 
-def _tap_jaxpr(model, layer, variables, x) -> jcore.ClosedJaxpr:
-  taps.check_layers(model, variables, x, [layer])
-  return jax.make_jaxpr(
-      lambda v, inputs: taps.apply_with_taps(model, v, inputs, [layer])[1][layer])(variables, x)
+def _taps_jaxpr(model, layers, variables, x) -> jcore.ClosedJaxpr:
+  """Forward up to `layers` as a jaxpr (inputs: variable leaves then x; one output each)."""
+  layers = list(layers)  # apply_with_taps raises listing the valid layers for unknown ones
+  return jax.make_jaxpr(lambda v, inputs: tuple(
+      taps.apply_with_taps(model, v, inputs, layers)[1][name] for name in layers))(variables, x)
+
+
+def receptive_fields(model: nn.Module, layers: Sequence[str] | None = None, variables=None, *,
+                     input_shape: Sequence[int] | None = None) -> dict[str, ReceptiveField]:
+  """{layer: receptive_field(...)} for `layers` (default: every tappable layer), one trace."""
+  variables, x = _abstract_inputs(model, variables, input_shape)
+  layers = taps.layer_names(model, variables, x) if layers is None else list(layers)
+  closed = _taps_jaxpr(model, layers, variables, x)
+  num_spatial = len(x.shape) - 2
+  in_infos = [None] * (len(closed.jaxpr.invars) - 1)  # parameters: no dependence on x
+  in_infos.append({a: _Axis(1, 0, 0) for a in range(1, 1 + num_spatial)})
+  fields = {}
+  for layer, info in zip(layers, _propagate(closed.jaxpr, in_infos)):
+    if isinstance(info, _Unsupported) or not info:
+      reason = info.reason if info else "it does not depend on the input"
+      raise ValueError(f"cannot compute the receptive field of layer {layer!r}: {reason}")
+    axes = sorted(info)
+    fields[layer] = ReceptiveField(tuple(info[a].hi - info[a].lo + 1 for a in axes),
+                                   tuple(info[a].stride for a in axes),
+                                   tuple(-info[a].lo for a in axes))
+  return fields
 
 
 def receptive_field(model: nn.Module, layer: str, variables=None, *,
@@ -243,18 +265,7 @@ def receptive_field(model: nn.Module, layer: str, variables=None, *,
   Raises ValueError listing valid layers for an unknown one, or naming the operation
   (e.g. a global pool) that makes the layer's dependence on the input not a window.
   """
-  variables, x = _abstract_inputs(model, variables, input_shape)
-  closed = _tap_jaxpr(model, layer, variables, x)
-  num_spatial = len(x.shape) - 2
-  in_infos = [None] * (len(closed.jaxpr.invars) - 1)  # parameters: no dependence on x
-  in_infos.append({a: _Axis(1, 0, 0) for a in range(1, 1 + num_spatial)})
-  (info,) = _propagate(closed.jaxpr, in_infos)
-  if isinstance(info, _Unsupported) or not info:
-    reason = info.reason if info else "it does not depend on the input"
-    raise ValueError(f"cannot compute the receptive field of layer {layer!r}: {reason}")
-  axes = sorted(info)
-  return ReceptiveField(tuple(info[a].hi - info[a].lo + 1 for a in axes),
-                        tuple(info[a].stride for a in axes), tuple(-info[a].lo for a in axes))
+  return receptive_fields(model, [layer], variables, input_shape=input_shape)[layer]
 
 
 # --- the empirical cross-check: gradient support of single units --------------------------
@@ -297,16 +308,18 @@ def _positive_variables(variables):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _supports(closed: jcore.ClosedJaxpr, leaves, inputs, onehots):
-  """onehots: per layer (K, h, w) cotangent masks, zero outside that layer's own rows."""
-  forward = lambda x: _eval_with_avg_pool(closed.jaxpr, closed.consts, *leaves, x)
-  outs, pullback = jax.vjp(forward, inputs)
+  """onehots: per tap (P, h, w) unit masks -> per tap (P, H, W) bool gradient supports."""
+  supports = []
+  for k, masks in enumerate(onehots):  # one vjp per tap: its backward stops at the input
+    out, pullback = jax.vjp(
+        lambda x, k=k: _eval_with_avg_pool(closed.jaxpr, closed.consts, *leaves, x)[k], inputs)
 
-  def one(*masks):  # 1 on every channel of one unit of image 0, 0 elsewhere
-    cts = [jnp.zeros_like(o).at[0].set(jnp.broadcast_to(m[..., None], o.shape[1:]))
-           for o, m in zip(outs, masks)]
-    return jnp.abs(pullback(cts)[0][0]).sum(-1) > 0
+    def one(mask, out=out, pullback=pullback):  # 1 on every channel of one unit of image 0
+      ct = jnp.zeros_like(out).at[0].set(jnp.broadcast_to(mask[..., None], out.shape[1:]))
+      return jnp.abs(pullback(ct)[0][0]).sum(-1) > 0
 
-  return jax.vmap(one)(*onehots)
+    supports.append(jax.vmap(one)(masks))
+  return supports
 
 
 def gradient_support(model: nn.Module, positions: Mapping[str, Sequence[Sequence[int]]],
@@ -320,20 +333,16 @@ def gradient_support(model: nn.Module, positions: Mapping[str, Sequence[Sequence
   """
   variables, x = _abstract_inputs(model, variables, input_shape)
   layers = list(positions)
-  taps.check_layers(model, variables, x, layers)
-  closed = jax.make_jaxpr(lambda v, inputs: tuple(
-      taps.apply_with_taps(model, v, inputs, layers)[1][name] for name in layers))(variables, x)
+  closed = _taps_jaxpr(model, layers, variables, x)
   leaves = jax.tree_util.tree_leaves(_positive_variables(variables))
-  shapes = [o.aval.shape[1:-1] for o in closed.jaxpr.outvars]
-  counts = [len(positions[name]) for name in layers]
-  onehots = [np.zeros((sum(counts),) + shape, np.float32) for shape in shapes]
-  row = 0
-  for k, name in enumerate(layers):
-    for pos in positions[name]:
-      onehots[k][(row,) + tuple(pos)] = 1.0
-      row += 1
-  masks = np.asarray(_supports(closed, leaves, jnp.ones(x.shape, x.dtype), onehots))
-  return dict(zip(layers, np.split(masks, np.cumsum(counts)[:-1])))
+  onehots = []
+  for name, out in zip(layers, closed.jaxpr.outvars):
+    masks = np.zeros((len(positions[name]),) + out.aval.shape[1:-1], np.float32)
+    for row, pos in enumerate(positions[name]):
+      masks[(row,) + tuple(pos)] = 1.0
+    onehots.append(masks)
+  supports = _supports(closed, leaves, jnp.ones(x.shape, x.dtype), onehots)
+  return {name: np.asarray(m) for name, m in zip(layers, supports)}
 
 
 def empirical_receptive_fields(model: nn.Module, layers: Sequence[str] | None = None,
@@ -349,7 +358,9 @@ def empirical_receptive_fields(model: nn.Module, layers: Sequence[str] | None = 
   variables, x = _abstract_inputs(model, variables, input_shape)
   shapes = taps.layer_shapes(model, variables, x)
   layers = list(shapes) if layers is None else list(layers)
-  taps.check_layers(model, variables, x, layers)
+  unknown = [name for name in layers if name not in shapes]
+  if unknown:
+    raise ValueError(f"unknown layer(s) {unknown}; valid layers: {', '.join(shapes)}")
   units = {name: [(0, 0), (1, 1), tuple(n - 1 for n in shapes[name][1:-1])] for name in layers}
   masks = gradient_support(model, units, variables, input_shape=x.shape)
   fields = {}
@@ -358,7 +369,7 @@ def empirical_receptive_fields(model: nn.Module, layers: Sequence[str] | None = 
     for axis, n in enumerate(shapes[name][1:-1]):
       other = tuple(a for a in range(len(shapes[name]) - 2) if a != axis)
       first, second, last = (np.flatnonzero(m.any(axis=other)) for m in masks[name])
-      if n < 2 or first[-1] == x.shape[1 + axis] - 1 or last[0] == 0:
+      if n < 2 or second[-1] == x.shape[1 + axis] - 1 or last[0] == 0:
         raise ValueError(f"input_shape {tuple(x.shape)} is too small to measure the receptive "
                          f"field of {name!r} along axis {axis}; pass a larger one")
       stride.append(int(second[-1] - first[-1]))

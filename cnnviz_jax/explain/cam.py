@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnviz_jax.explain import chunks, layer_gradients, maps, targets
+from cnnviz_jax.models import taps
 
 Weigh = Callable[[jax.Array, jax.Array], jax.Array]
 _TTA_FACTORS = (0.9, 1.0, 1.1)
@@ -38,6 +39,10 @@ def eigen_projection(weighted: jax.Array) -> jax.Array:
   direction = vt[:, 0, :]  # (B, C)
   direction = direction * jnp.where(jnp.sum(direction, -1, keepdims=True) < 0, -1.0, 1.0)
   return jnp.einsum("bpc,bc->bp", flat, direction).reshape(b, h, w)
+
+
+def _at_least_f32(a: jax.Array | None) -> jax.Array | None:
+  return None if a is None else a.astype(jnp.promote_types(a.dtype, jnp.float32))
 
 
 def _reduce(weighted: jax.Array, eigen_smooth: bool) -> jax.Array:
@@ -71,13 +76,14 @@ def class_activation_maps(model: nn.Module, variables, x: jax.Array,
   if uses_gradients:
     outputs, acts, pull = layer_gradients.layer_vjp(model, variables, x, layers)
   else:
-    outputs, acts = layer_gradients.taps.apply_with_taps(model, variables, x, layers)
+    outputs, acts = taps.apply_with_taps(model, variables, x, layers)
     pull = None
   resolved = targets.resolve(target, outputs, tile=tile)
 
-  def per_target(k):  # -> [ (B, h_l, w_l) per layer ]
+  def per_target(k):  # -> [ (B, h_l, w_l) per layer ], at least float32 (bf16 models)
     grads = pull(resolved.cotangent(outputs, k)) if pull is not None else {}
-    return [_reduce(weigh(acts[name], grads.get(name)), eigen_smooth) for name in layers]
+    return [_reduce(weigh(_at_least_f32(acts[name]), _at_least_f32(grads.get(name))),
+                    eigen_smooth) for name in layers]
 
   if pull is None:  # class-agnostic (Eigen-CAM): one map serves every target
     per_layer = [jnp.broadcast_to(c[None], (resolved.num, *c.shape)) for c in per_target(0)]

@@ -39,8 +39,9 @@ def layer_vjp(model: nn.Module, variables, x: jax.Array, layers: Sequence[str]
 
   pullback(cotangent (B, N)) -> {layer: d(cotangent · outputs) / d activation}.
   """
-  shapes = taps.layer_shapes(model, variables, jax.ShapeDtypeStruct(x.shape, x.dtype))
-  zeros = {name: jnp.zeros(shapes[name], x.dtype) for name in layers}
+  shapes = jax.eval_shape(lambda v, z: taps.apply_with_taps(model, v, z, layers)[1],
+                          variables, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  zeros = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}  # tap dtypes
 
   def forward(deltas):
     outputs, acts = taps.apply_with_taps(model, variables, x, layers, deltas)

@@ -48,7 +48,8 @@ def _channel_scores(model: nn.Module, variables, x: jax.Array, acts: jax.Array,
     mask = maps.upsample(picked, size, align_corners=align_corners, channels_last=True)
     mask = maps.normalise(mask, eps=1e-8, axes=(1, 2))  # (B, H, W, chunk)
     mask = jnp.where(jnp.take_along_axis(constant, idx, axis=1)[:, None, None, :], 0.0, mask)
-    masked = x[:, None] * jnp.moveaxis(mask, -1, 1)[..., None]  # (B, chunk, H, W, C)
+    mask = jnp.moveaxis(mask, -1, 1)[..., None].astype(x.dtype)  # (B, chunk, H, W, 1)
+    masked = x[:, None] * mask  # (B, chunk, H, W, C)
     outputs = model.apply(variables, masked.reshape(-1, *x.shape[1:]), train=False)
     return rows.scores(outputs).reshape(batch, chunk, -1)
 
@@ -79,8 +80,9 @@ def score_cam(model: nn.Module, variables, x: jax.Array, layer=None, target: Any
   resolved = targets.resolve(target, outputs)
   cams = []
   for name in layers:
-    scores = _channel_scores(model, variables, x, acts[name], resolved, chunk, align_corners)
-    weights = jax.nn.softmax(scores, axis=1)  # over channels: (B, C, K)
-    cams.append(jax.nn.relu(jnp.einsum("bhwc,bck->bkhw", acts[name], weights)))
+    a = acts[name].astype(jnp.promote_types(acts[name].dtype, jnp.float32))
+    scores = _channel_scores(model, variables, x, a, resolved, chunk, align_corners)
+    weights = jax.nn.softmax(scores.astype(a.dtype), axis=1)  # over channels: (B, C, K)
+    cams.append(jax.nn.relu(jnp.einsum("bhwc,bck->bkhw", a, weights)))
   result = cam.combine_layers(cams, size)
   return result if resolved.multi else result[:, 0]

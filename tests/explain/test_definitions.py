@@ -167,8 +167,8 @@ def test_activations_and_filters(tiny):
   _, taps = cj.models.apply_with_taps(model, variables, x, ["block2"])
   np.testing.assert_array_equal(acts["block2"], taps["block2"])
   kernel = variables["params"]["block1_conv1"]["conv"]["kernel"]
-  raw = E.filters(variables, normalise=False)
+  raw = E.filters(model, variables, normalise=False)  # the first layer's
   np.testing.assert_array_equal(raw, jnp.transpose(kernel, (3, 0, 1, 2)))
-  shown = E.filters(variables, "block2_conv1")
+  shown = E.filters(model, variables, x, "block2_conv1")
   assert shown.shape == (32, 3, 3, 16) and float(shown.min()) == 0
   np.testing.assert_allclose(shown.max(axis=(1, 2, 3)), 1, atol=1e-6)

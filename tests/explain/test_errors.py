@@ -71,8 +71,9 @@ def test_input_attribution_arguments(tiny):
 
 
 def test_filters_errors(tiny):
-  _, variables, _ = tiny
-  with pytest.raises(ValueError, match="convolutions: block1_conv1/conv, block2_conv1/conv"):
-    E.filters(variables, "block9")
+  model, variables, _ = tiny
+  with pytest.raises(ValueError, match="0 convolutions under 'block9', need exactly one; "
+                     "convolutions: block1_conv1/conv, block2_conv1/conv"):
+    E.filters(model, variables, layer="block9")
   with pytest.raises(ValueError, match="no 2-D convolution"):
-    E.filters({"params": {"dense": {"kernel": np.zeros((3, 4))}}})
+    E.filters(model, {"params": {"dense": {"kernel": np.zeros((3, 4))}}})

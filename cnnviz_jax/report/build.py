@@ -1,0 +1,186 @@
+"""From a training workdir to W/report.html (and every figure as W/figures/*.png|gif).
+
+  path = build.workdir_report("workdir/demo")            # or: python -m cnnviz_jax.report --workdir W
+
+Loads the run (finished or partial), reads a few examples of the data, computes every
+explanation for a small batch in one jitted call, draws the figures and writes one
+self-contained HTML page. Kept cheap (8 images, subsets for costly methods) so that the
+demo's train + report stays within its time budget.
+"""
+import json
+import logging
+import pathlib
+import time
+
+import jax
+import numpy as np
+
+from cnnviz_jax import explain
+from cnnviz_jax.data import stats as data_stats
+from cnnviz_jax.explain import receptive_field as rf_lib
+from cnnviz_jax.models import taps
+from cnnviz_jax.report import (compute, data_figures, display, explain_figures, gradient_figures,
+                               html, inside_figures, results_figures, samples, training_figures)
+from cnnviz_jax.report import workdir as workdir_lib
+
+_SHOWN = 4  # images in the wide CAM grids
+
+
+class _Timer:
+  def __init__(self):
+    self.start, self.marks = time.perf_counter(), {}
+
+  def mark(self, name: str) -> None:
+    now = time.perf_counter()
+    self.marks[name] = now - self.start - sum(self.marks.values())
+
+
+def _eval_split(results: dict | None, cfg: dict) -> str:
+  """The split figures are drawn from: test if there is one, else the last evaluated."""
+  if results and "test" not in results["splits"]:
+    return list(results["splits"])[-1]
+  return "test"
+
+
+def data_section(run: workdir_lib.Run, show, directory: pathlib.Path) -> html.Section:
+  cfg, section = run.data_config, html.Section("data")
+  stats = data_stats.dataset_stats(cfg)
+  section.figures.append(data_figures.class_distribution(stats, directory))
+  train = samples.examples(cfg, "train", 16)
+  section.figures.append(data_figures.sample_grid(show(train.images), train.labels,
+                                                  run.class_names, directory))
+  originals, augmented, description = samples.augmented(cfg, n=4, k=5, seed=run.config.seed)
+  section.figures.append(data_figures.augmented_grid(originals, augmented, description,
+                                                     directory))
+  return section
+
+
+def training_section(run: workdir_lib.Run, directory: pathlib.Path) -> html.Section:
+  section = html.Section("training")
+  if run.history:
+    section.figures.append(training_figures.training_curves(run.history, directory,
+                                                            run.planned_epochs))
+  else:
+    section.notes.append("No epoch has finished yet: history.json is missing.")
+  return section
+
+
+def results_section(run: workdir_lib.Run, show, predict, directory: pathlib.Path
+                    ) -> html.Section:
+  section = html.Section("results")
+  if run.results is None:
+    section.notes.append("Training did not finish, so there is no results.json: accuracy, "
+                         "confusion matrix and mistakes appear once the run completes.")
+    return section
+  split = _eval_split(run.results, run.data_config)
+  section.html.append(html.results_table(run.results))
+  section.figures.append(results_figures.confusion_matrices(run.results, directory, split))
+  section.figures.append(results_figures.per_class_accuracy(run.results, directory))
+  examples, probabilities = samples.predict_split(run.data_config, split, predict)
+  wrong = results_figures.confidently_wrong(show(examples.images), examples.labels,
+                                            probabilities, run.class_names, directory)
+  if wrong is None:
+    section.notes.append(f"No {split} image is misclassified "
+                         f"({len(examples.labels):,} checked).")
+  else:
+    section.figures.append(wrong)
+  return section
+
+
+def looks_section(run: workdir_lib.Run, batch: samples.Examples, show,
+                  directory: pathlib.Path, cam_layer: str | None = None,
+                  feature_layers: list[str] | None = None) -> tuple[html.Section, dict]:
+  """Attributions and the inside of the network for a batch; also returns the
+  Explanations for the faithfulness section."""
+  section = html.Section("looks", intro=(
+      "Attributions for a few test images (one per class first), then what single layers "
+      "and units respond to."))
+  names, model, variables = run.class_names, run.model, run.variables
+  e = compute.explain_batch(model, variables, batch.images, len(names), cam_layer,
+                            feature_layers, seed=run.config.seed)
+  images = show(batch.images)
+  n = min(_SHOWN, len(images))
+  top_classes, top_cams = e.top(4)
+  figs = section.figures
+  figs.append(explain_figures.top_class_cams(images[:n], e.probabilities, top_classes[:n],
+                                             top_cams[:n], names, batch.labels, directory,
+                                             e.layer))
+  figs.append(explain_figures.all_class_grid(images[:n], e.classes[:n], e.cams[:n],
+                                             e.probabilities, names, directory))
+  figs.append(explain_figures.all_class_gif(images[0], e.classes[0], e.cams[0],
+                                            e.probabilities[0], names, directory,
+                                            int(batch.labels[0])))
+  figs.append(explain_figures.guided_grad_cam(images[:n], e.cams[:n, 0], e.guided[:n],
+                                              e.guided_grad_cam[:n], e.classes[:n, 0], names,
+                                              directory))
+  figs.append(gradient_figures.guided_and_deconv(images[:n], e.guided[:n], e.deconv[:n],
+                                                 e.classes[:n, 0], names, directory))
+  figs.append(gradient_figures.per_class(images[0], e.per_class_classes, e.guided_per_class,
+                                         e.deconv_per_class, e.probabilities[0], names,
+                                         directory))
+  field = None
+  try:  # analytic receptive field; some layers (after a global pool) have none
+    field = rf_lib.receptive_field(model, e.layer, variables,
+                                   input_shape=(1, *batch.images.shape[1:]))
+  except ValueError as err:
+    section.notes.append(f"No receptive field for {e.layer}: {err}")
+  figs.append(gradient_figures.neuron(images, e.neuron, e.guided_neuron, e.layer, directory,
+                                      field))
+  figs.append(inside_figures.feature_maps(images[0], e.feature_maps, directory))
+  first = taps.layer_names(model, variables, batch.images[:1])[0]
+  kernels = np.asarray(explain.filters(model, variables, batch.images[:1], first))
+  figs.append(inside_figures.first_layer_filters(kernels, first, directory))
+  if field is not None:
+    figs.append(inside_figures.receptive_field_outlines(images, e.layer_activations, field,
+                                                        e.layer, directory))
+  return section, e
+
+
+def faithful_section(run: workdir_lib.Run, batch: samples.Examples, e) -> html.Section:
+  section = html.Section("faithful")
+  section.notes.append("Deletion/insertion curves, the pointing game and the randomisation "
+                       "check are not available in this version of cnnviz_jax.explain.")
+  return section
+
+
+def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str | None = None,
+                   feature_layers: list[str] | None = None) -> pathlib.Path:
+  """Writes the report of `workdir` (default W/report.html) and returns its path."""
+  timer = _Timer()
+  run = workdir_lib.load_run(workdir)
+  directory = run.workdir / "figures"
+  output = pathlib.Path(output) if output else run.workdir / "report.html"
+  cfg = run.data_config
+  show = lambda x: display.to_display(x, cfg["normalization"], cfg["mean"], cfg["std"])
+  apply = jax.jit(lambda v, x: jax.nn.softmax(run.model.apply(v, x, train=False), -1))
+  predict = lambda x: apply(run.variables, x)
+  timer.mark("load")
+  sections = [data_section(run, show, directory)]
+  timer.mark("data")
+  sections.append(training_section(run, directory))
+  sections.append(results_section(run, show, predict, directory))
+  timer.mark("results")
+  split = _eval_split(run.results, cfg)
+  batch = samples.examples(cfg, split, num_images)
+  looks, e = looks_section(run, batch, show, directory, cam_layer, feature_layers)
+  sections.append(looks)
+  timer.mark("explanations")
+  sections.append(faithful_section(run, batch, e))
+  timer.mark("faithfulness")
+  figures = [f for s in sections for f in s.figures]
+  index = [{"name": f.name, "title": f.title, "caption": f.caption, "file": f.path.name,
+            "section": s.key, "texts": f.texts} for s in sections for f in s.figures]
+  (directory / "index.json").write_text(json.dumps(index, indent=1))
+  accuracy = ""
+  if run.results and split in run.results["splits"]:
+    accuracy = f", {split} accuracy {run.results['splits'][split]['accuracy']:.2%}"
+  page = html.render(
+      f"{run.config.model.name} on {cfg['name']}", sections,
+      subtitle=f"{run.workdir} — {run.status()}{accuracy}",
+      partial=run.status() if run.partial else None, config=run.config.to_dict(),
+      extra_footer=f"Model variables from {run.checkpoint}. Timings (s): " +
+      ", ".join(f"{k} {v:.1f}" for k, v in timer.marks.items()))
+  html.write(output, page)
+  logging.info("report: %s (%d figures; %s)", output, len(figures),
+               ", ".join(f"{k} {v:.1f}s" for k, v in timer.marks.items()))
+  return output

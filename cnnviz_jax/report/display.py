@@ -1,0 +1,196 @@
+"""Model inputs and maps as pictures, and figures as files.
+
+Everything a figure module needs to turn arrays into pixels: undo the input
+normalisation, colour a heatmap with a perceptually uniform colormap, blend it over the
+image, scale signed attributions, and save a matplotlib figure (PNG, nothing clipped).
+"""
+import dataclasses
+import pathlib
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are built on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
+from matplotlib import patches as mpatches  # noqa: E402  pylint: disable=wrong-import-position
+import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
+
+from cnnviz_jax.explain import maps as maps_lib  # noqa: E402  pylint: disable=wrong-import-position
+from cnnviz_jax.weights import preprocessing  # noqa: E402  pylint: disable=wrong-import-position
+
+HEAT = "inferno"  # heatmaps and overlays: perceptually uniform, dark = 0
+MATRIX = "viridis"  # confusion matrices, curves of many lines
+FEATURES = "viridis"  # feature maps
+SEQUENTIAL_COLOURS = plt.get_cmap("tab10").colors
+DPI = 110
+
+
+@dataclasses.dataclass
+class Figure:
+  """One saved figure: where it is and what the report says about it."""
+  name: str  # file stem, unique within a report
+  title: str
+  caption: str
+  path: pathlib.Path  # PNG or GIF
+  texts: list[str] = dataclasses.field(default_factory=list)  # annotations drawn on the axes
+
+
+def to_display(x: np.ndarray, normalization: str = "unit", mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None) -> np.ndarray:
+  """Model inputs (..., H, W, 3) -> RGB in [0, 1], undoing the data pipeline's normalisation."""
+  x = np.asarray(x, np.float32)
+  if normalization == "unit":
+    rgb = x
+  elif normalization == "torch":
+    rgb = x * np.asarray(preprocessing.TORCH_STD) + np.asarray(preprocessing.TORCH_MEAN)
+  elif normalization == "caffe":  # BGR, mean-subtracted, 0..255
+    rgb = (x + np.asarray(preprocessing.CAFFE_MEAN_BGR))[..., ::-1] / 255.0
+  elif normalization == "tf":
+    rgb = (x + 1.0) / 2.0
+  elif normalization == "standardize":
+    rgb = x * np.asarray(std) + np.asarray(mean)
+  else:
+    raise ValueError(f"unknown normalization {normalization!r}")
+  return np.clip(rgb, 0.0, 1.0)
+
+
+def unit(maps: np.ndarray, axes: Sequence[int] = (-2, -1)) -> np.ndarray:
+  """Min-max to [0, 1] over `axes`; a constant map becomes 0 (never NaN)."""
+  maps = np.asarray(maps, np.float32)
+  lo = maps.min(axis=tuple(axes), keepdims=True)
+  span = maps.max(axis=tuple(axes), keepdims=True) - lo
+  return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def resize(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
+  """Bilinear resize of (..., h, w) maps to size = (H, W) (half-pixel centres, as cv2)."""
+  maps = np.asarray(maps, np.float32)
+  if maps.shape[-2:] == tuple(size):
+    return maps
+  return np.asarray(maps_lib.upsample(maps, tuple(size)))
+
+
+def colour(heat: np.ndarray, cmap: str = HEAT) -> np.ndarray:
+  """(H, W) values in [0, 1] -> (H, W, 3) RGB."""
+  return plt.get_cmap(cmap)(np.clip(heat, 0.0, 1.0))[..., :3].astype(np.float32)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5,
+            cmap: str = HEAT) -> np.ndarray:
+  """Heatmap (h, w) in [0, 1], resized to the image (H, W, 3) in [0, 1], blended over it."""
+  heat = resize(heat, image.shape[:2])
+  return np.clip((1 - alpha) * image + alpha * colour(heat, cmap), 0.0, 1.0)
+
+
+def signed_image(attribution: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+  """(..., H, W, 3) gradients -> [0, 1] with 0 at grey, scaled by a high percentile of |g|
+  per image, so one extreme pixel does not wash the picture out."""
+  a = np.asarray(attribution, np.float32)
+  axes = tuple(range(a.ndim - 3, a.ndim))
+  scale = np.percentile(np.abs(a), percentile, axis=axes, keepdims=True)
+  return np.clip(0.5 + 0.5 * a / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
+
+
+def magnitude(attribution: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+  """(..., H, W, 3) attributions -> (..., H, W) |a| summed over channels, in [0, 1]."""
+  m = np.abs(np.asarray(attribution, np.float32)).sum(-1)
+  scale = np.percentile(m, percentile, axis=(-2, -1), keepdims=True)
+  return np.clip(m / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+  return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+class Panels:
+  """A rows x cols grid of pictures drawn into ONE matplotlib Axes.
+
+  Much faster than an Axes per picture (axes creation and layout dominate the cost of
+  image grids); titles and labels are plain text, outlines are patches, all in cell
+  coordinates: cell (r, c) spans x in [c*(1+gap), +1], y in [top(r), +1] (y down).
+  """
+
+  def __init__(self, rows: int, cols: int, cell: float = 1.6, title_lines: int = 1,
+               label_lines: int = 0, fontsize: float = 8, gap: float = 0.08):
+    self.rows, self.cols, self.fontsize, self.gap = rows, cols, fontsize, gap
+    line = fontsize * 1.35 / 72 / cell  # one text line, in cells
+    self.head, self.foot = title_lines * line + 0.04, label_lines * line + (0.04 if label_lines
+                                                                              else 0.0)
+    self.pitch_y = 1 + self.head + self.foot + gap
+    width, height = cols * (1 + gap), rows * self.pitch_y
+    self.fig = plt.figure(figsize=(width * cell, height * cell))
+    self.ax = self.fig.add_axes((0, 0, 1, 1))
+    self.ax.set_xlim(-gap / 2, width - gap / 2)
+    self.ax.set_ylim(height, 0)
+    self.ax.set_aspect("equal")
+    self.ax.set_axis_off()
+
+  def box(self, r: int, c: int) -> tuple[float, float]:
+    """(x0, y0) of cell (r, c)'s picture area."""
+    return c * (1 + self.gap), r * self.pitch_y + self.head
+
+  def show(self, r: int, c: int, image: np.ndarray, title: str | None = None,
+           label: str | None = None, colour: str = "black", **imshow) -> None:
+    """Draws image (H, W[, 3]) fitted into cell (r, c), keeping its aspect ratio."""
+    x0, y0 = self.box(r, c)
+    h, w = image.shape[:2]
+    sx, sy = (1.0, h / w) if w >= h else (w / h, 1.0)
+    ox, oy = x0 + (1 - sx) / 2, y0 + (1 - sy) / 2
+    imshow.setdefault("interpolation", "nearest" if max(h, w) < 64 else "antialiased")
+    self.ax.imshow(image, extent=(ox, ox + sx, oy + sy, oy), **imshow)
+    self.ax.add_patch(mpatches.Rectangle((ox, oy), sx, sy, fill=False, lw=0.5, ec="0.6"))
+    if title:
+      self.ax.text(x0 + 0.5, y0 - 0.02, title, ha="center", va="bottom",
+                   fontsize=self.fontsize, color=colour)
+    if label:
+      self.ax.text(x0 + 0.5, y0 + 1.02, label, ha="center", va="top",
+                   fontsize=self.fontsize - 1, color=colour)
+
+  def side(self, r: int, text: str) -> None:
+    """A label left of row r (rotated), like an axis y-label."""
+    x0, y0 = self.box(r, 0)
+    self.ax.text(x0 - 0.04, y0 + 0.5, text, ha="right", va="center", rotation=90,
+                 fontsize=self.fontsize)
+
+  def outline(self, r: int, c: int, image_shape, rows: tuple[int, int], cols: tuple[int, int],
+              colour: str = "#00e5ff") -> None:
+    """Outlines pixel rows [r0, r1) x cols [c0, c1) of the picture in cell (r, c), clipped."""
+    h, w = image_shape[:2]
+    x0, y0 = self.box(r, c)
+    scale = 1.0 / max(h, w)
+    ox, oy = x0 + (1 - w * scale) / 2, y0 + (1 - h * scale) / 2
+    (a, b), (d, e) = (np.clip(rows, 0, h), np.clip(cols, 0, w))
+    self.ax.add_patch(mpatches.Rectangle((ox + d * scale, oy + a * scale), (e - d) * scale,
+                                         (b - a) * scale, fill=False, lw=1.6, ec=colour))
+
+  def suptitle(self, text: str) -> None:
+    self.ax.text(self.cols * (1 + self.gap) / 2 - self.gap / 2, -0.06, text, ha="center",
+                 va="bottom", fontsize=self.fontsize + 2)
+
+  def colorbar(self, label: str, cmap: str = HEAT) -> None:
+    """A 0..1 colorbar to the right of the grid."""
+    cax = self.fig.add_axes((1.02, 0.15, 0.018 * 8 / max(self.cols, 4), 0.7))
+    mappable = plt.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=cmap)
+    self.fig.colorbar(mappable, cax=cax, label=label)
+
+  def blank(self, r: int, c: int, text: str) -> None:
+    x0, y0 = self.box(r, c)
+    self.ax.text(x0 + 0.5, y0 + 0.5, text, ha="center", va="center", fontsize=self.fontsize,
+                 color="0.4")
+
+
+def save(fig, directory: pathlib.Path, name: str, title: str, caption: str = "") -> Figure:
+  """Writes directory/name.png (tight bounding box: no label is cut off) and closes `fig`
+  (a matplotlib Figure or Panels)."""
+  fig = getattr(fig, "fig", fig)
+  directory.mkdir(parents=True, exist_ok=True)
+  path = directory / f"{name}.png"
+  texts = [t.get_text() for ax in fig.axes for t in ax.texts]  # for content checks
+  fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.08, facecolor="white")
+  plt.close(fig)
+  return Figure(name, title, caption, path, texts)
+
+
+def short(name: str, width: int = 14) -> str:
+  """A class name cut to fit a tick label (ImageNet names can be long)."""
+  return name if len(name) <= width else name[:width - 1] + "…"

@@ -1,7 +1,9 @@
 r"""Entry point: python -m cnnviz_jax.main --config configs/demo.py --workdir W [--config.x=y].
 
 Trains and evaluates as the config says; the workdir ends with orbax checkpoints,
-TensorBoard events, history.json, config.json and results.json. Run the same command
+TensorBoard events, history.json, config.json, results.json and report.html (figures in
+W/figures; --noreport skips it). `--mode=report --workdir W` (re)writes the report of an
+existing workdir, finished or partial. Run the same command
 again to resume a killed run exactly. Multi-process: every process runs the same
 command; on TPU VMs and under Slurm jax.distributed is configured automatically, or
 pass --coordinator_address/--num_processes/--process_id.
@@ -15,7 +17,10 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results a
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_enum("mode", "train", ["train", "report"],
+                  "train (then report), or only the report of an existing --workdir.")
+flags.DEFINE_bool("report", True, "Write W/report.html after training.")
+flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
 
@@ -33,12 +38,30 @@ def main(argv):
   import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (XLA flags)
   from cnnviz_jax.train import loop, mesh, validate  # pylint: disable=import-outside-toplevel
 
+  if FLAGS.mode == "report":
+    _report(FLAGS.workdir)
+    return
+  if FLAGS.config is None:
+    raise app.UsageError("--config is required to train (or use --mode=report)")
   validate.validate(FLAGS.config)
   mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   summary = ", ".join(f"{split} {r['accuracy']:.2%}" for split, r in results["splits"].items())
   logging.info("accuracy: %s; results in %s/results.json", summary, FLAGS.workdir)
   print(f"accuracy: {summary}\nresults: {FLAGS.workdir}/results.json")
+  if FLAGS.report:
+    import jax  # pylint: disable=import-outside-toplevel
+    if jax.process_index() == 0:  # one report, from the files every process wrote
+      _report(FLAGS.workdir)
+
+
+def _report(workdir: str) -> None:
+  from cnnviz_jax.report import build, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  try:
+    path = build.workdir_report(workdir)
+  except workdir_lib.ReportError as e:
+    raise app.UsageError(str(e)) from e
+  print(f"report: {path}")
 
 
 if __name__ == "__main__":

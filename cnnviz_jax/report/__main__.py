@@ -1,0 +1,91 @@
+r"""Reports and explanations from the command line.
+
+  # the report of a training workdir (finished or partial) -> W/report.html
+  python -m cnnviz_jax.report --workdir W
+  # explain your own images with a trained workdir or converted ImageNet weights
+  python -m cnnviz_jax.report --weights weights/resnet50 --images a.jpg b.png \
+      --methods grad_cam,guided_backprop --output OUT
+Writes OUT/<image>_<method>.png (each at the image's own size) and OUT/report.html.
+Methods: grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam, eigen_cam, score_cam,
+guided_backprop, deconvnet, guided_grad_cam, gradient, gradient_x_input,
+integrated_gradients, smoothgrad.
+"""
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("workdir", None, "A training workdir (python -m cnnviz_jax.main).")
+flags.DEFINE_string("weights", None, "Converted ImageNet weights (cnnviz_jax.weights.convert).")
+flags.DEFINE_list("images", [], "Image files to explain (also: any further arguments).")
+flags.DEFINE_list("methods", ["grad_cam", "guided_backprop", "guided_grad_cam"],
+                  "Explainers for --images, comma-separated.")
+flags.DEFINE_string("output", None, "--images: output directory (default explanations/); "
+                    "workdir report: the HTML file (default W/report.html).")
+flags.DEFINE_string("layer", None, "Layer for CAMs (default: the last spatial layer).")
+flags.DEFINE_integer("target", None, "Class index to explain (default: each image's top-1).")
+flags.DEFINE_integer("num_images", 8, "Workdir report: test images explained.")
+FLAGS = flags.FLAGS
+
+
+def explainee(workdir: str | None, weights_dir: str | None):
+  """An images.Explainee from a workdir or a converted-weights directory."""
+  # pylint: disable=import-outside-toplevel
+  import numpy as np
+  from cnnviz_jax import models, weights
+  from cnnviz_jax.report import images, workdir as workdir_lib
+  from cnnviz_jax.weights import preprocessing
+  if weights_dir:
+    try:
+      variables, meta = weights.load(weights_dir)
+    except FileNotFoundError as e:
+      raise workdir_lib.ReportError(str(e)) from e
+    model = models.create(meta.arch, num_classes=meta.num_classes)
+    return images.Explainee(model, variables, meta.class_names, meta.input_size,
+                            meta.preprocess, f"{meta.arch} ({meta.source} weights, "
+                            f"{weights_dir})")
+  run = workdir_lib.load_run(workdir)
+  cfg = run.data_config
+  mode = cfg["normalization"]
+
+  def preprocess(x):
+    if mode in preprocessing.MODES:
+      return preprocessing.preprocess(x, mode)
+    x = x.astype(np.float32) / 255.0
+    return x if mode == "unit" else (x - np.asarray(cfg["mean"])) / np.asarray(cfg["std"])
+
+  return images.Explainee(run.model, run.variables, run.class_names, cfg["image_size"],
+                          preprocess, f"{run.config.model.name} from {run.workdir} "
+                          f"({run.status()})")
+
+
+def main(argv):
+  import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from cnnviz_jax.report import build, images  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.report.workdir import ReportError  # pylint: disable=import-outside-toplevel
+  paths = list(FLAGS.images) + list(argv[1:])
+  if argv[1:] and not FLAGS.images:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}; images go after --images")
+  if paths and bool(FLAGS.workdir) == bool(FLAGS.weights):
+    raise app.UsageError("--images needs exactly one of --workdir W / --weights DIR")
+  if not paths and (not FLAGS.workdir or FLAGS.weights):
+    raise app.UsageError("give --workdir W (writes its report), or --images a.jpg … with "
+                         "--workdir W or --weights DIR")
+  try:
+    if paths:
+      images.check_methods(FLAGS.methods)
+      for path in paths:  # fail on a bad file before loading any model
+        images.read_image(path)
+      who = explainee(FLAGS.workdir, FLAGS.weights)
+      path = images.explain_images(who, paths, FLAGS.methods, FLAGS.output or "explanations",
+                                   FLAGS.layer, FLAGS.target)
+    else:
+      path = build.workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
+                                  cam_layer=FLAGS.layer)
+  except ReportError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(f"report: {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,170 @@
+"""Explain a user's own image files (pytorch-grad-cam's cam.py use case), in one call.
+
+  explain_images(model, variables, meta_like, ["a.jpg", "b.png"], ["grad_cam", "guided_backprop"],
+                 "out/")
+writes out/<image>_<method>.png at each image's own size (maps resized back onto the
+original), one summary figure per image, and out/report.html. Images are resized
+straight to the model's input size (no crop), so every map covers the whole picture.
+"""
+import dataclasses
+import functools
+import pathlib
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cnnviz_jax import explain
+from cnnviz_jax.report import display, html
+from cnnviz_jax.report.workdir import ReportError
+
+# name -> (function, kind): 'cam' maps are (B, h, w) at a layer; 'pixels' are (B, H, W, 3).
+METHODS: dict[str, tuple[Callable, str]] = {
+    "grad_cam": (explain.grad_cam, "cam"),
+    "grad_cam_plus_plus": (explain.grad_cam_plus_plus, "cam"),
+    "xgrad_cam": (explain.xgrad_cam, "cam"),
+    "layer_cam": (explain.layer_cam, "cam"),
+    "eigen_cam": (explain.eigen_cam, "cam"),
+    "score_cam": (explain.score_cam, "cam"),
+    "guided_backprop": (explain.guided_backprop, "pixels"),
+    "deconvnet": (explain.deconvnet, "pixels"),
+    "guided_grad_cam": (explain.guided_grad_cam, "pixels"),
+    "gradient": (explain.gradient, "pixels"),
+    "gradient_x_input": (explain.gradient_x_input, "pixels"),
+    "integrated_gradients": (explain.integrated_gradients, "pixels"),
+    "smoothgrad": (explain.smoothgrad, "pixels"),
+}
+_SIGNED = ("guided_backprop", "deconvnet", "guided_grad_cam")  # shown as grey-centred images
+_LAYERED = ("guided_grad_cam",)  # pixel methods that take a layer
+
+
+@dataclasses.dataclass
+class Explainee:
+  """What explains: a model, its variables, class names and how to feed it uint8 images."""
+  model: nn.Module
+  variables: dict
+  class_names: Sequence[str]
+  input_size: int
+  preprocess: Callable[[np.ndarray], np.ndarray]  # uint8 (B, S, S, 3) -> model input
+  description: str = ""
+
+
+def check_methods(methods: Sequence[str]) -> list[str]:
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown or not methods:
+    raise ReportError(f"unknown method(s) {unknown}; valid methods: {', '.join(METHODS)}")
+  return list(methods)
+
+
+def read_image(path) -> np.ndarray:
+  """uint8 (H, W, 3) RGB of an image file; ReportError naming the file if it cannot."""
+  path = pathlib.Path(path)
+  try:
+    with Image.open(path) as image:
+      return np.asarray(image.convert("RGB"))
+  except (FileNotFoundError, IsADirectoryError) as e:
+    raise ReportError(f"cannot read image {path}: no such file") from e
+  except (UnidentifiedImageError, OSError, ValueError) as e:
+    raise ReportError(f"cannot read image {path}: not a readable image ({e})") from e
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+  return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+
+
+def _to_size(picture: np.ndarray, height: int, width: int) -> np.ndarray:
+  """An RGB picture in [0, 1] resized to (height, width)."""
+  image = Image.fromarray(display.to_uint8(picture)).resize((width, height), Image.BILINEAR)
+  return np.asarray(image)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _run(method: str, model: nn.Module, layer: str | None, variables, x, target):
+  fn, kind = METHODS[method]
+  if method == "eigen_cam":
+    return fn(model, variables, x, layer)
+  if kind == "cam" or method in _LAYERED:
+    return fn(model, variables, x, layer, target)
+  return fn(model, variables, x, target)
+
+
+def explain_images(who: Explainee, paths: Sequence, methods: Sequence[str], output,
+                   layer: str | None = None, target: int | None = None) -> pathlib.Path:
+  """Writes overlays, per-image summaries and report.html into `output`; returns the report."""
+  methods = check_methods(methods)
+  output = pathlib.Path(output)
+  originals = [read_image(p) for p in paths]  # every file is checked before any work
+  if not originals:
+    raise ReportError("no image given: pass --images a.jpg [b.png …]")
+  x = jnp.asarray(who.preprocess(np.stack([_resized(o, who.input_size) for o in originals])))
+  logits = jax.jit(lambda v, z: who.model.apply(v, z, train=False))(who.variables, x)
+  probabilities = np.asarray(jax.nn.softmax(logits.astype(jnp.float32), -1))
+  if target is not None and not 0 <= target < len(who.class_names):
+    raise ReportError(f"target class {target} out of range: the model has "
+                      f"{len(who.class_names)} classes")
+  targets = (np.full(len(originals), target) if target is not None
+             else probabilities.argmax(-1)).astype(np.int32)
+  if any(METHODS[m][1] == "cam" or m in _LAYERED for m in methods):
+    try:
+      layer = explain.resolve_layers(who.model, who.variables, x, layer)[-1]
+    except ValueError as e:
+      raise ReportError(str(e)) from e
+  maps = {m: np.asarray(_run(m, who.model, layer, who.variables, x, jnp.asarray(targets)))
+          for m in methods}
+  written = _write_overlays(originals, paths, maps, output)
+  section = html.Section("looks", intro=(
+      f"{who.description}. Maps explain each image's "
+      f"{'class ' + str(target) if target is not None else 'top-1 class'}"
+      f"{'; CAMs at layer ' + layer if layer else ''}. Overlays at the images' own sizes "
+      f"are in {output}."))
+  for i, path in enumerate(paths):
+    section.figures.append(_summary(i, pathlib.Path(path), originals[i], written[i], maps,
+                                    probabilities[i], targets[i], who.class_names, output))
+  top = [[pathlib.Path(p).name] + [f"{display.short(who.class_names[c], 24)} "
+                                   f"{probabilities[i, c]:.1%}"
+                                   for c in np.argsort(-probabilities[i])[:3]]
+         for i, p in enumerate(paths)]
+  results = html.Section("results", html=[html.table(["image", "1st", "2nd", "3rd"], top)])
+  page = html.render(f"{', '.join(methods)} — {len(paths)} image(s)", [results, section],
+                     subtitle=who.description)
+  return html.write(output / "report.html", page)
+
+
+def _write_overlays(originals, paths, maps, output: pathlib.Path) -> list[dict[str, np.ndarray]]:
+  """output/<stem>_<method>.png at the original size; -> per image {method: picture}."""
+  output.mkdir(parents=True, exist_ok=True)
+  out = []
+  for i, (original, path) in enumerate(zip(originals, paths)):
+    image = original.astype(np.float32) / 255.0
+    h, w = image.shape[:2]
+    pictures = {}
+    for method, m in maps.items():
+      if METHODS[method][1] == "cam":
+        picture = display.to_uint8(display.overlay(image, display.unit(m[i])))
+      elif method in _SIGNED:
+        picture = _to_size(display.signed_image(m[i]), h, w)
+      else:  # |attribution| as a heatmap over the image
+        heat = display.resize(display.magnitude(m[i]), (h, w))
+        picture = display.to_uint8(display.overlay(image, heat))
+      Image.fromarray(picture).save(output / f"{pathlib.Path(path).stem}_{method}.png")
+      pictures[method] = picture
+    out.append(pictures)
+  return out
+
+
+def _summary(i: int, path: pathlib.Path, original: np.ndarray, pictures: dict, maps: dict,
+             probabilities: np.ndarray, target: int, class_names, output) -> display.Figure:
+  panels = display.Panels(1, len(pictures) + 1, cell=2.2, label_lines=1)
+  top3 = ", ".join(f"{display.short(class_names[c], 18)} {probabilities[c]:.0%}"
+                   for c in np.argsort(-probabilities)[:3])
+  panels.show(0, 0, original, path.name, top3)
+  for j, (method, picture) in enumerate(pictures.items()):
+    panels.show(0, j + 1, picture, method.replace("_", " "))
+  panels.suptitle(f"{path.name}: explaining {class_names[target]} ({probabilities[target]:.1%})")
+  if any(METHODS[m][1] == "cam" or m not in _SIGNED for m in maps):
+    panels.colorbar("relevance (min-max)")
+  return display.save(panels, output / "figures", f"{i:03d}_{path.stem}", path.name,
+                      f"Top classes: {top3}.")

@@ -1,0 +1,97 @@
+"""A tiny demo run (train + report) for the report tests, and a check in headless Chromium."""
+import html
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# configs/demo.py on 256 synthetic images of 3 classes, 2 epochs: seconds, not minutes
+TINY = ["--config.data.shapes.num_train=256", "--config.data.shapes.num_validation=64",
+        "--config.data.shapes.num_test=64", "--config.data.shapes.num_classes=3",
+        "--config.model.options.filters=(8, 8, 16, 16)", "--config.data.batch_size=32",
+        "--config.stages[0].epochs=2"]
+
+
+def env() -> dict:
+  return dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def run_module(module: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env(),
+                        capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def train_demo(workdir, data_dir) -> subprocess.CompletedProcess:
+  """The README's demo command with the tiny overrides: trains, evaluates, writes the report."""
+  return run_module("cnnviz_jax.main", "--config", ROOT / "configs/demo.py",
+                    f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *TINY)
+
+
+# --- headless Chromium --------------------------------------------------------------------
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+
+# Injected at the top of a copy of the page: records every error (script, console.error,
+# resources that fail to load), and once the page has loaded writes what it found
+# into the DOM, where --dump-dom reads it (no DevTools protocol needed).
+_PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', function (e) {
+  var t = e.target;
+  window.__errors.push(t && t !== window ? 'failed to load ' + (t.tagName || '') + ' ' +
+    String(t.src || t.href || '').slice(0, 80) : 'error: ' + e.message);
+}, true);
+var __console_error = console.error;
+console.error = function () {
+  window.__errors.push('console.error: ' + Array.prototype.join.call(arguments, ' '));
+  __console_error.apply(console, arguments);
+};
+window.addEventListener('load', function () {
+  // after 'load' every <img> has been fetched and decoded, or has failed (naturalWidth 0)
+  var images = Array.prototype.slice.call(document.images);
+  var out = {errors: window.__errors, status: document.body.dataset.status,
+    sections: Array.prototype.map.call(document.querySelectorAll('section'),
+                                       function (s) { return s.id; }),
+    images: images.map(function (i) {
+      return {alt: i.alt, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight};
+    })};
+  var pre = document.createElement('pre');
+  pre.id = 'probe-result';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium() -> str | None:
+  for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+    path = shutil.which(name)
+    if path:
+      return path
+  return None
+
+
+def browser_check(page: pathlib.Path, work: pathlib.Path, screenshot: pathlib.Path) -> dict:
+  """Opens `page` in headless Chromium: -> {'errors', 'status', 'sections', 'images'}; also
+  saves a full-width screenshot of the page itself."""
+  browser = chromium()
+  probe = work / "probed.html"
+  text = page.read_text(encoding="utf-8")
+  probe.write_text(text.replace("<head>", "<head>" + _PROBE, 1), encoding="utf-8")
+  base = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={work / 'profile'}"]
+  dom = subprocess.run(base + ["--virtual-time-budget=15000",
+                               "--run-all-compositor-stages-before-draw", "--dump-dom",
+                               probe.as_uri()],
+                       capture_output=True, text=True, timeout=120, check=False)
+  match = re.search(r'<pre id="probe-result">(.*?)</pre>', dom.stdout, re.S)
+  if not match:
+    raise AssertionError(f"the probe wrote nothing (chromium rc {dom.returncode}):\n"
+                         f"{dom.stderr[-3000:]}")
+  subprocess.run(base + ["--window-size=1280,2400", f"--screenshot={screenshot}",
+                         page.as_uri()], capture_output=True, timeout=120, check=False)
+  return json.loads(html.unescape(match.group(1)))

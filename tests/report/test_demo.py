@@ -1,0 +1,101 @@
+"""The README demo end to end (tiny settings): train -> evaluate -> report, checked for
+content and in a real browser."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import report_runs
+
+SECTIONS = ["data", "training", "results", "looks", "faithful"]
+CORE_FIGURES = {"class_distribution", "samples", "augmented_samples", "training_curves",
+                "confusion_test", "per_class_accuracy", "grad_cam_top_classes",
+                "grad_cam_all_classes", "grad_cam_all_classes_gif", "guided_grad_cam",
+                "guided_backprop_deconvnet", "guided_backprop_per_class",
+                "guided_backprop_neuron", "feature_maps", "filters", "receptive_fields"}
+
+
+def _index(workdir):
+  return {f["name"]: f for f in json.loads((workdir / "figures/index.json").read_text())}
+
+
+def test_demo_command_trains_and_prints_where_the_report_is(demo_run):
+  workdir, result = demo_run
+  assert f"report: {workdir}/report.html" in result.stdout
+  page = (workdir / "report.html").read_text()
+  assert 'data-status="complete"' in page and "partial-banner" not in page
+  assert CORE_FIGURES <= set(_index(workdir))
+  for figure in _index(workdir).values():
+    assert (workdir / "figures" / figure["file"]).stat().st_size > 1000
+
+
+def test_report_is_self_contained_with_sections_in_reading_order_and_versions(demo_run):
+  workdir, _ = demo_run
+  page = (workdir / "report.html").read_text()
+  positions = [page.index(f'<section id="{key}"') for key in SECTIONS]
+  assert positions == sorted(positions)
+  sources = [s.split('"')[0] for s in page.split('<img src="')[1:]]
+  assert sources and all(s.startswith(("data:image/png;base64,", "data:image/gif;base64,"))
+                         for s in sources)
+  assert "http://" not in page and "https://" not in page and "<script" not in page
+  for library in ("jax ", "flax ", "optax "):
+    assert library in page.split("<footer>")[1]
+  assert '<details id="config">' in page and "small_cnn_bn" in page
+
+
+def test_confusion_matrix_figure_shows_the_numbers_of_results_json(demo_run):
+  workdir, _ = demo_run
+  results = json.loads((workdir / "results.json").read_text())
+  counts = np.asarray(results["splits"]["test"]["confusion_matrix"])
+  texts = _index(workdir)["confusion_test"]["texts"]
+  n = counts.size
+  assert [int(t) for t in texts[:n]] == counts.ravel().tolist()
+  normalised = counts / counts.sum(1, keepdims=True)
+  np.testing.assert_allclose([float(t) for t in texts[n:2 * n]], normalised.ravel(), atol=0.005)
+
+
+def test_gif_has_one_frame_per_class(demo_run):
+  workdir, _ = demo_run
+  classes = json.loads((workdir / "results.json").read_text())["class_names"]
+  with Image.open(workdir / "figures/grad_cam_all_classes.gif") as gif:
+    assert gif.is_animated and gif.n_frames == len(classes) == 3
+    frames = []
+    for i in range(gif.n_frames):
+      gif.seek(i)
+      frames.append(np.asarray(gif.convert("RGB"), np.float32))
+  assert all(np.abs(frames[0] - f).mean() > 0.5 for f in frames[1:])  # the frames differ
+
+
+def test_report_opens_in_headless_chromium_without_errors(demo_run, tmp_path):
+  if report_runs.chromium() is None:
+    pytest.skip("no Chromium found (Debian: apt-get install -y chromium); .ci/run installs it")
+  workdir, _ = demo_run
+  screenshot = tmp_path / "report.png"
+  found = report_runs.browser_check(workdir / "report.html", tmp_path, screenshot)
+  assert found["errors"] == []
+  assert found["sections"] == SECTIONS
+  assert found["status"] == "complete"
+  assert len(found["images"]) == len(_index(workdir))
+  undecoded = [i["alt"] for i in found["images"]
+               if not i["complete"] or i["width"] <= 0 or i["height"] <= 0]
+  assert not undecoded, undecoded
+  with Image.open(screenshot) as shot:
+    assert shot.size == (1280, 2400)
+    assert np.asarray(shot.convert("L")).std() > 10  # a page was drawn, not a blank
+  print(f"screenshot: {screenshot}")
+
+
+def test_browser_probe_catches_a_broken_image_and_a_script_error(tmp_path):
+  if report_runs.chromium() is None:
+    pytest.skip("no Chromium found (Debian: apt-get install -y chromium)")
+  page = tmp_path / "broken.html"
+  page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body '
+                  'data-status="complete"><section id="data"><img alt="bad" '
+                  'src="data:image/png;base64,bm90IGEgcG5n"></section>'
+                  "<script>console.error('boom'); undefinedFunction();</script></body></html>")
+  found = report_runs.browser_check(page, tmp_path, tmp_path / "broken.png")
+  assert found["images"][0]["width"] == 0
+  assert any("failed to load IMG" in e for e in found["errors"])
+  assert any("boom" in e for e in found["errors"])
+  assert any("undefinedFunction" in e for e in found["errors"])

@@ -1,0 +1,99 @@
+"""Model-randomisation sanity check: does the map change when the weights it explains do?
+
+Adebayo, Gilmer, Muelly, Goodfellow, Hardt & Kim, "Sanity Checks for Saliency Maps",
+NeurIPS 2018 (arXiv:1810.03292), section 3. Layers are re-initialised from the top
+(logits) down, cumulatively ('cascading') or one at a time ('independent'), and each map
+is compared with the trained model's by Spearman rank correlation. A method whose maps
+stay correlated (the paper's finding for guided backprop) does not depend on the weights.
+All randomised models are explained in one vmapped call over stacked variables.
+"""
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B, ...) maps
+
+
+class RandomisationCheck(NamedTuple):
+  layers: list[str]  # row i: the model with layers[:i + 1] (cascading) or layers[i] random
+  spearman: jax.Array  # (L, B) rank correlation with the trained model's map, per image
+  maps: jax.Array  # (L, B, ...) the randomised models' maps
+  original: jax.Array  # (B, ...) the trained model's map
+
+
+def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
+  """Spearman rank correlation of (..., N) vectors along the last axis (average ranks for ties)."""
+  def ranks(v):
+    s = jnp.sort(v, -1)
+    lo = jax.vmap(jnp.searchsorted)(s.reshape(-1, s.shape[-1]), v.reshape(-1, v.shape[-1]))
+    hi = jax.vmap(lambda x, y: jnp.searchsorted(x, y, side="right"))(
+        s.reshape(-1, s.shape[-1]), v.reshape(-1, v.shape[-1]))
+    return ((lo + hi - 1) / 2).reshape(v.shape)
+  ra, rb = ranks(a.astype(jnp.float32)), ranks(b.astype(jnp.float32))
+  ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
+  denom = jnp.sqrt((ra**2).sum(-1) * (rb**2).sum(-1))
+  return jnp.where(denom > 0, (ra * rb).sum(-1) / jnp.where(denom > 0, denom, 1.0), 0.0)
+
+
+def parameter_layers(model: nn.Module, variables, x: jax.Array) -> list[str]:
+  """Top-level submodules that hold parameters, in the order the forward calls them."""
+  order: list[str] = []
+
+  def interceptor(next_fun, args, kwargs, context):
+    path = context.module.path
+    if context.method_name == "__call__" and len(path) == 1 and path[0] not in order:
+      order.append(path[0])
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(interceptor):
+    jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
+  return [name for name in order if name in variables["params"]]
+
+
+def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Array,
+                         mode: str = "cascading") -> tuple[list[str], Any]:
+  """(layers top-down, variables stacked on a new leading axis, one model per layer).
+
+  A randomised layer gets a fresh `model.init` draw of all its collections (weights from
+  the initialiser, BatchNorm statistics reset), as in Adebayo et al.
+  """
+  if mode not in ("cascading", "independent"):
+    raise ValueError(f"unknown mode {mode!r}; valid modes: 'cascading', 'independent'")
+  layers = parameter_layers(model, variables, x)[::-1]
+  fresh = jax.jit(model.init)(key, x[:1])
+  models = []
+  for i in range(len(layers)):
+    chosen = set(layers[:i + 1]) if mode == "cascading" else {layers[i]}
+    models.append({col: {name: (fresh[col][name] if name in chosen and name in fresh[col]
+                                else tree) for name, tree in trees.items()}
+                   for col, trees in variables.items()})
+  return layers, jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *models)
+
+
+def randomisation_check(explainer: Explainer, model: nn.Module, variables, x: jax.Array,
+                        target: Any = None, *, key: jax.Array, mode: str = "cascading",
+                        absolute: bool = True, chunk: int | None = None) -> RandomisationCheck:
+  """Maps of `explainer` for models randomised layer by layer, vs the trained model's.
+
+  explainer(model, variables, x, target=...) -> (B, h, w) or (B, H, W, C) maps, e.g.
+  `functools.partial(grad_cam, layer='block4_conv1')` or `guided_backprop`. target: None
+  fixes each image's top-1 class of the trained model, so every model explains the same
+  class. absolute: compare |map| (channels summed), the paper's main setting. chunk:
+  models explained per vmapped call (None: all at once).
+  """
+  if target is None:
+    target = jnp.argmax(model.apply(variables, x, train=False), -1)
+  layers, stacked = randomised_variables(model, variables, x, key, mode)
+  explain = lambda v: explainer(model, v, x, target=target)
+  original = explain(variables)
+  randomised = jax.lax.map(explain, stacked, batch_size=chunk or len(layers))
+
+  def flat(m):  # (..., B, H, W[, C]) -> (..., B, H*W)
+    m = jnp.abs(m) if absolute else m
+    m = m.sum(-1) if original.ndim == 4 else m
+    return m.reshape(m.shape[:-2] + (-1,))
+
+  return RandomisationCheck(layers, spearman(flat(randomised), flat(original)[None]),
+                            randomised, original)

@@ -1,4 +1,6 @@
 """Shared models for the explainer tests: converted torchvision pairs and a tiny net."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,8 @@ def _close(ours, ref, tol: float = 1e-4) -> float:
   ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
   assert ours.shape == ref.shape, (ours.shape, ref.shape)
   err = float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-12))
+  if os.environ.get("EXPLAIN_PRINT_DIFFS"):  # for reports: the measured agreement
+    print(f" [max diff {err:.2e}]", end="")
   assert err <= tol, f"max diff {err:.3g} (relative to the reference's max) > {tol}"
   return err
 

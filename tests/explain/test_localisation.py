@@ -49,7 +49,7 @@ def trained():
     params = optax.apply_updates(variables["params"], changes)
     return {"params": params, **updates}, opt_state
 
-  for i in range(300):
+  for i in range(150):
     batch = slice((i * 32) % 2048, (i * 32) % 2048 + 32)
     variables, opt_state = step(variables, opt_state, x[batch], y[batch])
   return model, variables

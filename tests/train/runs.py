@@ -30,9 +30,11 @@ def tiny_config(data_dir: str, epochs: int = 3):
 
 
 def run_main(workdir, data_dir, *extra, env=None, wait=True):
-  """`python -m cnnviz_jax.main --config configs/demo.py` with the TINY overrides."""
+  """`python -m cnnviz_jax.main --config configs/demo.py` with the TINY overrides (the report
+  has its own tests)."""
   command = [sys.executable, "-m", "cnnviz_jax.main", "--config", str(ROOT / "configs/demo.py"),
-             f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *TINY, *extra]
+             f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", "--noreport", *TINY,
+             *extra]
   environment = dict(os.environ, **(env or {}))
   environment.setdefault("JAX_PLATFORMS", "cpu")
   if not wait:

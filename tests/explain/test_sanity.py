@@ -1,0 +1,71 @@
+"""Cascading model randomisation (Adebayo et al. 2018): Spearman, layer order, batching."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+
+import cnnviz_jax as cj
+from cnnviz_jax.explain.sanity import (parameter_layers, randomisation_check,
+                                       randomised_variables, spearman)
+
+
+@pytest.fixture(scope="module")
+def net():
+  model = cj.models.create("small_cnn_bn", num_classes=4)
+  x = jnp.asarray(np.random.RandomState(0).randn(3, 32, 32, 3), jnp.float32)
+  return model, model.init(jax.random.key(0), x), x
+
+
+def test_spearman_matches_scipy_with_ties():
+  rng = np.random.RandomState(0)
+  a, b = rng.randint(0, 5, (4, 60)).astype(np.float32), rng.randn(4, 60).astype(np.float32)
+  expected = [scipy.stats.spearmanr(u, v)[0] for u, v in zip(a, b)]
+  np.testing.assert_allclose(spearman(jnp.asarray(a), jnp.asarray(b)), expected, rtol=1e-5)
+  np.testing.assert_allclose(spearman(jnp.asarray(b), jnp.asarray(b)), 1.0, rtol=1e-6)
+  assert float(spearman(jnp.zeros(10), jnp.arange(10.0))) == 0.0  # constant: defined as 0
+
+
+def test_layers_top_down_and_cascading_replaces_exactly_those(net):
+  model, variables, x = net
+  assert parameter_layers(model, variables, x) == [
+      "block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "head"]
+  layers, stacked = randomised_variables(model, variables, x, jax.random.key(1))
+  assert layers[0] == "head" and layers[-1] == "block1_conv1"
+  for i, _ in enumerate(layers):
+    for j, name in enumerate(layers):
+      same = jax.tree_util.tree_all(jax.tree_util.tree_map(
+          lambda a, b: bool(jnp.array_equal(a[i], b)), stacked["params"][name],
+          variables["params"][name]))
+      assert same == (j > i), (i, name)  # layers[:i + 1] re-drawn, the rest kept
+  _, independent = randomised_variables(model, variables, x, jax.random.key(1), "independent")
+  assert not jnp.array_equal(independent["params"]["head"]["predictions"]["kernel"][0],
+                             variables["params"]["head"]["predictions"]["kernel"])
+  assert jnp.array_equal(independent["params"]["head"]["predictions"]["kernel"][1],
+                         variables["params"]["head"]["predictions"]["kernel"])
+  with pytest.raises(ValueError, match="valid modes: 'cascading', 'independent'"):
+    randomised_variables(model, variables, x, jax.random.key(1), "all")
+
+
+def test_check_equals_explaining_each_randomised_model_alone(net):
+  model, variables, x = net
+  explainer = functools.partial(cj.explain.grad_cam, layer="block4_conv1")
+  result = randomisation_check(explainer, model, variables, x, key=jax.random.key(2), chunk=2)
+  _, stacked = randomised_variables(model, variables, x, jax.random.key(2))
+  target = jnp.argmax(model.apply(variables, x), -1)  # fixed: the trained model's top-1
+  for i in (0, 3):
+    alone = explainer(model, jax.tree_util.tree_map(lambda a: a[i], stacked), x, target=target)
+    np.testing.assert_allclose(result.maps[i], alone, rtol=1e-4, atol=1e-6)
+    expected = [scipy.stats.spearmanr(np.ravel(o), np.ravel(a))[0]
+                for o, a in zip(result.original, alone)]
+    np.testing.assert_allclose(result.spearman[i], expected, rtol=1e-4, atol=1e-5)
+  assert result.spearman.shape == (5, 3)
+
+
+def test_an_explainer_that_ignores_the_weights_stays_perfectly_correlated(net):
+  model, variables, x = net
+  edge = lambda model, variables, x, target: jnp.abs(jnp.diff(x, axis=1)).sum(-1)  # input only
+  result = randomisation_check(edge, model, variables, x, key=jax.random.key(3))
+  np.testing.assert_allclose(result.spearman, 1.0, rtol=1e-6)

@@ -17,13 +17,15 @@ import numpy as np
 
 from cnnviz_jax import explain
 from cnnviz_jax.data import stats as data_stats
-from cnnviz_jax.explain import receptive_field as rf_lib
+from cnnviz_jax.explain import feature_vis, patches as patches_lib, receptive_field as rf_lib
 from cnnviz_jax.models import taps
-from cnnviz_jax.report import (compute, data_figures, display, explain_figures, gradient_figures,
-                               html, inside_figures, results_figures, samples, training_figures)
+from cnnviz_jax.report import (compute, data_figures, display, explain_figures, faithful,
+                               gradient_figures, html, inside_figures, results_figures, samples,
+                               training_figures)
 from cnnviz_jax.report import workdir as workdir_lib
 
 _SHOWN = 4  # images in the wide CAM grids
+_PATCH_IMAGES = 512  # test images searched for max-activating patches
 
 
 class _Timer:
@@ -65,8 +67,8 @@ def training_section(run: workdir_lib.Run, directory: pathlib.Path) -> html.Sect
   return section
 
 
-def results_section(run: workdir_lib.Run, show, predict, directory: pathlib.Path
-                    ) -> html.Section:
+def results_section(run: workdir_lib.Run, show, pool: samples.Examples,
+                    probabilities: np.ndarray, directory: pathlib.Path) -> html.Section:
   section = html.Section("results")
   if run.results is None:
     section.notes.append("Training did not finish, so there is no results.json: accuracy, "
@@ -76,19 +78,17 @@ def results_section(run: workdir_lib.Run, show, predict, directory: pathlib.Path
   section.html.append(html.results_table(run.results))
   section.figures.append(results_figures.confusion_matrices(run.results, directory, split))
   section.figures.append(results_figures.per_class_accuracy(run.results, directory))
-  examples, probabilities = samples.predict_split(run.data_config, split, predict)
-  wrong = results_figures.confidently_wrong(show(examples.images), examples.labels,
-                                            probabilities, run.class_names, directory)
+  wrong = results_figures.confidently_wrong(show(pool.images), pool.labels, probabilities,
+                                            run.class_names, directory)
   if wrong is None:
-    section.notes.append(f"No {split} image is misclassified "
-                         f"({len(examples.labels):,} checked).")
+    section.notes.append(f"No {split} image is misclassified ({len(pool.labels):,} checked).")
   else:
     section.figures.append(wrong)
   return section
 
 
-def looks_section(run: workdir_lib.Run, batch: samples.Examples, show,
-                  directory: pathlib.Path, cam_layer: str | None = None,
+def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.Examples,
+                  show, directory: pathlib.Path, cam_layer: str | None = None,
                   feature_layers: list[str] | None = None) -> tuple[html.Section, dict]:
   """Attributions and the inside of the network for a batch; also returns the
   Explanations for the faithfulness section."""
@@ -133,14 +133,29 @@ def looks_section(run: workdir_lib.Run, batch: samples.Examples, show,
   if field is not None:
     figs.append(inside_figures.receptive_field_outlines(images, e.layer_activations, field,
                                                         e.layer, directory))
+  figs.extend(unit_figures(run, e, pool, show, directory))
   return section, e
 
 
-def faithful_section(run: workdir_lib.Run, batch: samples.Examples, e) -> html.Section:
-  section = html.Section("faithful")
-  section.notes.append("Deletion/insertion curves, the pointing game and the randomisation "
-                       "check are not available in this version of cnnviz_jax.explain.")
-  return section
+def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
+                 directory: pathlib.Path) -> list[display.Figure]:
+  """Max-activating test patches and activation maximisation for the CAM layer's channels
+  that fire most on the batch (fewer channels on large inputs: optimisation costs)."""
+  size = pool.images.shape[1]
+  channels = np.argsort(-e.layer_activations.mean((0, 1, 2)), kind="stable")
+  found = patches_lib.max_activating_patches(run.model, run.variables,
+                                             pool.images[:_PATCH_IMAGES], e.layer,
+                                             channels[:6], k=6, batch_size=128)
+  figures = [inside_figures.max_activating_patches(
+      show(np.asarray(found.images)), np.asarray(found.inside), np.asarray(found.activations),
+      channels[:6], e.layer, directory)]
+  chosen = channels[:8 if size <= 64 else 4]
+  vis = feature_vis.activation_maximisation(run.model, run.variables, e.layer, chosen,
+                                            size=size, steps=128, seed=run.config.seed,
+                                            preprocess=samples.normaliser(run.data_config))
+  figures.append(inside_figures.activation_maximisation(
+      np.asarray(vis.images), chosen, np.asarray(vis.objective), e.layer, directory))
+  return figures
 
 
 def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str | None = None,
@@ -158,14 +173,16 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   sections = [data_section(run, show, directory)]
   timer.mark("data")
   sections.append(training_section(run, directory))
-  sections.append(results_section(run, show, predict, directory))
-  timer.mark("results")
   split = _eval_split(run.results, cfg)
+  pool, probabilities = samples.predict_split(cfg, split, predict)
+  sections.append(results_section(run, show, pool, probabilities, directory))
+  timer.mark("results")
   batch = samples.examples(cfg, split, num_images)
-  looks, e = looks_section(run, batch, show, directory, cam_layer, feature_layers)
+  looks, e = looks_section(run, batch, pool, show, directory, cam_layer, feature_layers)
   sections.append(looks)
   timer.mark("explanations")
-  sections.append(faithful_section(run, batch, e))
+  sections.append(faithful.faithful_section(run.model, run.variables, batch, e, show, cfg, split,
+                                            directory, run.config.seed))
   timer.mark("faithfulness")
   figures = [f for s in sections for f in s.figures]
   index = [{"name": f.name, "title": f.title, "caption": f.caption, "file": f.path.name,

@@ -98,6 +98,19 @@ def magnitude(attribution: np.ndarray, percentile: float = 99.5) -> np.ndarray:
   return np.clip(m / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
 
 
+def outline_mask(image: np.ndarray, mask: np.ndarray, colour=(0.0, 0.9, 1.0)) -> np.ndarray:
+  """The image with the boundary pixels of a binary (H, W) mask painted in `colour`."""
+  m = np.asarray(mask) > 0
+  inner = m.copy()
+  inner[1:] &= m[:-1]
+  inner[:-1] &= m[1:]
+  inner[:, 1:] &= m[:, :-1]
+  inner[:, :-1] &= m[:, 1:]
+  out = np.array(image, np.float32, copy=True)
+  out[m & ~inner] = colour
+  return out
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
   return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
 
@@ -162,6 +175,16 @@ class Panels:
     (a, b), (d, e) = (np.clip(rows, 0, h), np.clip(cols, 0, w))
     self.ax.add_patch(mpatches.Rectangle((ox + d * scale, oy + a * scale), (e - d) * scale,
                                          (b - a) * scale, fill=False, lw=1.6, ec=colour))
+
+  def mark(self, r: int, c: int, image_shape, point, colour: str, marker: str = "o",
+           label: str | None = None) -> None:
+    """A marker on pixel (row, col) of the picture in cell (r, c)."""
+    h, w = image_shape[:2]
+    x0, y0 = self.box(r, c)
+    scale = 1.0 / max(h, w)
+    ox, oy = x0 + (1 - w * scale) / 2, y0 + (1 - h * scale) / 2
+    self.ax.plot(ox + (point[1] + 0.5) * scale, oy + (point[0] + 0.5) * scale, marker,
+                 ms=7, mfc="none", mec=colour, mew=2, label=label)
 
   def suptitle(self, text: str) -> None:
     self.ax.text(self.cols * (1 + self.gap) / 2 - self.gap / 2, -0.06, text, ha="center",

@@ -5,12 +5,14 @@ one process, on host arrays, and wants specific examples (one per class first), 
 decoding, resizing and normalising exactly as the pipeline's eval path does.
 """
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
 from cnnviz_jax.data import augment, config as data_config, sources, transforms
+from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
   tf.config.set_visible_devices([], "GPU")
@@ -117,3 +119,27 @@ def augmented(cfg: dict, n: int = 4, k: int = 5, seed: int = 0
       row.append(augment.augment(image, key, size, aug)[0].numpy() / 255.0)
     out.append(np.stack(row))
   return (np.clip(np.stack(originals), 0, 1), np.clip(np.stack(out), 0, 1), description)
+
+
+def normaliser(cfg: dict) -> Callable:
+  """RGB in [0, 1] (jax or numpy) -> model input, as the pipeline normalises (for inputs
+  made by optimisation). One function per setting, so jit caches keyed on it hit."""
+  mean, std = cfg.get("mean"), cfg.get("std")
+  return _normaliser(cfg["normalization"], tuple(mean) if mean else None,
+                     tuple(std) if std else None)
+
+
+@functools.lru_cache(maxsize=None)
+def _normaliser(mode: str, mean, std) -> Callable:
+  def normalise(rgb):
+    if mode == "unit":
+      return rgb
+    if mode == "standardize":
+      return (rgb - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    if mode == "torch":
+      return ((rgb - np.asarray(preprocessing.TORCH_MEAN, np.float32)) /
+              np.asarray(preprocessing.TORCH_STD, np.float32))
+    if mode == "caffe":
+      return rgb[..., ::-1] * 255.0 - np.asarray(preprocessing.CAFFE_MEAN_BGR, np.float32)
+    return rgb * 2.0 - 1.0  # 'tf'
+  return normalise

@@ -13,7 +13,9 @@ CORE_FIGURES = {"class_distribution", "samples", "augmented_samples", "training_
                 "confusion_test", "per_class_accuracy", "grad_cam_top_classes",
                 "grad_cam_all_classes", "grad_cam_all_classes_gif", "guided_grad_cam",
                 "guided_backprop_deconvnet", "guided_backprop_per_class",
-                "guided_backprop_neuron", "feature_maps", "filters", "receptive_fields"}
+                "guided_backprop_neuron", "feature_maps", "filters", "receptive_fields",
+                "max_activating_patches", "activation_maximisation", "deletion_insertion",
+                "pointing_game", "randomisation_check", "randomisation_maps"}
 
 
 def _index(workdir):
@@ -42,6 +44,9 @@ def test_report_is_self_contained_with_sections_in_reading_order_and_versions(de
   for library in ("jax ", "flax ", "optax "):
     assert library in page.split("<footer>")[1]
   assert '<details id="config">' in page and "small_cnn_bn" in page
+  faithful = page.split('<section id="faithful">')[1].split("</section>")[0]
+  for column in ("deletion AUC", "insertion AUC", "pointing game", "all layers random"):
+    assert column in faithful
 
 
 def test_confusion_matrix_figure_shows_the_numbers_of_results_json(demo_run):

@@ -31,13 +31,12 @@ def visualised(net):
 def test_raises_each_channel_far_above_the_dataset(net, visualised):
   _, _, acts = net
   dataset_mean = acts.mean((1, 2))  # (N, C) the objective on each dataset image
-  best, typical = dataset_mean.max(0), dataset_mean.mean(0)
-  ratio = visualised.objective / best
+  ratio = visualised.objective / dataset_mean.max(0)
   print(f"\noptimised / best of 512 dataset images: {np.round(np.asarray(ratio), 1)}")
   assert visualised.images.shape == (8, 32, 32, 3)
   assert float(visualised.images.min()) >= 0.0 and float(visualised.images.max()) <= 1.0
-  assert np.all(ratio > 1.5) and float(jnp.median(ratio)) > 2.5
-  assert np.all(visualised.objective > 4 * typical)
+  # an untrained net whose input is bounded to [0, 1]: 2-4x the best image, every channel
+  assert np.all(ratio > 2.0) and float(jnp.median(ratio)) > 2.5
   assert np.all(visualised.history[-1] > visualised.history[0])
 
 

@@ -1,7 +1,7 @@
 r"""Reports and explanations from the command line.
 
   # the report of a training workdir (finished or partial) -> W/report.html
-  python -m cnnviz_jax.report --workdir W
+  python -m cnnviz_jax.report --workdir W [--quick]
   # explain your own images with a trained workdir or converted ImageNet weights
   python -m cnnviz_jax.report --weights weights/resnet50 --images a.jpg b.png \
       --methods grad_cam,guided_backprop --output OUT
@@ -24,6 +24,8 @@ flags.DEFINE_string("output", None, "--images: output directory (default explana
 flags.DEFINE_string("layer", None, "Layer for CAMs (default: the last spatial layer).")
 flags.DEFINE_integer("target", None, "Class index to explain (default: each image's top-1).")
 flags.DEFINE_integer("num_images", 8, "Workdir report: test images explained.")
+flags.DEFINE_bool("quick", False, "Workdir report: skip patches, activation maximisation and "
+                  "the faithfulness checks (the costly parts on a CPU).")
 FLAGS = flags.FLAGS
 
 
@@ -80,7 +82,7 @@ def main(argv):
                                    FLAGS.layer, FLAGS.target)
     else:
       path = build.workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
-                                  cam_layer=FLAGS.layer)
+                                  cam_layer=FLAGS.layer, quick=FLAGS.quick)
   except ReportError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

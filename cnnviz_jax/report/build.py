@@ -89,7 +89,8 @@ def results_section(run: workdir_lib.Run, show, pool: samples.Examples,
 
 def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.Examples,
                   show, directory: pathlib.Path, cam_layer: str | None = None,
-                  feature_layers: list[str] | None = None) -> tuple[html.Section, dict]:
+                  feature_layers: list[str] | None = None, quick: bool = False
+                  ) -> tuple[html.Section, dict]:
   """Attributions and the inside of the network for a batch; also returns the
   Explanations for the faithfulness section."""
   section = html.Section("looks", intro=(
@@ -133,7 +134,10 @@ def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.E
   if field is not None:
     figs.append(inside_figures.receptive_field_outlines(images, e.layer_activations, field,
                                                         e.layer, directory))
-  figs.extend(unit_figures(run, e, pool, show, directory))
+  if quick:
+    section.notes.append("Max-activating patches and activation maximisation skipped (quick).")
+  else:
+    figs.extend(unit_figures(run, e, pool, show, directory))
   return section, e
 
 
@@ -159,8 +163,13 @@ def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
 
 
 def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str | None = None,
-                   feature_layers: list[str] | None = None) -> pathlib.Path:
-  """Writes the report of `workdir` (default W/report.html) and returns its path."""
+                   feature_layers: list[str] | None = None, quick: bool = False
+                   ) -> pathlib.Path:
+  """Writes the report of `workdir` (default W/report.html) and returns its path.
+
+  quick: skip what costs most to compile or run on a CPU (max-activating patches,
+  activation maximisation, the faithfulness checks), e.g. for large models.
+  """
   timer = _Timer()
   run = workdir_lib.load_run(workdir)
   directory = run.workdir / "figures"
@@ -178,11 +187,14 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   sections.append(results_section(run, show, pool, probabilities, directory))
   timer.mark("results")
   batch = samples.examples(cfg, split, num_images)
-  looks, e = looks_section(run, batch, pool, show, directory, cam_layer, feature_layers)
+  looks, e = looks_section(run, batch, pool, show, directory, cam_layer, feature_layers, quick)
   sections.append(looks)
   timer.mark("explanations")
-  sections.append(faithful.faithful_section(run.model, run.variables, batch, e, show, cfg, split,
-                                            directory, run.config.seed))
+  if quick:
+    sections.append(html.Section("faithful", notes=["Faithfulness checks skipped (quick)."]))
+  else:
+    sections.append(faithful.faithful_section(run.model, run.variables, batch, e, show,
+                                              directory, run.config.seed))
   timer.mark("faithfulness")
   figures = [f for s in sections for f in s.figures]
   index = [{"name": f.name, "title": f.title, "caption": f.caption, "file": f.path.name,

@@ -113,4 +113,5 @@ def randomisation_maps(image: np.ndarray, layers: Sequence[str], originals: dict
   panels.suptitle("maps as layers are re-initialised from the output down")
   return display.save(panels, directory, "randomisation_maps", "Maps of randomised models",
                       "Left to right: the trained model, then more and more layers replaced "
-                      "by their random initialisation.")
+                      "by a fresh initialisation (LeCun-normal kernels, zero biases, reset "
+                      "BatchNorm).")

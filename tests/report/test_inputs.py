@@ -55,7 +55,7 @@ def test_partial_workdir_yields_a_report_marked_partial(demo_run, tmp_path):
   (partial / "results.json").unlink()
   history = json.loads((partial / "history.json").read_text())
   (partial / "history.json").write_text(json.dumps(history[:1]))
-  path = build.workdir_report(partial, num_images=4)
+  path = build.workdir_report(partial, num_images=4, quick=True)
   page = path.read_text()
   assert 'data-status="partial"' in page and 'id="partial-banner"' in page
   assert "1 of 2 epochs" in page
@@ -63,6 +63,7 @@ def test_partial_workdir_yields_a_report_marked_partial(demo_run, tmp_path):
   names = {f["name"] for f in json.loads((partial / "figures/index.json").read_text())}
   assert {"training_curves", "grad_cam_top_classes", "class_distribution"} <= names
   assert "confusion_test" not in names
+  assert "pointing_game" not in names and "Faithfulness checks skipped (quick)" in page
 
 
 def _image_files(tmp_path):

@@ -7,6 +7,7 @@ is compared with the trained model's by Spearman rank correlation. A method whos
 stay correlated (the paper's finding for guided backprop) does not depend on the weights.
 All randomised models are explained in one vmapped call over stacked variables.
 """
+import functools
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
@@ -52,6 +53,11 @@ def parameter_layers(model: nn.Module, variables, x: jax.Array) -> list[str]:
   return [name for name in order if name in variables["params"]]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init(model: nn.Module, key: jax.Array, x: jax.ShapeDtypeStruct):
+  return model.init(key, jnp.zeros(x.shape, x.dtype))
+
+
 def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Array,
                          mode: str = "cascading") -> tuple[list[str], Any]:
   """(layers top-down, variables stacked on a new leading axis, one model per layer).
@@ -62,7 +68,7 @@ def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Arr
   if mode not in ("cascading", "independent"):
     raise ValueError(f"unknown mode {mode!r}; valid modes: 'cascading', 'independent'")
   layers = parameter_layers(model, variables, x)[::-1]
-  fresh = jax.jit(model.init)(key, x[:1])
+  fresh = _init(model, key, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
   models = []
   for i in range(len(layers)):
     chosen = set(layers[:i + 1]) if mode == "cascading" else {layers[i]}
@@ -83,12 +89,16 @@ def randomisation_check(explainer: Explainer, model: nn.Module, variables, x: ja
   class. absolute: compare |map| (channels summed), the paper's main setting. chunk:
   models explained per vmapped call (None: all at once).
   """
-  if target is None:
-    target = jnp.argmax(model.apply(variables, x, train=False), -1)
   layers, stacked = randomised_variables(model, variables, x, key, mode)
-  explain = lambda v: explainer(model, v, x, target=target)
-  original = explain(variables)
-  randomised = jax.lax.map(explain, stacked, batch_size=chunk or len(layers))
+
+  @jax.jit
+  def explain_all(variables, stacked, x, target):  # one compiled program for every model
+    if target is None:
+      target = jnp.argmax(model.apply(variables, x, train=False), -1)
+    explain = lambda v: explainer(model, v, x, target=target)
+    return explain(variables), jax.lax.map(explain, stacked, batch_size=chunk or len(layers))
+
+  original, randomised = explain_all(variables, stacked, x, target)
 
   def flat(m):  # (..., B, H, W[, C]) -> (..., B, H*W)
     m = jnp.abs(m) if absolute else m

@@ -111,22 +111,19 @@ def _reshape_map(in_shape, out_shape):
   return mapping
 
 
-def _sub_closed(eqn):
-  """The inner (Closed)Jaxpr a call-like equation (jit, custom_jvp_call, remat) runs."""
+def _call_body(eqn):
+  """(jaxpr, consts) that a call-like equation (jit, custom_jvp_call, remat) runs, or None."""
   for value in eqn.params.values():
     inner = getattr(value, "jaxpr", value)
     if isinstance(inner, jcore.Jaxpr) and len(inner.invars) == len(eqn.invars):
-      return value
+      return inner, getattr(value, "consts", ())
   return None
 
 
-def _sub_jaxpr(eqn):
-  closed = _sub_closed(eqn)
-  return getattr(closed, "jaxpr", closed)
-
-
-def _sub_consts(eqn):
-  return getattr(_sub_closed(eqn), "consts", ())
+def _shift(info, start, step):
+  """Output j is input start + j*step (pad: start = -low padding; slice: its start)."""
+  return {a: _Axis(x.stride * step[a], x.lo + int(start[a]) * x.stride,
+                   x.hi + int(start[a]) * x.stride) for a, x in info.items()}
 
 
 def _propagate(jaxpr: jcore.Jaxpr, in_infos: list) -> list:
@@ -140,8 +137,8 @@ def _propagate(jaxpr: jcore.Jaxpr, in_infos: list) -> list:
       outs = [None] * len(eqn.outvars)
     elif any(isinstance(i, _Unsupported) for i in ins):
       outs = [_union(ins)] * len(eqn.outvars)
-    elif (sub := _sub_jaxpr(eqn)) is not None:  # jit, custom_jvp/vjp (relu), remat, calls
-      outs = _propagate(sub, ins)
+    elif (body := _call_body(eqn)) is not None:  # jit, custom_jvp/vjp (relu), remat, calls
+      outs = _propagate(body[0], ins)
     elif first is None and name not in _ELEMENTWISE | {"dot_general", "concatenate"}:
       outs = [_Unsupported(f"'{name}' depends on the input through a non-data operand")]
     elif name == "conv_general_dilated":
@@ -168,15 +165,11 @@ def _propagate(jaxpr: jcore.Jaxpr, in_infos: list) -> list:
                         [lo for lo, _ in p["padding"]], p["window_dilation"])] * len(eqn.outvars)
     elif name == "pad":
       cfg = p["padding_config"]
-      if any(cfg[a][2] for a in first):
-        outs = [_Unsupported("interior padding of a spatial axis is not supported")]
-      else:
-        outs = [{a: _Axis(x.stride, x.lo - int(cfg[a][0]) * x.stride,
-                          x.hi - int(cfg[a][0]) * x.stride) for a, x in first.items()}]
+      outs = [_Unsupported("interior padding of a spatial axis is not supported")
+              if any(cfg[a][2] for a in first) else
+              _shift(first, [-lo for lo, _, _ in cfg], [1] * len(cfg))]
     elif name == "slice":
-      strides = p["strides"] or (1,) * len(p["start_indices"])
-      outs = [{a: _Axis(x.stride * strides[a], x.lo + p["start_indices"][a] * x.stride,
-                        x.hi + p["start_indices"][a] * x.stride) for a, x in first.items()}]
+      outs = [_shift(first, p["start_indices"], p["strides"] or [1] * len(p["start_indices"]))]
     elif name == "broadcast_in_dim":
       in_shape, out_shape = eqn.invars[0].aval.shape, eqn.outvars[0].aval.shape
       dims = p["broadcast_dimensions"]
@@ -285,8 +278,8 @@ def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args):
       window = p["window_dimensions"]
       outs = [lax.reduce_window(invals[0], 0.0, lax.add, window, p["window_strides"], p["padding"],
                                 p["base_dilation"], p["window_dilation"]) / math.prod(window)]
-    elif (sub := _sub_jaxpr(eqn)) is not None:  # jit, relu's custom_jvp, ...: plain gradient
-      outs = _eval_with_avg_pool(sub, _sub_consts(eqn), *invals)
+    elif (body := _call_body(eqn)) is not None:  # jit, relu's custom_jvp, ...: plain gradient
+      outs = _eval_with_avg_pool(*body, *invals)
     else:
       outs = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(p))
       outs = outs if eqn.primitive.multiple_results else [outs]

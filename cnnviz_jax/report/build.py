@@ -37,11 +37,11 @@ class _Timer:
     self.marks[name] = now - self.start - sum(self.marks.values())
 
 
-def _eval_split(results: dict | None, cfg: dict) -> str:
-  """The split figures are drawn from: test if there is one, else the last evaluated."""
-  if results and "test" not in results["splits"]:
-    return list(results["splits"])[-1]
-  return "test"
+def _eval_split(run: workdir_lib.Run) -> str:
+  """The split figures are drawn from: test if the run evaluates it, else the last one."""
+  splits = list(run.results["splits"]) if run.results else list(
+      run.config.get("eval_splits") or ("test",))
+  return "test" if "test" in splits else splits[-1]
 
 
 def data_section(run: workdir_lib.Run, show, directory: pathlib.Path) -> html.Section:
@@ -74,7 +74,7 @@ def results_section(run: workdir_lib.Run, show, pool: samples.Examples,
     section.notes.append("Training did not finish, so there is no results.json: accuracy, "
                          "confusion matrix and mistakes appear once the run completes.")
     return section
-  split = _eval_split(run.results, run.data_config)
+  split = _eval_split(run)
   section.html.append(html.results_table(run.results))
   section.figures.append(results_figures.confusion_matrices(run.results, directory, split))
   section.figures.append(results_figures.per_class_accuracy(run.results, directory))
@@ -182,7 +182,7 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   sections = [data_section(run, show, directory)]
   timer.mark("data")
   sections.append(training_section(run, directory))
-  split = _eval_split(run.results, cfg)
+  split = _eval_split(run)
   pool, probabilities = samples.predict_split(cfg, split, predict)
   sections.append(results_section(run, show, pool, probabilities, directory))
   timer.mark("results")

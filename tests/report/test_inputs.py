@@ -91,6 +91,10 @@ def test_images_command_with_a_workdir_writes_overlays_at_image_size(demo_run, t
         assert overlay.size == size
   page = (out / "report.html").read_text()
   assert page.count("<figure") == 2 and "wide.png" in page and "tall.jpg" in page
+  if report_runs.chromium() is not None:  # this page, too, must render cleanly
+    found = report_runs.browser_check(out / "report.html", tmp_path, tmp_path / "images.png")
+    assert found["errors"] == [] and found["sections"] == ["results", "looks"]
+    assert all(i["complete"] and i["width"] > 0 for i in found["images"])
 
 
 def test_images_with_converted_weights(tmp_path):

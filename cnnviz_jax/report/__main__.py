@@ -23,6 +23,8 @@ flags.DEFINE_string("output", None, "--images: output directory (default explana
                     "workdir report: the HTML file (default W/report.html).")
 flags.DEFINE_string("layer", None, "Layer for CAMs (default: the last spatial layer).")
 flags.DEFINE_integer("target", None, "Class index to explain (default: each image's top-1).")
+flags.DEFINE_list("feature_layers", [], "Workdir report: layers whose feature maps are shown "
+                  "(default: the first, a middle and the last spatial layer).")
 flags.DEFINE_integer("num_images", 8, "Workdir report: test images explained.")
 flags.DEFINE_bool("quick", False, "Workdir report: skip patches, activation maximisation and "
                   "the faithfulness checks (the costly parts on a CPU).")
@@ -82,7 +84,8 @@ def main(argv):
                                    FLAGS.layer, FLAGS.target)
     else:
       path = build.workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
-                                  cam_layer=FLAGS.layer, quick=FLAGS.quick)
+                                  cam_layer=FLAGS.layer, quick=FLAGS.quick,
+                                  feature_layers=FLAGS.feature_layers or None)
   except ReportError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

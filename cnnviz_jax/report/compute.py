@@ -13,6 +13,7 @@ import numpy as np
 
 from cnnviz_jax import explain
 from cnnviz_jax.models import taps
+from cnnviz_jax.report.workdir import ReportError
 
 MAX_CAM_CLASSES = 20  # "CAM for every class" up to this many; the top ones beyond
 PER_CLASS_IMAGES = 8  # guided backprop / deconvnet per class: at most this many classes
@@ -40,11 +41,16 @@ class Explanations:
     return self.classes[:, :k], self.cams[:, :k]
 
 
-def default_layers(model: nn.Module, variables, image_shape) -> tuple[str, list[str]]:
-  """(CAM layer: the last spatial one, feature-map layers: first, middle and last)."""
+def choose_layers(model: nn.Module, variables, image_shape, layer: str | None = None,
+                  feature_layers: list[str] | None = None) -> tuple[str, tuple[str, ...]]:
+  """(CAM layer: by default the last spatial one, feature-map layers: by default the first,
+  a middle and the last); ReportError listing the valid names for an unknown one."""
   names = taps.layer_names(model, variables, jax.ShapeDtypeStruct((1, *image_shape), jnp.float32))
-  chosen = [names[0], names[len(names) // 2], names[-1]]
-  return names[-1], list(dict.fromkeys(chosen))
+  unknown = [n for n in [layer, *(feature_layers or [])] if n is not None and n not in names]
+  if unknown:
+    raise ReportError(f"unknown layer(s) {unknown}; valid layers: {', '.join(names)}")
+  chosen = feature_layers or [names[0], names[len(names) // 2], names[-1]]
+  return layer or names[-1], tuple(dict.fromkeys(chosen))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
@@ -78,9 +84,7 @@ def explain_batch(model: nn.Module, variables, x: np.ndarray, num_classes: int,
                   layer: str | None = None, feature_layers: list[str] | None = None,
                   seed: int = 0) -> Explanations:
   """All of the report's attributions for images x (B, H, W, 3), model inputs."""
-  default_cam, default_features = default_layers(model, variables, x.shape[1:])
-  layer = layer or default_cam
-  feature_layers = tuple(feature_layers or default_features)
+  layer, feature_layers = choose_layers(model, variables, x.shape[1:], layer, feature_layers)
   k = min(num_classes, MAX_CAM_CLASSES)
   per_class = min(num_classes, PER_CLASS_IMAGES)
   out = jax.device_get(_explain(model, layer, feature_layers, k, per_class, variables,

@@ -116,3 +116,13 @@ def test_images_with_converted_weights(tmp_path):
     images.explain_images(who, paths, ["grad_cam"], tmp_path / "o", layer="conv9")
   with pytest.raises(workdir_lib.ReportError, match="out of range"):
     images.explain_images(who, paths, ["grad_cam"], tmp_path / "o", target=7)
+
+
+def test_unknown_report_layers_are_named_with_the_valid_ones(demo_run):
+  workdir, _ = demo_run
+  run = workdir_lib.load_run(workdir)
+  from cnnviz_jax.report import compute  # pylint: disable=import-outside-toplevel
+  with pytest.raises(workdir_lib.ReportError, match=r"\['block9'\]; valid layers: block1_conv1"):
+    compute.choose_layers(run.model, run.variables, (32, 32, 3), None, ["block1", "block9"])
+  assert compute.choose_layers(run.model, run.variables, (32, 32, 3)) == (
+      "block4_conv1", ("block1_conv1", "block2", "block4_conv1"))

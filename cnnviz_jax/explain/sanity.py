@@ -78,8 +78,8 @@ def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Arr
   return layers, jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *models)
 
 
-def randomisation_check(explainer: Explainer, model: nn.Module, variables, x: jax.Array,
-                        target: Any = None, *, key: jax.Array, mode: str = "cascading",
+def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Explainer,
+                        target: Any = None, *, key: jax.Array | None = None, mode: str = "cascading",
                         absolute: bool = True, chunk: int | None = None) -> RandomisationCheck:
   """Maps of `explainer` for models randomised layer by layer, vs the trained model's.
 
@@ -87,8 +87,9 @@ def randomisation_check(explainer: Explainer, model: nn.Module, variables, x: ja
   `functools.partial(grad_cam, layer='block4_conv1')` or `guided_backprop`. target: None
   fixes each image's top-1 class of the trained model, so every model explains the same
   class. absolute: compare |map| (channels summed), the paper's main setting. chunk:
-  models explained per vmapped call (None: all at once).
+  models explained per vmapped call (None: all at once). key: the re-initialisation draw.
   """
+  key = jax.random.key(0) if key is None else key
   layers, stacked = randomised_variables(model, variables, x, key, mode)
 
   @jax.jit

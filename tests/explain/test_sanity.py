@@ -52,7 +52,7 @@ def test_layers_top_down_and_cascading_replaces_exactly_those(net):
 def test_check_equals_explaining_each_randomised_model_alone(net):
   model, variables, x = net
   explainer = functools.partial(cj.explain.grad_cam, layer="block4_conv1")
-  result = randomisation_check(explainer, model, variables, x, key=jax.random.key(2), chunk=2)
+  result = randomisation_check(model, variables, x, explainer, key=jax.random.key(2), chunk=2)
   _, stacked = randomised_variables(model, variables, x, jax.random.key(2))
   target = jnp.argmax(model.apply(variables, x), -1)  # fixed: the trained model's top-1
   alone_fn = jax.jit(lambda v: explainer(model, v, x, target=target))
@@ -68,5 +68,5 @@ def test_check_equals_explaining_each_randomised_model_alone(net):
 def test_an_explainer_that_ignores_the_weights_stays_perfectly_correlated(net):
   model, variables, x = net
   edge = lambda model, variables, x, target: jnp.abs(jnp.diff(x, axis=1)).sum(-1)  # input only
-  result = randomisation_check(edge, model, variables, x, key=jax.random.key(3))
+  result = randomisation_check(model, variables, x, edge, key=jax.random.key(3))
   np.testing.assert_allclose(result.spearman, 1.0, rtol=1e-6)

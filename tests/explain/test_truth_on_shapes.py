@@ -129,9 +129,9 @@ def test_cascading_randomisation_decorrelates_grad_cam(trained, test_set):
   model, variables = trained
   x = test_set[0][:16]
   key = jax.random.key(3)
-  cam = randomisation_check(functools.partial(cj.explain.grad_cam, layer=LAYER), model,
-                            variables, x, key=key)
-  guided = randomisation_check(cj.explain.guided_backprop, model, variables, x, key=key)
+  cam = randomisation_check(model, variables, x,
+                            functools.partial(cj.explain.grad_cam, layer=LAYER), key=key)
+  guided = randomisation_check(model, variables, x, cj.explain.guided_backprop, key=key)
   cam_rho, guided_rho = cam.spearman.mean(1), guided.spearman.mean(1)
   print("\nmean Spearman rank correlation with the trained model's map, layers randomised "
         "from the top:")

@@ -74,7 +74,8 @@ def per_class_accuracy(results: dict, directory: pathlib.Path) -> display.Figure
   ax.invert_yaxis()
   ax.set_xlim(0, 1.12)
   ax.set_xlabel("accuracy within the class (recall)")
-  ax.legend(fontsize=7, loc="lower right")
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over a bar
+  ax.set_title("accuracy per class and split", fontsize=10)
   ax.grid(axis="x", alpha=0.3)
   test = results["splits"].get("test") or results["splits"][splits[-1]]
   worst = min(names, key=lambda c: test["per_class"][c]["recall"])

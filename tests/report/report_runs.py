@@ -16,6 +16,18 @@ TINY = ["--config.data.shapes.num_train=256", "--config.data.shapes.num_validati
         "--config.stages[0].epochs=2"]
 
 
+def image_files(directory: pathlib.Path) -> list[pathlib.Path]:
+  """Two random RGB files of different sizes and formats: wide.png (80x48), tall.jpg (40x90)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  paths = []
+  for name, (h, w) in (("wide.png", (48, 80)), ("tall.jpg", (90, 40))):
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(directory / name)
+    paths.append(directory / name)
+  return paths
+
+
 def env() -> dict:
   return dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
 

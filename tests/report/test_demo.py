@@ -1,12 +1,15 @@
 """The README demo end to end (tiny settings): train -> evaluate -> report, checked for
-content and in a real browser."""
+content and in a real browser; then a partial copy of it and its use on image files.
+Every test that needs the demo run lives here: xdist (--dist loadfile) trains it once."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import report_runs
+from cnnviz_jax.report import build, compute, workdir as workdir_lib
 
 SECTIONS = ["data", "training", "results", "looks", "faithful"]
 CORE_FIGURES = {"class_distribution", "samples", "augmented_samples", "training_curves",
@@ -104,3 +107,53 @@ def test_browser_probe_catches_a_broken_image_and_a_script_error(tmp_path):
   assert any("failed to load IMG" in e for e in found["errors"])
   assert any("boom" in e for e in found["errors"])
   assert any("undefinedFunction" in e for e in found["errors"])
+
+
+def test_partial_workdir_yields_a_report_marked_partial(demo_run, tmp_path):
+  finished, _ = demo_run
+  partial = tmp_path / "killed"
+  shutil.copytree(finished, partial, ignore=shutil.ignore_patterns("report.html", "figures"))
+  # as if killed after the first epoch: no results yet, one epoch of history
+  (partial / "results.json").unlink()
+  history = json.loads((partial / "history.json").read_text())
+  (partial / "history.json").write_text(json.dumps(history[:1]))
+  path = build.workdir_report(partial, num_images=4, quick=True)
+  page = path.read_text()
+  assert 'data-status="partial"' in page and 'id="partial-banner"' in page
+  assert "1 of 2 epochs" in page
+  assert "Training did not finish" in page  # the results section says why it is empty
+  names = {f["name"] for f in json.loads((partial / "figures/index.json").read_text())}
+  assert {"training_curves", "grad_cam_top_classes", "class_distribution"} <= names
+  assert "confusion_test" not in names
+  assert "pointing_game" not in names and "Faithfulness checks skipped (quick)" in page
+
+
+def test_images_command_with_a_workdir_writes_overlays_at_image_size(demo_run, tmp_path):
+  workdir, _ = demo_run
+  paths = report_runs.image_files(tmp_path)
+  out = tmp_path / "out"
+  result = report_runs.run_module(
+      "cnnviz_jax.report", f"--workdir={workdir}", "--images", *paths,
+      "--methods=grad_cam,guided_backprop,integrated_gradients", f"--output={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"report: {out}/report.html" in result.stdout
+  for path in paths:
+    size = Image.open(path).size
+    for method in ("grad_cam", "guided_backprop", "integrated_gradients"):
+      with Image.open(out / f"{path.stem}_{method}.png") as overlay:
+        assert overlay.size == size
+  page = (out / "report.html").read_text()
+  assert page.count("<figure") == 2 and "wide.png" in page and "tall.jpg" in page
+  if report_runs.chromium() is not None:  # this page, too, must render cleanly
+    found = report_runs.browser_check(out / "report.html", tmp_path, tmp_path / "images.png")
+    assert found["errors"] == [] and found["sections"] == ["results", "looks"]
+    assert all(i["complete"] and i["width"] > 0 for i in found["images"])
+
+
+def test_unknown_report_layers_are_named_with_the_valid_ones(demo_run):
+  workdir, _ = demo_run
+  run = workdir_lib.load_run(workdir)
+  with pytest.raises(workdir_lib.ReportError, match=r"\['block9'\]; valid layers: block1_conv1"):
+    compute.choose_layers(run.model, run.variables, (32, 32, 3), None, ["block1", "block9"])
+  assert compute.choose_layers(run.model, run.variables, (32, 32, 3)) == (
+      "block4_conv1", ("block1_conv1", "block2", "block4_conv1"))

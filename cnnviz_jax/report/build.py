@@ -1,6 +1,6 @@
 """From a training workdir to W/report.html (and every figure as W/figures/*.png|gif).
 
-  path = build.workdir_report("workdir/demo")            # or: python -m cnnviz_jax.report --workdir W
+  path = build.workdir_report("workdir/demo")  # or: python -m cnnviz_jax.report --workdir W
 
 Loads the run (finished or partial), reads a few examples of the data, computes every
 explanation for a small batch in one jitted call, draws the figures and writes one
@@ -17,7 +17,6 @@ import numpy as np
 
 from cnnviz_jax import explain
 from cnnviz_jax.data import stats as data_stats
-from cnnviz_jax.explain import feature_vis, patches as patches_lib, receptive_field as rf_lib
 from cnnviz_jax.models import taps
 from cnnviz_jax.report import (compute, data_figures, display, explain_figures, faithful,
                                gradient_figures, html, inside_figures, results_figures, samples,
@@ -121,7 +120,7 @@ def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.E
                                          directory))
   field = None
   try:  # analytic receptive field; some layers (after a global pool) have none
-    field = rf_lib.receptive_field(model, e.layer, variables,
+    field = explain.receptive_field(model, e.layer, variables,
                                    input_shape=(1, *batch.images.shape[1:]))
   except ValueError as err:
     section.notes.append(f"No receptive field for {e.layer}: {err}")
@@ -147,16 +146,15 @@ def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
   that fire most on the batch (fewer channels on large inputs: optimisation costs)."""
   size = pool.images.shape[1]
   channels = np.argsort(-e.layer_activations.mean((0, 1, 2)), kind="stable")
-  found = patches_lib.max_activating_patches(run.model, run.variables,
-                                             pool.images[:_PATCH_IMAGES], e.layer,
-                                             channels[:6], k=6, batch_size=128)
+  found = explain.max_activating_patches(run.model, run.variables, pool.images[:_PATCH_IMAGES],
+                                         e.layer, channels[:6], k=6, batch_size=128)
   figures = [inside_figures.max_activating_patches(
       show(np.asarray(found.images)), np.asarray(found.inside), np.asarray(found.activations),
       channels[:6], e.layer, directory)]
   chosen = channels[:8 if size <= 64 else 4]
-  vis = feature_vis.activation_maximisation(run.model, run.variables, e.layer, chosen,
-                                            size=size, steps=128, seed=run.config.seed,
-                                            preprocess=samples.normaliser(run.data_config))
+  vis = explain.activation_maximisation(run.model, run.variables, e.layer, chosen, size=size,
+                                        steps=128, seed=run.config.seed,
+                                        preprocess=samples.normaliser(run.data_config))
   figures.append(inside_figures.activation_maximisation(
       np.asarray(vis.images), chosen, np.asarray(vis.objective), e.layer, directory))
   return figures

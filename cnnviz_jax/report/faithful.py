@@ -5,6 +5,7 @@ and guided backprop against trivial baselines, on the report's batch of test ima
 small program."""
 import functools
 import pathlib
+import warnings
 
 import flax.linen as nn
 import jax
@@ -13,7 +14,9 @@ import numpy as np
 from scipy import stats
 
 from cnnviz_jax import explain
-from cnnviz_jax.explain import faithfulness, pointing_game as pointing_lib, sanity
+from cnnviz_jax.explain.faithfulness import auc
+from cnnviz_jax.explain.pointing_game import peak
+from cnnviz_jax.explain.sanity import parameter_layers
 from cnnviz_jax.report import display, faithful_figures, html, samples
 
 DELETION_STEPS = 16  # curve resolution: (steps + 1) x 2B forward passes per method
@@ -22,7 +25,7 @@ SANITY_IMAGES = 4
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _deletion(model: nn.Module, steps: int, variables, x, saliency, target, key):
-  result = faithfulness.deletion_insertion(model, variables, x, saliency, target, steps=steps,
+  result = explain.deletion_insertion(model, variables, x, saliency, target, steps=steps,
                                            key=key)
   return result.deletion, result.insertion
 
@@ -48,12 +51,13 @@ def pointing(cams: np.ndarray, guided: np.ndarray, masks: np.ndarray, tolerance:
   """({method: hits (B,)}, {method: peaks (B, 2)}) for Grad-CAM, guided backprop and a
   map peaking at the image centre (the baseline a localising map must beat)."""
   h, w = masks.shape[1:]
-  centre = -((np.arange(h)[:, None] - (h - 1) / 2) ** 2 + (np.arange(w)[None, :] - (w - 1) / 2) ** 2)
+  rows, cols = np.arange(h)[:, None] - (h - 1) / 2, np.arange(w)[None, :] - (w - 1) / 2
+  centre = -(rows**2 + cols**2)
   maps = {"Grad-CAM": cams, "guided backprop": guided,
           "centre": np.broadcast_to(centre, masks.shape).astype(np.float32)}
-  hits = {k: np.asarray(pointing_lib.pointing_game(jnp.asarray(m), jnp.asarray(masks), tolerance))
+  hits = {k: np.asarray(explain.pointing_game(jnp.asarray(m), jnp.asarray(masks), tolerance))
           for k, m in maps.items()}
-  peaks = {k: np.asarray(pointing_lib.peak(jnp.asarray(m), (h, w))) for k, m in maps.items()}
+  peaks = {k: np.asarray(peak(jnp.asarray(m), (h, w))) for k, m in maps.items()}
   return hits, peaks
 
 
@@ -86,9 +90,11 @@ def reinitialised(model: nn.Module, variables, x, seed: int = 0) -> dict:
 def _spearman(maps: np.ndarray, original: np.ndarray) -> np.ndarray:
   """(L, B) Spearman rank correlations of (L, B, N) vectors with (B, N) ones (0 if constant)."""
   out = np.zeros(maps.shape[:2])
-  for (i, j), _ in np.ndenumerate(out):
-    rho = stats.spearmanr(maps[i, j], original[j]).statistic
-    out[i, j] = 0.0 if np.isnan(rho) else rho
+  with warnings.catch_warnings():  # a constant map (e.g. an all-zero CAM) is defined as 0
+    warnings.simplefilter("ignore", stats.ConstantInputWarning)
+    for (i, j), _ in np.ndenumerate(out):
+      rho = stats.spearmanr(maps[i, j], original[j]).statistic
+      out[i, j] = 0.0 if np.isnan(rho) else rho
   return out
 
 
@@ -99,7 +105,7 @@ def randomisation(model: nn.Module, variables, x: np.ndarray, layer: str, target
   ...)}, {method: trained maps}). One small compiled explainer is called per randomised
   model: far cheaper to compile than vmapping the explainers over stacked models."""
   x, target = jnp.asarray(x), jnp.asarray(target)
-  layers = sanity.parameter_layers(model, variables, x)[::-1]
+  layers = parameter_layers(model, variables, x)[::-1]
   fresh, host = reinitialised(model, variables, x, seed), jax.device_get(variables)
   trained = jax.device_get(_maps(model, layer, host, x, target))
   per_model = []
@@ -132,8 +138,8 @@ def faithful_section(model: nn.Module, variables, batch: samples.Examples, e, sh
   curves = deletion_curves(model, variables, x, e.cams[:, 0], e.guided, top1, seed)
   section.figures.append(faithful_figures.deletion_insertion(curves, directory))
   for name, (deletion, insertion) in curves.items():
-    rows[name] = {"deletion": float(faithfulness.auc(deletion).mean()),
-                  "insertion": float(faithfulness.auc(insertion).mean())}
+    rows[name] = {"deletion": float(auc(deletion).mean()),
+                  "insertion": float(auc(insertion).mean())}
   if batch.object_masks is not None:
     tolerance = max(1.0, 15.0 * x.shape[1] / 224)  # the paper's 15 px at 224 px
     hits, peaks = pointing(e.cams[:, 0], e.guided, batch.object_masks, tolerance)

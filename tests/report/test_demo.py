@@ -157,3 +157,13 @@ def test_unknown_report_layers_are_named_with_the_valid_ones(demo_run):
     compute.choose_layers(run.model, run.variables, (32, 32, 3), None, ["block1", "block9"])
   assert compute.choose_layers(run.model, run.variables, (32, 32, 3)) == (
       "block4_conv1", ("block1_conv1", "block2", "block4_conv1"))
+
+
+def test_mode_report_rewrites_the_report_of_an_existing_workdir(demo_run):
+  workdir, _ = demo_run
+  before = (workdir / "report.html").stat().st_mtime_ns
+  result = report_runs.run_module("cnnviz_jax.main", "--mode=report", f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"report: {workdir}/report.html" in result.stdout
+  assert (workdir / "report.html").stat().st_mtime_ns > before
+  assert "accuracy:" not in result.stdout  # nothing was trained

@@ -1,0 +1,87 @@
+"""The sweep's results table: one row per trial from its results.json, as CSV and markdown."""
+import csv
+import json
+import math
+import pathlib
+from collections.abc import Collection, Sequence
+
+RECORD_FILE = "sweep_trial.json"  # the runner's note in a trial's workdir: command, exit, time
+SPLITS = {"train": "train", "validation": "val", "test": "test"}  # results.json split -> prefix
+METRICS = tuple(f"{prefix}_{m}" for prefix in SPLITS.values() for m in ("accuracy", "loss"))
+
+
+def status(trial_dir: pathlib.Path, skipped: Collection[str] = ()) -> str:
+  """finished | skipped (finished before this run) | failed | incomplete | not started."""
+  if (trial_dir / "results.json").exists():
+    return "skipped" if trial_dir.name in skipped else "finished"
+  record = trial_dir / RECORD_FILE
+  if record.exists() and json.loads(record.read_text()).get("returncode"):
+    return "failed"
+  return "incomplete" if trial_dir.exists() else "not started"
+
+
+def rows(workdir: pathlib.Path, trials: Sequence[dict],
+         skipped: Collection[str] = ()) -> list[dict]:
+  """{id, trial, <parameters>, status, train/val/test accuracy and loss, wall_s} per trial;
+  numbers are those of results.json (None where missing)."""
+  out = []
+  for trial in trials:
+    directory = workdir / trial["name"]
+    row = {"id": trial["id"], "trial": trial["name"], **trial["params"],
+           "status": status(directory, skipped), **dict.fromkeys(METRICS), "wall_s": None}
+    if (directory / "results.json").exists():
+      splits = json.loads((directory / "results.json").read_text())["splits"]
+      for split, prefix in SPLITS.items():
+        if split in splits:
+          row[f"{prefix}_accuracy"] = splits[split]["accuracy"]
+          row[f"{prefix}_loss"] = splits[split]["loss"]
+    if (directory / RECORD_FILE).exists():
+      row["wall_s"] = json.loads((directory / RECORD_FILE).read_text()).get("wall_seconds")
+    out.append(row)
+  return out
+
+
+def best(table: Sequence[dict], metric: str) -> dict | None:
+  """The row with the best metric (highest accuracy, lowest loss), None if none finished."""
+  done = [r for r in table if r[metric] is not None and not math.isnan(r[metric])]
+  if not done:
+    return None
+  key = (lambda r: -r[metric]) if metric.endswith("accuracy") else (lambda r: r[metric])
+  return min(done, key=key)
+
+
+def write_csv(table: Sequence[dict], path: pathlib.Path) -> None:
+  """Full-precision numbers (Python's repr round-trips a float), empty cells where missing."""
+  with path.open("w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(table[0]))
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in table)
+
+
+def _cell(key: str, value) -> str:
+  if value is None:
+    return "–"
+  if key == "wall_s":
+    return f"{value:.1f}"
+  if isinstance(value, float):
+    return f"{value:.4f}"
+  return str(value).replace("|", "\\|")
+
+
+def short_name(parameter: str) -> str:
+  """'config.stages[0].schedule.lr' -> 'stages[0].schedule.lr' (tables and plots)."""
+  return parameter.removeprefix("config.")
+
+
+def write_markdown(table: Sequence[dict], path: pathlib.Path, metric: str, title: str) -> None:
+  """A markdown table (4 decimals) headed by the best trial on `metric`."""
+  keys = list(table[0])
+  lines = [f"# {title}", ""]
+  top = best(table, metric)
+  if top is not None:
+    parameters = ", ".join(f"{short_name(k)}={top[k]}" for k in keys[2:keys.index("status")])
+    lines += [f"Best {metric}: **{top[metric]:.4f}**, {top['trial']} ({parameters}).", ""]
+  lines.append("| " + " | ".join(short_name(k) for k in keys) + " |")
+  lines.append("|" + "|".join("---" for _ in keys) + "|")
+  lines += ["| " + " | ".join(_cell(k, r[k]) for k in keys) + " |" for r in table]
+  path.write_text("\n".join(lines) + "\n")

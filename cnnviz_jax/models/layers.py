@@ -1,4 +1,8 @@
-"""Building blocks shared by the plain conv-net families (VGG, the small CNNs)."""
+"""Building blocks shared by the families.
+
+Torch-style (explicit symmetric padding: VGG, the small CNNs) and Keras-style
+(TF 'same'/'valid' padding made explicit, Keras BN: the Inception family).
+"""
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -32,3 +36,55 @@ class MaxPool(nn.Module):
 
   def __call__(self, x):
     return nn.max_pool(x, (self.window, self.window), (self.window, self.window))
+
+
+def tf_padding(x, window, stride, mode: str):
+  """Keras' 'same' / 'valid' as explicit ((top, bottom), (left, right)) for NHWC x.
+
+  TF's 'same' puts the odd pixel of padding at the bottom/right (asymmetric when
+  the stride is 2), so a symmetric padding would shift every stride-2 output.
+  """
+  if mode not in ("same", "valid"):
+    raise ValueError(f"unknown Keras padding {mode!r}; valid: 'same', 'valid'")
+  pads = []
+  for size, k, s in zip(x.shape[1:3], window, stride):
+    total = max((-(-size // s) - 1) * s + k - size, 0) if mode == "same" else 0
+    pads.append((total // 2, total - total // 2))
+  return tuple(pads)
+
+
+def max_pool(x, window: int = 3, stride: int = 2, mode: str = "valid"):
+  """keras.layers.MaxPooling2D (padding never wins: it is -inf)."""
+  w, s = (window,) * 2, (stride,) * 2
+  return nn.max_pool(x, w, s, padding=tf_padding(x, w, s, mode))
+
+
+def avg_pool(x, window: int = 3, stride: int = 1, mode: str = "same"):
+  """keras.layers.AveragePooling2D: the mean over the pixels inside the image only."""
+  w, s = (window,) * 2, (stride,) * 2
+  return nn.avg_pool(x, w, s, padding=tf_padding(x, w, s, mode), count_include_pad=False)
+
+
+class KerasConvBN(nn.Module):
+  """Keras' conv2d_bn: Conv2D without bias, BatchNormalization (eps 1e-3), activation.
+
+  The Inception family's unit. act=None leaves the activation out; bn_scale=False
+  is Keras' `scale=False` (no gamma: the ReLU that follows makes it redundant).
+  """
+  features: int
+  kernel_size: tuple[int, int]
+  act: Callable | None
+  strides: int = 1
+  padding: str = "same"  # Keras' mode, turned into explicit padding for the input size
+  bn_scale: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    strides = (self.strides,) * 2
+    x = nn.Conv(self.features, self.kernel_size, strides,
+                padding=tf_padding(x, self.kernel_size, strides, self.padding), use_bias=False,
+                dtype=self.dtype, name="conv")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
+                     use_scale=self.bn_scale, dtype=self.dtype, name="bn")(x)
+    return x if self.act is None else self.act(x)

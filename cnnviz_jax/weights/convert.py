@@ -4,11 +4,14 @@ r"""Convert downloaded ImageNet weights once; load them anywhere with cj.weights
       --input resnet50-0676ba61.pth --output weights/resnet50
   python -m cnnviz_jax.weights.convert --source keras --arch vgg16_keras \
       --input vgg16_weights_tf_dim_ordering_tf_kernels.h5 --output weights/vgg16_keras
+  python -m cnnviz_jax.weights.convert --source keras --arch inception_v3 \
+      --input inception_v3_weights_tf_dim_ordering_tf_kernels.h5 --output weights/inception_v3
 """
 from absl import app, flags
 
 flags.DEFINE_enum("source", None, ["torchvision", "keras"], "Framework the file comes from.")
-flags.DEFINE_string("arch", None, "Architecture, e.g. resnet50, vgg16_bn, resnet50_keras.")
+flags.DEFINE_string("arch", None, "Architecture, e.g. resnet50, vgg16_bn, resnet50_keras, "
+                    "inception_v3, xception, inception_resnet_v2.")
 flags.DEFINE_string("input", None, "torchvision .pth or Keras .h5 / .weights.h5 file.")
 flags.DEFINE_string("output", None, "Directory to write (orbax variables + meta.json).")
 FLAGS = flags.FLAGS

@@ -11,7 +11,10 @@ Layer names: ResNet50 'conv1_conv|bn' -> 'stem/conv1|bn1',
 projection shortcut) -> 'downsample_conv|bn'; VGG 'block{b}_conv{i}' -> 'block{b}_conv{i}/conv';
 'fc1', 'fc2', 'predictions' -> 'head/…'.
 
-File layouts, all read by Keras layer name:
+InceptionV3, Xception and InceptionResNetV2 (keras_inception.py) leave most layers
+unnamed, so they are read by position, as Keras reads them.
+
+File layouts, read by Keras layer name:
   legacy .h5 (what keras.applications downloads, tf.keras `save_weights('x.h5')`,
     `model.save('x.h5')` under 'model_weights'): root attrs `layer_names`, one group per
     layer with attrs `weight_names`, read in that order (as Keras loads them).
@@ -34,11 +37,13 @@ import numpy as np
 
 from cnnviz_jax import models
 from cnnviz_jax.models import vgg as vgg_family
+from cnnviz_jax.weights import keras_inception
 from cnnviz_jax.weights import meta as meta_lib
 from cnnviz_jax.weights import tree
 
-ARCHS = ("resnet50_keras", "vgg16_keras", "vgg19_keras")
-_KERAS_NAMES = {"resnet50_keras": "ResNet50", "vgg16_keras": "VGG16", "vgg19_keras": "VGG19"}
+ARCHS = ("resnet50_keras", "vgg16_keras", "vgg19_keras", *keras_inception.ARCHS)
+_KERAS_NAMES = {"resnet50_keras": "ResNet50", "vgg16_keras": "VGG16", "vgg19_keras": "VGG19",
+                **keras_inception.KERAS_NAMES}
 
 # kind -> ((Keras weight, Flax collection, Flax name), …) in Keras' storage order
 _FIELDS = {
@@ -46,8 +51,10 @@ _FIELDS = {
     "dense": (("kernel", "params", "kernel"), ("bias", "params", "bias")),
     "bn": (("gamma", "params", "scale"), ("beta", "params", "bias"),
            ("moving_mean", "batch_stats", "mean"), ("moving_variance", "batch_stats", "var")),
+    **keras_inception.FIELDS,  # conv without bias, BN without gamma, separable conv
 }
-_KERAS_CLASS = {"conv": "conv2d", "dense": "dense", "bn": "batch_normalization"}
+_KERAS_CLASS = {"conv": "conv2d", "dense": "dense", "bn": "batch_normalization",
+                **keras_inception.KERAS_CLASS}
 
 Layer = tuple[str, str, tuple[str, ...]]  # (Keras layer name, kind, Flax module path)
 
@@ -57,6 +64,8 @@ def keras_layers(arch: str) -> list[Layer]:
 
   Only the order within each kind matters: older Keras 3 files are named by it.
   """
+  if arch in keras_inception.ARCHS:  # unnamed layers, matched by position
+    return keras_inception.keras_layers(arch)
   if arch == "resnet50_keras":
     table = [("conv1_conv", "conv", ("stem", "conv1")), ("conv1_bn", "bn", ("stem", "bn1"))]
     for s, blocks in enumerate((3, 4, 6, 3), start=2):
@@ -104,8 +113,12 @@ def _class_order(key: str) -> tuple[str, int]:
   return m.group(1), int(m.group(2) or 0)
 
 
-def _read_keras3(root, table: list[Layer]) -> dict[str, list[tuple[str, np.ndarray]]]:
-  """{layer: [(weight name, array), …]} from a Keras 3 'layers/<class>[_k]/vars' file."""
+def _read_keras3(root, table: list[Layer],
+                 by_position: bool = False) -> dict[str, list[tuple[str, np.ndarray]]]:
+  """{layer: [(weight name, array), …]} from a Keras 3 'layers/<class>[_k]/vars' file.
+
+  by_position: name every layer by class order, even where the file names it.
+  """
   by_class: dict[str, list[str]] = {}  # for files without names: Keras' own order
   for name, kind, _ in table:
     by_class.setdefault(_KERAS_CLASS[kind], []).append(name)
@@ -116,12 +129,12 @@ def _read_keras3(root, table: list[Layer]) -> dict[str, list[tuple[str, np.ndarr
       continue
     variables = group["vars"]
     name = variables.attrs.get("name")
-    if name is None:
+    name = name.decode("utf8") if hasattr(name, "decode") else name
+    if name is None or by_position:
       cls, k = _class_order(key)
       names = by_class.get(cls, [])
-      name = names[k] if k < len(names) else key
-    name = name.decode("utf8") if hasattr(name, "decode") else str(name)
-    fields = [f for f, _, _ in _FIELDS.get(kinds.get(name), ())]
+      name = keras_inception.same_layer(names[k] if k < len(names) else key, name)
+    fields = [f[0] for f in _FIELDS.get(kinds.get(name), ())]
     out[name] = [(f"{name}/{fields[i] if i < len(fields) else i} [{variables.name}/{i}]",
                   np.asarray(variables[str(i)])) for i in range(len(variables))]
   return out
@@ -146,14 +159,15 @@ def _open(path):
 
 def read_layers(path, arch: str) -> dict[str, list[tuple[str, np.ndarray]]]:
   """A Keras weights file in any layout above -> {layer: [(weight name, array), …]}."""
+  positional = arch in keras_inception.ARCHS
   with _open(path) as f:
-    if "model_weights" in f:  # a whole legacy model (model.save('x.h5'))
-      return _read_legacy(f["model_weights"])
-    if _strings(f, "layer_names"):
-      return _read_legacy(f)
+    legacy = f["model_weights"] if "model_weights" in f else f  # model.save('x.h5'): a model
+    if _strings(legacy, "layer_names"):
+      layers = _read_legacy(legacy)
+      return keras_inception.by_position(layers, keras_layers(arch)) if positional else layers
     for root in ("layers", "_layer_checkpoint_dependencies"):  # Keras 3 / tf.keras 2.13+
       if root in f:
-        return _read_keras3(f[root], keras_layers(arch))
+        return _read_keras3(f[root], keras_layers(arch), positional)
     raise ValueError(f"{os.fspath(path)} is not a Keras weights file: no 'layer_names' "
                      f"attribute (legacy .h5) and no 'layers' group (Keras 3 .weights.h5); "
                      f"top-level keys: {sorted(f)[:10]}")
@@ -184,17 +198,17 @@ def convert_layers(arch: str, layers) -> tuple[dict, dict, bool]:
     if len(weights) != len(fields):
       raise ValueError(f"Keras layer {name} holds {len(weights)} weight(s) "
                        f"{[w for w, _ in weights]}; {what} has {len(fields)} there: "
-                       f"{', '.join(f for f, _, _ in fields)}")
-    for (weight, value), (_, collection, field) in zip(weights, fields):
-      path = (collection, *module, field)
-      arrays[path], origin[path] = value, weight
+                       f"{', '.join(f[0] for f in fields)}")
+    for (weight, value), (_, collection, field, *convert) in zip(weights, fields):
+      path = (collection, *module, *field.split("/"))
+      arrays[path], origin[path] = convert[0](value) if convert else value, weight
   return arrays, origin, has_top
 
 
 def from_keras(arch: str, h5_path) -> tuple[dict[str, Any], meta_lib.WeightsMeta]:
   """keras.applications `arch` weights file -> (Flax variables, meta).
 
-  arch: 'resnet50_keras', 'vgg16_keras' or 'vgg19_keras'. h5_path: a legacy .h5
+  arch: one of ARCHS ('resnet50_keras', 'inception_v3', …). h5_path: a legacy .h5
   (the keras.applications download), a Keras 3 .weights.h5 or a .keras file. The
   class count is read from the 'predictions' layer, so fine-tuned models convert
   too; without a classifier (include_top=False) only the backbone is returned.

@@ -46,10 +46,16 @@ class WeightsMeta:
     return cls(**fields)
 
 
+# keras.applications models fed [-1, 1] at 299×299 (the rest: 'caffe' at 224)
+KERAS_TF_ARCHS = ("inception_v3", "xception", "inception_resnet_v2")
+
+
 def imagenet_meta(arch: str, source: str, num_classes: int) -> WeightsMeta:
   """Meta for an ImageNet checkpoint; class names only when it has the 1000 classes."""
   names = imagenet_class_names() if num_classes == 1000 else tuple(
       f"class_{i}" for i in range(num_classes))
   if source == "torchvision":
     return WeightsMeta(arch, source, "torch", 224, 256, names)
+  if arch in KERAS_TF_ARCHS:
+    return WeightsMeta(arch, source, "tf", 299, None, names)
   return WeightsMeta(arch, source, "caffe", 224, None, names)

@@ -33,18 +33,25 @@ def _vgg_taps(arch):
   return taps
 
 
+_BN_RANGES = {"gamma": (0.5, 1.5), "beta": (-0.5, 0.5), "moving_mean": (-1, 1),
+              "moving_variance": (0.5, 2)}
+
+
 def _randomize(model, seed):
+  """He-scaled kernels, small biases, BN affine and moving statistics (gamma when it has one)."""
   rng = np.random.default_rng(seed)
   for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      n = layer.gamma.shape[0]
-      layer.set_weights([rng.uniform(lo, hi, n).astype(np.float32)
-                         for lo, hi in ((0.5, 1.5), (-0.5, 0.5), (-1, 1), (0.5, 2))])
-    elif layer.weights:  # conv / dense: kernel, bias
-      kernel, bias = (w.shape for w in layer.weights)
-      scale = np.sqrt(2.0 / np.prod(kernel[:-1]))
-      layer.set_weights([rng.standard_normal(kernel, np.float32) * np.float32(scale),
-                         rng.uniform(-0.1, 0.1, bias).astype(np.float32)])
+    values = []
+    for w in layer.weights:  # by name: conv/dense/separable kernels, optional bias and gamma
+      if w.name in _BN_RANGES:
+        values.append(rng.uniform(*_BN_RANGES[w.name], w.shape).astype(np.float32))
+      elif w.name == "bias":
+        values.append(rng.uniform(-0.1, 0.1, w.shape).astype(np.float32))
+      else:  # kernel (…, in, out), pointwise_kernel (1, 1, in, out), depthwise (kH, kW, in, 1)
+        fan_in = np.prod(w.shape[:2] if w.name == "depthwise_kernel" else w.shape[:-1])
+        values.append(rng.standard_normal(w.shape, np.float32) * np.float32(np.sqrt(2 / fan_in)))
+    if values:
+      layer.set_weights(values)
   return model
 
 

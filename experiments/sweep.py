@@ -168,7 +168,7 @@ def main(argv):
   if not FLAGS.table_only:
     logging.info("%d trial(s), %d finished before: skipped", len(trials), len(skipped))
     run_trials([j for j in jobs if j[0]["name"] not in skipped], workdir, FLAGS.parallel)
-  table = write_outputs(workdir, trials, metric, skipped)
+  table = write_outputs(workdir, trials, metric, () if FLAGS.table_only else skipped)
   if FLAGS.wandb:
     from experiments import wandb_log  # pylint: disable=import-outside-toplevel
     wandb_log.log_trials(workdir, trials, table, FLAGS.wandb_project, skipped)

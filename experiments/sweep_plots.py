@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-posi
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 from scipy import stats  # noqa: E402  pylint: disable=wrong-import-position
 
-from experiments.sweep_table import short_name  # noqa: E402  pylint: disable=wrong-import-position
+from experiments.sweep_table import (  # noqa: E402  pylint: disable=wrong-import-position
+    short_name, short_value)
 
 
 def _finished(table: Sequence[dict], metric: str) -> list[dict]:
@@ -47,7 +48,7 @@ def _axis(values: Sequence[str]) -> tuple[np.ndarray, list[tuple[float, str]]]:
   categories = list(dict.fromkeys(values))
   step = 1 / (len(categories) - 1) if len(categories) > 1 else 0
   where = {c: i * step if step else 0.5 for i, c in enumerate(categories)}
-  return np.asarray([where[v] for v in values]), [(where[c], c) for c in categories]
+  return np.asarray([where[v] for v in values]), [(where[c], short_value(c)) for c in categories]
 
 
 def parallel_coordinates(table: Sequence[dict], parameters: Sequence[str], metric: str,
@@ -113,8 +114,10 @@ def importance(table: Sequence[dict], parameters: Sequence[str],
       groups = {}
       for value, rank in zip(values, ranks):
         groups.setdefault(value, []).append(rank)
-      for value in groups:
-        correlation[f"{short_name(name)}={value}"] = rho([v == value for v in values])
+      for i, value in enumerate(groups):
+        label = f"{short_name(name)}={short_value(value)}"
+        label += f" #{i}" if label in correlation else ""  # long values cut alike
+        correlation[label] = rho([v == value for v in values])
       total = np.sum((ranks - ranks.mean()) ** 2)
       between = sum(len(g) * (np.mean(g) - ranks.mean()) ** 2 for g in groups.values())
       share[short_name(name)] = float(between / total) if total else 0.0
@@ -125,7 +128,7 @@ def parameter_importance(table: Sequence[dict], parameters: Sequence[str], metri
                          path: pathlib.Path) -> None:
   """Two bar charts: correlation with the metric, and importance (see `importance`)."""
   correlation, share = importance(table, parameters, metric)
-  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * max(len(correlation), 3)))
+  fig, (left, right) = plt.subplots(1, 2, figsize=(12, 1.2 + 0.42 * max(len(correlation), 5)))
   if correlation:
     labels = list(correlation)[::-1]
     left.barh(labels, [correlation[k] for k in labels],
@@ -138,8 +141,8 @@ def parameter_importance(table: Sequence[dict], parameters: Sequence[str], metri
   else:
     for ax in (left, right):
       ax.text(0.5, 0.5, "needs ≥ 2 finished trials", ha="center", transform=ax.transAxes)
-  left.set_title(f"Spearman correlation with {metric}")
-  right.set_title(f"Importance: share of {metric}'s rank variance")
+  left.set_title(f"Spearman correlation with {metric}", fontsize=10)
+  right.set_title(f"Importance: share of {metric}'s\nrank variance explained alone", fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -147,8 +150,8 @@ def parameter_importance(table: Sequence[dict], parameters: Sequence[str], metri
 
 def _label(row: dict, parameters: Sequence[str]) -> str:
   if len(parameters) == 1:
-    return str(row[parameters[0]])
-  return "\n".join([row["trial"], *(f"{short_name(p).split('.')[-1]}={row[p]}"
+    return short_value(row[parameters[0]])
+  return "\n".join([row["trial"], *(f"{short_name(p).split('.')[-1]}={short_value(row[p], 16)}"
                                     for p in parameters)])
 
 

@@ -65,7 +65,14 @@ def _cell(key: str, value) -> str:
     return f"{value:.1f}"
   if isinstance(value, float):
     return f"{value:.4f}"
-  return str(value).replace("|", "\\|")
+  return short_value(value).replace("|", "\\|")
+
+
+def short_value(value, width: int = 28) -> str:
+  """A long value (e.g. a whole augment dict) cut for table cells and plot labels; the CSV
+  and trials.json keep it whole."""
+  text = str(value)
+  return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def short_name(parameter: str) -> str:
@@ -79,7 +86,8 @@ def write_markdown(table: Sequence[dict], path: pathlib.Path, metric: str, title
   lines = [f"# {title}", ""]
   top = best(table, metric)
   if top is not None:
-    parameters = ", ".join(f"{short_name(k)}={top[k]}" for k in keys[2:keys.index("status")])
+    parameters = ", ".join(f"{short_name(k)}={short_value(top[k])}"
+                           for k in keys[2:keys.index("status")])
     lines += [f"Best {metric}: **{top[metric]:.4f}**, {top['trial']} ({parameters}).", ""]
   lines.append("| " + " | ".join(short_name(k) for k in keys) + " |")
   lines.append("|" + "|".join("---" for _ in keys) + "|")

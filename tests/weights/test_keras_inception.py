@@ -5,7 +5,8 @@ biases, BN beta/gamma *and* moving statistics), saved as the legacy .h5 that
 keras.applications downloads and as Keras 3 .weights.h5, converted with
 cj.weights.from_keras; the logits and every top-level block must match Keras' own
 layer outputs. Inputs are 75 px (InceptionV3/IRv2's minimum; Xception's is 71) so
-the big models stay fast; 75 also exercises TF's asymmetric 'same' padding.
+the big models stay fast; at 75 Xception's stride-2 'same' pools meet odd and even
+sizes, so TF's asymmetric padding is exercised.
 """
 import h5py
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 
 import cnnviz_jax as cj
 from cnnviz_jax.weights.keras import convert_layers, from_keras, read_layers
-from test_keras import _assert_close, _flat, _randomize, save_legacy_h5  # pylint: disable=import-error
+from test_keras import (  # pylint: disable=import-error
+    _assert_close, _flat, _randomize, save_legacy_h5)
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -21,8 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 SIZE, BATCH = 75, 2
 _KERAS = {"inception_v3": "InceptionV3", "xception": "Xception",
           "inception_resnet_v2": "InceptionResNetV2"}
-_PREPROCESS = {"inception_v3": "inception_v3", "xception": "xception",
-               "inception_resnet_v2": "inception_resnet_v2"}  # keras.applications modules
 
 
 def _second_max_pool(model):  # the stems end at the second (unnamed) MaxPooling2D
@@ -78,14 +78,17 @@ class Reference:
     return self.converted
 
 
+def _assert_same_flat(got, expected):
+  """{path: array} dicts with the same paths and bit-identical arrays."""
+  assert sorted(got) == sorted(expected)
+  for key, value in expected.items():
+    np.testing.assert_array_equal(got[key], value, err_msg="/".join(key))
+
+
 def _assert_same_arrays(arch, path, variables):
   """The file's converted arrays are exactly `variables` (from_keras less its shape checks,
   which tracing the big models makes slow)."""
-  arrays = convert_layers(arch, read_layers(path, arch))[0]
-  expected = _flat(variables)
-  assert sorted(arrays) == sorted(expected)
-  for key, value in expected.items():
-    np.testing.assert_array_equal(arrays[key], value, err_msg="/".join(key))
+  _assert_same_flat(convert_layers(arch, read_layers(path, arch))[0], _flat(variables))
 
 
 @pytest.fixture(scope="module")
@@ -156,27 +159,32 @@ def test_include_top_false_files_give_the_backbone(reference, scratch):
   np.testing.assert_array_equal(  # separable conv: Keras (3, 3, C, 1) -> Flax (3, 3, 1, C)
       backbone["params"]["block14"]["sepconv2"]["depthwise"]["kernel"][:, :, 0, :],
       notop.get_layer("block14_sepconv2").get_weights()[0][:, :, :, 0])
+  shortcut13, = [layer for layer in notop.layers  # unnamed: placed by its class order
+                 if layer.weights and tuple(layer.weights[0].shape) == (1, 1, 728, 1024)]
+  np.testing.assert_array_equal(backbone["params"]["block13"]["residual"]["conv"]["kernel"],
+                                shortcut13.get_weights()[0])
   ref = reference("inception_v3")
   save_legacy_h5(ref.model, scratch / "v3_notop.h5", skip=("avg_pool", "predictions"))
   backbone, meta = from_keras("inception_v3", scratch / "v3_notop.h5")
   full, _ = ref.convert()
   assert "head" not in backbone["params"] and meta.num_classes == 0
-  assert sorted(_flat(backbone)) == sorted(k for k in _flat(full) if k[1] != "head")
+  _assert_same_flat(_flat(backbone), {k: v for k, v in _flat(full).items() if k[1] != "head"})
 
 
 def test_a_file_of_another_architecture_is_refused_naming_its_layers(reference):
   with pytest.raises(ValueError, match=r"layer\(s\) that are not part of keras.applications"
                                        r".InceptionV3 \(another architecture\?\): block1_conv1"):
     from_keras("inception_v3", reference("xception").files["legacy"])
-  # the same stem and mixed_5b-like start: read by position up to IRv2's first named layer
+  # IRv2 starts with InceptionV3's unnamed stem: its named layers are where the files part
   with pytest.raises(ValueError, match=r"layer\(s\) that are not part of keras.applications"
-                                       r".InceptionV3 \(another architecture\?\): [^\n]*block35_1_conv, "):
+                                       r".InceptionV3 \(another architecture\?\): "
+                                       r"[^\n]*block35_1_conv, "):
     from_keras("inception_v3", reference("inception_resnet_v2").files["legacy"])
 
 
 @pytest.mark.parametrize("arch", list(_KERAS))
 def test_meta_preprocess_equals_keras_preprocess_input(arch):
   images = np.random.RandomState(3).randint(0, 256, (2, 9, 7, 3)).astype(np.uint8)
-  expected = getattr(keras.applications, _PREPROCESS[arch]).preprocess_input(images.copy())
+  expected = getattr(keras.applications, arch).preprocess_input(images.copy())
   meta = cj.weights.meta.imagenet_meta(arch, "keras", 1000)
   np.testing.assert_array_equal(meta.preprocess(images), expected)

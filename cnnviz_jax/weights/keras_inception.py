@@ -19,8 +19,6 @@ scale=False (no gamma: 'bn_noscale'), SeparableConv2D ('sepconv': depthwise
 """
 import re
 
-import numpy as np
-
 from cnnviz_jax.models import inception_resnet_v2 as irv2_family
 from cnnviz_jax.models import inception_v3 as v3_family
 from cnnviz_jax.models import xception as xception_family

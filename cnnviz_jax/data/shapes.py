@@ -3,7 +3,7 @@
     builder = shapes.prepare(data_dir, num_classes=5, image_size=32, num_train=6000)
     ds = builder.as_dataset(split="train")  # {'image', 'object_mask', 'label'}
 
-Each configuration (classes, size, split sizes, distractor probability, seed) gets its own
+Each configuration (classes, size, split sizes, distractor probability, object size, seed) gets its own
 tfds config name, so several coexist in one data_dir and a prepared one is reused.
 Generation is deterministic from the seed: the same config writes the same bytes.
 """
@@ -29,22 +29,28 @@ class ShapesConfig(tfds.core.BuilderConfig):
   num_validation: int = 1000
   num_test: int = 1000
   distractor_prob: float = 0.5
+  object_size: tuple[float, float] = shapes_render.OBJECT_SIZE
   seed: int = 0
 
 
 def config_name(num_classes: int, image_size: int, num_train: int, num_validation: int,
-                num_test: int, distractor_prob: float, seed: int) -> str:
+                num_test: int, distractor_prob: float, object_size: tuple[float, float],
+                seed: int) -> str:
   """A tfds config name that spells out every generation parameter."""
+  size = ("" if tuple(object_size) == shapes_render.OBJECT_SIZE  # default: the names of 1.0.0
+          else f"_o{round(object_size[0] * 100)}-{round(object_size[1] * 100)}")
   return (f"c{num_classes}_s{image_size}_n{num_train}-{num_validation}-{num_test}"
-          f"_d{round(distractor_prob * 100)}_seed{seed}")
+          f"_d{round(distractor_prob * 100)}{size}_seed{seed}")
 
 
 def make_config(num_classes: int = 5, image_size: int = 32, num_train: int = 6000,
                 num_validation: int = 1000, num_test: int = 1000,
-                distractor_prob: float = 0.5, seed: int = 0) -> ShapesConfig:
+                distractor_prob: float = 0.5,
+                object_size: tuple[float, float] = shapes_render.OBJECT_SIZE,
+                seed: int = 0) -> ShapesConfig:
   args = dict(num_classes=num_classes, image_size=image_size, num_train=num_train,
               num_validation=num_validation, num_test=num_test,
-              distractor_prob=distractor_prob, seed=seed)
+              distractor_prob=distractor_prob, object_size=tuple(object_size), seed=seed)
   return ShapesConfig(name=config_name(**args), version=VERSION, release_notes={VERSION: "first"},
                       description="synthetic shapes with object masks", **args)
 
@@ -88,7 +94,8 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     # Independent streams per split: no image is shared between train and test.
     seed = np.random.SeedSequence([cfg.seed, split_index])
     images, masks, labels = shapes_render.render(
-        seed, num_examples, cfg.image_size, cfg.num_classes, cfg.distractor_prob)
+        seed, num_examples, cfg.image_size, cfg.num_classes, cfg.distractor_prob,
+        cfg.object_size)
     for i in range(num_examples):
       yield i, {"image": _png(images[i]), "object_mask": _png(masks[i]), "label": labels[i]}
 

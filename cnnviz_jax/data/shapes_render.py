@@ -6,7 +6,9 @@ optional distractor (an elongated ellipse, which is no class). Shapes are scaled
 area and all use the same placement margin, so neither mask area nor position tells the
 class. Measured notes from the issue: thin lines as clutter look like cross/square arms and
 stall learning (so the clutter is smooth colour noise), and objects under ~30% of the side
-are hard at 32-64 px (so a circle spans 34-50% of the side, a star or triangle up to 78%).
+are hard at 32-64 px (so by default a circle spans 34-50% of the side, a star or triangle up
+to 78%). `object_size` sets that range: smaller objects on a larger canvas spread the object
+over the image, so a "guess the centre" baseline stops scoring (the pointing-game tests).
 """
 import functools
 
@@ -16,6 +18,7 @@ SHAPES = ("circle", "square", "triangle", "cross", "star", "ring", "heart", "hal
 _SUPERSAMPLE = 2  # sub-pixels per side: antialiased edges, mask = coverage >= 1/2
 _AREA = np.pi * 0.7**2  # every shape's area in the unit frame (a disc of radius 0.7)
 _MIN_CONTRAST = 110.0  # L2 distance in RGB between the object and the mean background
+OBJECT_SIZE = (0.24, 0.36)  # object radius range, fraction of the image side
 
 
 def _inside(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -122,9 +125,12 @@ def _contrasting_colours(rng: np.random.Generator, background: np.ndarray) -> np
 
 
 def render(seed: int | np.random.SeedSequence, num_examples: int, image_size: int = 32,
-           num_classes: int = 5, distractor_prob: float = 0.5, chunk: int = 256):
+           num_classes: int = 5, distractor_prob: float = 0.5,
+           object_size: tuple[float, float] = OBJECT_SIZE, chunk: int = 256):
   """Draws a balanced, shuffled set of shape images.
 
+  object_size: (min, max) object radius as a fraction of the side (the unit-frame radius:
+  a circle's diameter spans twice that).
   Returns (images uint8 (N, S, S, 3), masks uint8 (N, S, S) in {0, 1}, labels int64 (N,)).
   Same seed -> same bytes. Each class appears N // C or N // C + 1 times.
   """
@@ -133,6 +139,10 @@ def render(seed: int | np.random.SeedSequence, num_examples: int, image_size: in
                      f"got {num_classes}")
   if image_size < 8:
     raise ValueError(f"image_size must be >= 8 pixels; got {image_size}")
+  low, high = object_size
+  if not 0 < low <= high <= 0.5 / _margin():  # the whole object fits inside the image
+    raise ValueError(f"object_size must be 0 < min <= max <= {0.5 / _margin():.3f} (radius as a "
+                     f"fraction of the side); got {tuple(object_size)}")
   rng = np.random.default_rng(seed)
   names = list(SHAPES[:num_classes])
   labels = rng.permutation(np.arange(num_examples) % num_classes)
@@ -153,7 +163,7 @@ def render(seed: int | np.random.SeedSequence, num_examples: int, image_size: in
     d_cov *= d_on[:, None, None]
     image = image * (1 - d_cov[..., None]) + d_colour[:, None, None] * d_cov[..., None]
     # the class object, fully inside the image (see the module docstring for sizes)
-    radius = rng.uniform(0.24, 0.36, n) * image_size
+    radius = rng.uniform(low, high, n) * image_size
     lo, hi = radius * margin, image_size - radius * margin
     centre = lo[:, None] + rng.uniform(size=(n, 2)) * (hi - lo)[:, None]
     cov = _coverage(names, lab, centre, radius, rng.uniform(0, 2 * np.pi, n), image_size)

@@ -163,7 +163,8 @@ def _builder(name: str, data_dir: str | None, download: bool):
 
 def shapes_source(split: str, data_dir: str | None = None, **shapes_config) -> Source:
   """The synthetic shapes dataset (generated into data_dir on first use)."""
-  builder = _shapes_builder(data_dir, tuple(sorted(shapes_config.items())))
+  hashable = {k: tuple(v) if isinstance(v, list) else v for k, v in shapes_config.items()}
+  builder = _shapes_builder(data_dir, tuple(sorted(hashable.items())))
   return builder_source(builder, split, split, None, (1.0, 0.0, 0.0), None, 0)
 
 

@@ -1,10 +1,13 @@
 """Truth on the synthetic shapes: the explainers point at the object the label is about.
 
-The demo model (small_cnn_bn, 32x32, 5 classes) is trained here on the data helper's
-shapes (cnnviz_jax/data: `shapes_render.render` with the tfds builder's per-split seeds,
-so these are the builder's train/test images) with a plain optax loop. Every object has
-a ground-truth mask; the class is the shape, and colour, position, size and background
-are random. Findings are printed (`pytest -s`).
+The demo model (small_cnn_bn, 5 classes) is trained here on the data helper's shapes
+(cnnviz_jax/data: `shapes_render.render` with the tfds builder's per-split seeds, so these
+are the builder's train/test images) with a plain optax loop. Every object has a
+ground-truth mask; the class is the shape, and colour, position, size and background are
+random. The objects have the demo's size in pixels (8-12 px radius) on a 48 px canvas, so
+they spread over the image: with the demo's 32 px images ~80% of objects cover the centre
+and "point at the centre" would be a strong baseline; here ~25% do. Findings are printed
+(`pytest -s`).
 """
 import functools
 
@@ -20,9 +23,11 @@ from cnnviz_jax.explain.faithfulness import deletion_insertion
 from cnnviz_jax.explain.pointing_game import pointing_game
 from cnnviz_jax.explain.sanity import randomisation_check
 
-SIZE, CLASSES, LAYER = 32, 5, "block4_conv1"  # Grad-CAM map: 8x8, stride 4, RF 26 px
-# Zhang et al. allow 15 px on ~300-500 px images; 2 px is that share of a 32 px image.
-TOLERANCE = 2
+SIZE, CLASSES, LAYER = 48, 5, "block4_conv1"  # Grad-CAM map: 12x12, stride 4, RF 26 px
+OBJECT_SIZE = (0.16, 0.24)  # radius / side: the demo's (0.24-0.36 of 32 px) in pixels
+# Zhang et al. allow 15 px on the original VOC/COCO images: 3-4% of a 375-500 px side, 6.7% of
+# the 224 px network input. 3 px is 6.3% of 48 px (at 2 px this model scores ~95%).
+TOLERANCE = 3
 
 
 def _preprocess(images):  # uint8 -> roughly zero-mean, unit-scale float
@@ -31,13 +36,13 @@ def _preprocess(images):  # uint8 -> roughly zero-mean, unit-scale float
 
 def _split(index: int, n: int):  # the builder's split streams: 0 train, 1 validation, 2 test
   images, masks, labels = shapes_render.render(np.random.SeedSequence([0, index]), n, SIZE,
-                                               CLASSES)
+                                               CLASSES, object_size=OBJECT_SIZE)
   return _preprocess(images), masks, jnp.asarray(labels)
 
 
 @pytest.fixture(scope="module")
 def trained():
-  """~45 s on 2 cores: 6000 images, 12 epochs of batch 32, AdamW warmup + cosine 3e-3."""
+  """~100 s on 2 cores: 6000 images, 12 epochs of batch 32, AdamW warmup + cosine 3e-3."""
   x, _, y = _split(0, 6000)
   model = cj.models.create("small_cnn_bn", num_classes=CLASSES)
   variables = model.init(jax.random.key(0), x[:1])
@@ -96,19 +101,14 @@ def test_grad_cam_pointing_game(test_set):
   strict = np.asarray(pointing_game(heat, masks, 0))
   centre = np.asarray(pointing_game(_centre_maps(n), masks, TOLERANCE))
   centre_strict = np.asarray(pointing_game(_centre_maps(n), masks, 0))
-  random = np.asarray(pointing_game(jax.random.uniform(jax.random.key(1), (n, 8, 8)), masks,
+  random = np.asarray(pointing_game(jax.random.uniform(jax.random.key(1), heat.shape), masks,
                                     TOLERANCE))
-  off = ~centre_strict  # the object does not cover the image centre
   print(f"\npointing game, {TOLERANCE} px: Grad-CAM {grad_cam.mean():.1%}, centre "
-        f"{centre.mean():.1%}, random {random.mean():.1%}; strict: Grad-CAM {strict.mean():.1%}"
-        f", centre {centre_strict.mean():.1%}; objects off the centre ({off.sum()}): "
-        f"Grad-CAM strict {strict[off].mean():.1%}, centre 0%")
+        f"{centre.mean():.1%}, random {random.mean():.1%}; strict (0 px): Grad-CAM "
+        f"{strict.mean():.1%}, centre {centre_strict.mean():.1%}")
   assert grad_cam.mean() >= 0.95
-  assert grad_cam.mean() > random.mean() + 0.7
-  # The objects are large and fully inside, so ~80% cover the centre pixel: the centre guess
-  # is a strong prior here. Grad-CAM beats it strictly, and where it fails by construction.
-  assert strict.mean() > centre_strict.mean() + 0.03
-  assert off.sum() >= 100 and strict[off].mean() >= 0.75
+  assert grad_cam.mean() > centre.mean() + 0.4 and strict.mean() > centre_strict.mean() + 0.4
+  assert grad_cam.mean() > random.mean() + 0.6
 
 
 def test_grad_cam_deletion_and_insertion_beat_a_random_map(trained, test_set):

@@ -41,6 +41,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   stage = default.stage(epochs=30, optimizer="rmsprop", lr=1e-4, schedule="constant")
   stage.optimizer.eps = 1e-7  # Keras' RMSprop default
   config.stages = [stage]
+  config.model.options.dropout = 0.0
   if variant == "augment_dropout":
     config.data.augment = ml_collections.ConfigDict(data_config.KERAS_SEED_001)
     config.model.options.dropout = 0.5

@@ -105,3 +105,15 @@ def test_builder_generates_locally_and_deterministically(tmp_path):
 def test_bad_config_is_a_clear_error():
   with pytest.raises(ValueError, match="num_classes must be in 1..8"):
     shapes_render.render(0, 10, num_classes=9)
+  with pytest.raises(ValueError, match="object_size must be"):
+    shapes_render.render(0, 10, object_size=(0.2, 0.6))  # would not fit inside the image
+
+
+def test_object_size_scales_the_mask_and_spreads_the_objects():
+  default = shapes_render.render(5, 600, image_size=48, num_classes=5)[1]
+  small = shapes_render.render(5, 600, image_size=48, num_classes=5, object_size=(0.12, 0.18))[1]
+  # area goes with the radius squared: (0.15 / 0.30)^2 = 1/4 of the default's
+  ratio = small.mean() / default.mean()
+  assert 0.2 < ratio < 0.3, ratio
+  centre = lambda m: m[:, 23:25, 23:25].max(axis=(1, 2)).mean()  # object covers the centre
+  assert centre(default) > 0.7 and centre(small) < 0.3

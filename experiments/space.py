@@ -27,16 +27,16 @@ def flag_value(value) -> str:
 
 
 def split_values(text: str) -> list[str]:
-  """'1e-3,3e-3' -> ['1e-3', '3e-3']; commas inside (), [] or quotes do not split."""
+  """'1e-3,3e-3' -> ['1e-3', '3e-3']; commas inside (), [], {} or quotes do not split."""
   values, depth, quote, current = [], 0, None, ""
   for char in text:
     if quote:
       quote = None if char == quote else quote
     elif char in "\"'":
       quote = char
-    elif char in "([":
+    elif char in "([{":
       depth += 1
-    elif char in ")]":
+    elif char in ")]}":
       depth -= 1
     elif char == "," and depth == 0:
       values.append(current.strip())

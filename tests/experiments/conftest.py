@@ -4,8 +4,10 @@ import sys
 
 import pytest
 
-# runs.py (tests/train) holds the TINY demo overrides the train tests use.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "train"))
+TESTS = pathlib.Path(__file__).resolve().parents[1]
+# experiments/ and configs/ are top-level packages, importable from the repository root (as for
+# `python -m experiments.sweep`); runs.py (tests/train) holds the TINY demo overrides.
+sys.path[:0] = [str(TESTS.parent), str(TESTS / "train")]
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,8 @@ Train: the first 85% of the backbone's layers frozen (the seed: 80-90% froze bes
        --config.stages[0].freeze_fraction), Adam 1e-4, batch 32, up to 30 epochs with early
        stopping on validation accuracy (patience 5, the best epoch restored). The seed swept
        learning rate, batch size, dropout and dense size without printing its choices.
+       Unlike Keras, BatchNorm layers in the frozen part still update their statistics
+       (freeze_bn is all or nothing, and the unfrozen top needs its BatchNorm to train).
 Smoke run (tests/configs, a generated 10-class folder, 75 px, batch 2, a few steps): about
 2 min on 2 CPU cores for all four variants, most of it compiling the backbones.
 """

@@ -7,6 +7,7 @@ import smoke
 NAME = "seed_000_inaturalist"
 
 
+@pytest.mark.slow  # ~45 s each on 2 CPU cores, mostly compiling the backbone
 @pytest.mark.parametrize("variant", smoke.config_module(NAME).VARIANTS)
 def test_seed_000_variant_trains_on_an_image_folder(tmp_path, variant):
   config, results = smoke.run_case(NAME, variant, tmp_path)

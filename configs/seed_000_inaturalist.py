@@ -1,8 +1,9 @@
-"""Seed 000: iNaturalist-10 fine-tuning with four ImageNet backbones, 85% of each frozen.
+r"""Seed 000: iNaturalist-10 fine-tuning with four ImageNet backbones, 85% of each frozen.
 
 Run:   python -m cnnviz_jax.main --config configs/seed_000_inaturalist.py:inception_resnet_v2 \
            --workdir workdir/seed_000_inaturalist/inception_resnet_v2 \
-           --config.data.root=DATA/inaturalist_12K/train --config.weights=weights/inception_resnet_v2
+           --config.data.root=DATA/inaturalist_12K/train \
+           --config.weights=weights/inception_resnet_v2
 Variants (after ':'; the first is the default), in the seed's order of validation accuracy:
   inception_resnet_v2  the seed's best: 79.4% validation accuracy
   xception             close behind InceptionResNetV2

@@ -1,4 +1,4 @@
-"""Seed 004: VGG19 transfer learning on five Caltech-101 classes.
+r"""Seed 004: VGG19 transfer learning on five Caltech-101 classes.
 
 Run:   python -m cnnviz_jax.main --config configs/seed_004_caltech101.py \
            --workdir workdir/seed_004_caltech101 --config.weights=weights/vgg19_keras
@@ -20,7 +20,8 @@ Weights: without --config.weights the base is randomly initialised and this is N
 Train: base frozen, the head trains: Adam 1e-4 (Keras' eps 1e-7), 20 epochs, early stopping
        on validation accuracy (patience 5, best epoch restored). The seed gives none of these.
 Expect: the seed's 100% train, 98% validation, 96% test accuracy.
-Smoke run (tests/configs, mock data, 32 px, batch 2, a few steps): about 25 s on 2 CPU cores.
+Smoke run (tests/configs: tfds mock data, 32 px, batch 2, one epoch): 29 s on 2 CPU cores
+shared with other jobs (load ~4), most of it compiling VGG19.
 """
 import ml_collections
 

@@ -57,7 +57,8 @@ def test_configs_say_what_the_seed_write_ups_say():
   assert (seed_001.data.image_size, seed_001.data.batch_size, seed_001.stages[0].epochs) == (
       150, 20, 30)
   head_stage, fine_tune = get("seed_002_flowers102").stages
-  assert (head_stage.epochs, head_stage.optimizer.name, head_stage.schedule.lr) == (30, "adam", 0.01)
+  assert (head_stage.epochs, head_stage.optimizer.name, head_stage.schedule.lr) == (
+      30, "adam", 0.01)
   assert (fine_tune.epochs, fine_tune.optimizer.name, fine_tune.schedule.name) == (
       120, "radam", "cyclic")
   assert (fine_tune.schedule.min_lr, fine_tune.schedule.max_lr) == (5e-8, 3e-3)

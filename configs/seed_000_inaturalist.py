@@ -34,8 +34,10 @@ Train: the first 85% of the backbone's layers frozen (the seed: 80-90% froze bes
        learning rate, batch size, dropout and dense size without printing its choices.
        Unlike Keras, BatchNorm layers in the frozen part still update their statistics
        (freeze_bn is all or nothing, and the unfrozen top needs its BatchNorm to train).
-Smoke run (tests/configs, a generated 10-class folder, 75 px, batch 2, a few steps): about
-2 min on 2 CPU cores for all four variants, most of it compiling the backbones.
+Smoke run (tests/configs: a generated folder of 10 classes × 8 JPEGs, batch 2, one 30-step
+epoch; 75 px, ResNet50 32 px) on 2 CPU cores shared with other jobs (load ~4):
+inception_resnet_v2 122 s, inception_v3 62 s, xception 52 s, resnet50_keras 37 s, most of
+it compiling the backbone (initialisation, train and eval steps).
 """
 import ml_collections
 

@@ -25,6 +25,8 @@ def head_spec(head, default: HeadSpec) -> HeadSpec:
   """Parses the `head=` option of `models.create`; None keeps the model's own head."""
   if head is None:
     return default
+  if hasattr(head, "to_dict"):  # a ConfigDict: `config.model.head` set to HeadSpec fields
+    head = head.to_dict()
   if isinstance(head, HeadSpec):
     spec = head
   elif isinstance(head, dict):

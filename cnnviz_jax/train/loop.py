@@ -95,7 +95,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   # --- Stages (one, or e.g. head-only then everything: seed 002) ----------------------------
   for stage_index in range(progress["stage"], len(config.stages)):
     stage = config.stages[stage_index]
-    mask = freeze.trainable_mask(params, stage.get("freeze", ()), stage.get("freeze_fraction", 0.0))
+    fraction = stage.get("freeze_fraction", 0.0)
+    order = models.module_order(model, {"params": params, "batch_stats": batch_stats},
+                                example) if fraction else ()
+    mask = freeze.trainable_mask(params, stage.get("freeze", ()), fraction, module_order=order)
     total_steps = stage.epochs * steps_per_epoch
     lr = schedules.make(stage.schedule, steps_per_epoch, total_steps)
     tx = optimizers.make(stage.optimizer, lambda s, lr=lr, o=first_step_of_stage: lr(s - o))

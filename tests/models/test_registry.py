@@ -91,3 +91,12 @@ def test_activation_is_swappable_without_touching_parameters():
   assert not np.allclose(model.apply(variables, x), swapped.apply(variables, x))
   relu_again = model.clone(act=jax.nn.relu)
   np.testing.assert_allclose(model.apply(variables, x), relu_again.apply(variables, x), atol=1e-6)
+
+
+def test_a_config_head_is_read_as_its_fields():
+  """`config.model.head` as a ConfigDict of HeadSpec fields (seeds 000, 003) or its JSON dict."""
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  fields = dict(kind="mlp", hidden=16, dropout=0.3)
+  for head in (ml_collections.ConfigDict(fields), fields):
+    model = cj.models.create("small_cnn_bn", num_classes=3, head=head)
+    assert model.head == cj.models.HeadSpec(**fields)

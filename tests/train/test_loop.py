@@ -72,21 +72,25 @@ def test_checkpoint_of_another_head_or_class_count_is_refused(finished_run, data
     loop.train_and_evaluate(config, workdir)
 
 
-@pytest.mark.parametrize("mode", ["freeze", "features"])
+@pytest.mark.parametrize("mode", ["freeze", "fraction", "features"])
 def test_frozen_params_stay_at_their_start_and_the_rest_trains(mode, tmp_path, data_dir):
-  """Regex freezing (two first blocks), and feature extraction (head only, seed 003)."""
+  """Regex freezing and freeze_fraction (the two first of four blocks), and feature
+  extraction (head only, seed 003)."""
   config = runs.tiny_config(data_dir, epochs=2)
   if mode == "freeze":
     config.stages[0].freeze = (r"^block[12]",)
+  elif mode == "fraction":  # 8 layers in forward order: conv, bn of block1…block4
+    config.stages[0].freeze_fraction = 0.5
   else:
     config.feature_extraction = True
     config.stages[0].freeze = (r"^(?!head/)",)
   loop.train_and_evaluate(config, tmp_path)
   final, initial = _params_at(tmp_path / "checkpoints"), _initial_params(config)
-  frozen = ["block1_conv1", "block2_conv1"] if mode == "freeze" else [k for k in final if k != "head"]
+  frozen = (["block1_conv1", "block2_conv1"] if mode != "features"
+            else [k for k in final if k != "head"])
   for name in frozen:
     jax.tree.map(np.testing.assert_array_equal, final[name], initial[name])
-  trained = ["block3_conv1", "head"] if mode == "freeze" else ["head"]
+  trained = ["block3_conv1", "head"] if mode != "features" else ["head"]
   for name in trained:
     assert not np.allclose(final[name]["predictions" if name == "head" else "conv"]["kernel"],
                            initial[name]["predictions" if name == "head" else "conv"]["kernel"])

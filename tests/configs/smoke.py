@@ -7,7 +7,6 @@ asserts unchanged. `run` trains on tfds' mock data or a generated image folder.
 import contextlib
 import copy
 import importlib
-import inspect
 import json
 import math
 import pathlib
@@ -17,8 +16,6 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import ml_collections
-import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -28,7 +25,6 @@ sys.path.insert(0, str(ROOT))  # configs/ is a top-level package, as for `python
 # pylint: disable=wrong-import-position
 import cnnviz_jax as cj
 from cnnviz_jax.data import tfds_sources
-from cnnviz_jax.models import heads
 from cnnviz_jax.train import freeze, loop, validate
 
 # The seeds' class counts (their write-ups), and what the image folder of seed 000 gets.
@@ -61,26 +57,6 @@ def cases(*names: str, light: bool | None = None) -> list[tuple[str, str]]:
     return out
   return [(n, v) for n, v in out
           if (config_module(n).get_config(v).model.name in LIGHT_MODELS) == light]
-
-
-def skip_unless_registered(model_name: str) -> None:
-  if model_name not in cj.models.available():
-    pytest.skip(f"model {model_name!r} is not registered yet (cnnviz_jax/models)")
-
-
-def _library_gaps(config) -> list[str]:
-  """What the library cannot run yet in this config (fixes asked for in issue 9's work)."""
-  gaps = []
-  if isinstance(config.model.head, ml_collections.ConfigDict):
-    try:
-      heads.head_spec(config.model.head, heads.HeadSpec())
-    except TypeError:
-      gaps.append("models.heads.head_spec does not accept a ConfigDict head yet")
-  if (any(stage.freeze_fraction for stage in config.stages)
-      and "module_order" not in inspect.getsource(loop.train_and_evaluate)):
-    gaps.append("train.loop does not pass module_order to freeze.trainable_mask yet, so "
-                "freeze_fraction > 0 raises")
-  return gaps
 
 
 def shrink(config, batch_size: int = 2):
@@ -145,10 +121,6 @@ def run_case(name: str, variant: str, tmp_path: pathlib.Path):
   """Trains one variant on mock tfds data or a generated image folder, checks the workdir;
   -> (config as written, results.json)."""
   config = config_module(name).get_config(variant)
-  skip_unless_registered(config.model.name)
-  gaps = _library_gaps(config)
-  if gaps:
-    pytest.xfail("; ".join(gaps))
   num_classes = SEED_CLASSES[name]
   if config.data.name == "folder":
     config.data.root = str(image_folder(tmp_path / "folder", classes=num_classes))

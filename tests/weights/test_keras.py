@@ -106,30 +106,6 @@ class Reference:
     return x, logits, dict(zip(self.taps, acts))
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  cache = {}
-
-  def build(arch):
-    if arch not in cache:
-      cache[arch] = Reference(arch, tmp_path_factory.mktemp(arch), seed=list(_KERAS).index(arch))
-    return cache[arch]
-
-  yield build
-  for ref in cache.values():  # ~0.5 GB per VGG file: do not leave them in pytest's basetemp
-    for path in ref.files.values():
-      path.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def scratch(tmp_path):
-  """tmp_path whose (100 MB-sized) weight files are removed after the test."""
-  yield tmp_path
-  for path in tmp_path.iterdir():
-    if path.is_file():
-      path.unlink()
-
-
 def _assert_close(name, ours, ref):
   scale = max(1.0, float(np.abs(ref).max()))
   err = float(np.abs(np.asarray(ours) - ref).max())

@@ -91,29 +91,6 @@ def _assert_same_arrays(arch, path, variables):
   _assert_same_flat(convert_layers(arch, read_layers(path, arch))[0], _flat(variables))
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  cache = {}
-
-  def build(arch):
-    if arch not in cache:
-      cache[arch] = Reference(arch, tmp_path_factory.mktemp(arch), seed=list(_KERAS).index(arch))
-    return cache[arch]
-
-  yield build
-  for ref in cache.values():  # 100-220 MB per file: do not leave them in pytest's basetemp
-    for path in ref.files.values():
-      path.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def scratch(tmp_path):
-  yield tmp_path
-  for path in tmp_path.iterdir():
-    if path.is_file():
-      path.unlink()
-
-
 @pytest.mark.parametrize("arch", list(_KERAS))
 def test_every_block_and_logits_equal_keras(arch, reference):
   """The legacy file's conversion runs against Keras; the Keras 3 file's must be identical

@@ -8,6 +8,9 @@ again to resume a killed run exactly. Multi-process: every process runs the same
 command; on TPU VMs and under Slurm jax.distributed is configured automatically, or
 pass --coordinator_address/--num_processes/--process_id.
 """
+import re
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -69,5 +72,23 @@ def _report(workdir: str) -> None:
   print(f"report: {path}")
 
 
+def _parse_flags(argv):
+  """absl's parsing; an override of a field the config lacks is named with its flag
+  (ml_collections itself says only "'nam'", in a traceback)."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    message = str(e).replace("\\", "")
+    key = re.search(r"'(\w+)", message)
+    if key is None:
+      raise
+    names = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    bad = [n for n in names if key.group(1) in re.split(r"[.\[\]]", n)] or names
+    hint = re.search(r'Did you mean "(\w+)"', message)
+    sys.exit(f"FATAL Flags parsing error: {', '.join(bad)}: the config has no field "
+             f"{key.group(1)!r}" + (f"; did you mean {hint.group(1)!r}?" if hint else "")
+             + " (configs/default.py lists every field)")
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

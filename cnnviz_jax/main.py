@@ -76,7 +76,7 @@ def _parse_flags(argv):
   """absl's parsing; an override of a field the config lacks is named with its flag
   (ml_collections itself says only "'nam'", in a traceback)."""
   try:
-    return FLAGS(argv)
+    return app.parse_flags_with_usage(argv)  # absl's own: usage on its errors
   except (AttributeError, KeyError) as e:
     message = str(e).replace("\\", "")
     key = re.search(r"'(\w+)", message)

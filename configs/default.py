@@ -9,13 +9,26 @@ import ml_collections
 from cnnviz_jax.data import config as data_config
 
 
+HEAD_ONLY = (r"^(?!head/)",)  # a freeze rule: every parameter outside the head
+KERAS_EPS = 1e-7  # Keras' Adam and RMSprop epsilon (optax's is 1e-8)
+
+
+def variant_of(variants: tuple[str, ...], variant: str, study: str) -> str:
+  """`variant` of a study config (`--config X.py:variant`); empty -> the first."""
+  variant = variant or variants[0]
+  if variant not in variants:
+    raise ValueError(f"unknown variant {variant!r} of {study}; valid: {', '.join(variants)}")
+  return variant
+
+
 def stage(epochs: int = 10, optimizer: str = "adamw", lr: float = 3e-3,
-          schedule: str = "warmup_cosine", **fields) -> ml_collections.ConfigDict:
+          schedule: str = "warmup_cosine", eps: float = 1e-8,
+          **fields) -> ml_collections.ConfigDict:
   """One training stage: its epochs, optimizer, LR schedule and what is frozen."""
   s = ml_collections.ConfigDict()
   s.epochs = epochs
   s.optimizer = ml_collections.ConfigDict(dict(
-      name=optimizer, momentum=0.9, nesterov=False, b1=0.9, b2=0.999, eps=1e-8, rho=0.9,
+      name=optimizer, momentum=0.9, nesterov=False, b1=0.9, b2=0.999, eps=eps, rho=0.9,
       weight_decay=1e-4 if optimizer == "adamw" else 0.0, grad_clip=0.0))
   s.schedule = ml_collections.ConfigDict(dict(
       name=schedule, lr=lr, warmup_epochs=1.0, end_lr=0.0, boundaries_epochs=(),

@@ -53,9 +53,7 @@ FREEZE_FRACTION = 0.85
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  variant = variant or VARIANTS[0]
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r} of seed 000; valid: {', '.join(VARIANTS)}")
+  variant = default.variant_of(VARIANTS, variant, "seed 000")
   config = default.get_config()
   config.data.name = "folder"  # set --config.data.root=DIR: DIR/<class>/<images>
   config.data.max_per_class = 1000
@@ -67,9 +65,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.model.name = variant
   with config.model.ignore_type():  # default.py's head is a name; this one is a HeadSpec dict
     config.model.head = ml_collections.ConfigDict(dict(kind="mlp", hidden=128, dropout=0.3))
-  stage = default.stage(epochs=30, optimizer="adam", lr=1e-4, schedule="constant",
-                        freeze_fraction=FREEZE_FRACTION)
-  stage.optimizer.eps = 1e-7  # Keras' Adam default
-  config.stages = [stage]
+  config.stages = [default.stage(epochs=30, optimizer="adam", lr=1e-4, schedule="constant",
+                                   eps=default.KERAS_EPS, freeze_fraction=FREEZE_FRACTION)]
   config.early_stopping.update(enabled=True, metric="accuracy", mode="max", patience=5)
   return config

@@ -29,9 +29,7 @@ VARIANTS = ("augment_dropout", "baseline")
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  variant = variant or VARIANTS[0]
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r} of seed 001; valid: {', '.join(VARIANTS)}")
+  variant = default.variant_of(VARIANTS, variant, "seed 001")
   config = default.get_config()
   config.data.name = "cats_vs_dogs"
   config.data.split_fractions = (0.6, 0.2, 0.2)
@@ -39,9 +37,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data.batch_size = 20
   config.data.normalization = "unit"  # the seed's rescale=1./255
   config.model.name = "small_cnn"
-  stage = default.stage(epochs=30, optimizer="rmsprop", lr=1e-4, schedule="constant")
-  stage.optimizer.eps = 1e-7  # Keras' RMSprop default
-  config.stages = [stage]
+  config.stages = [default.stage(epochs=30, optimizer="rmsprop", lr=1e-4, schedule="constant",
+                                   eps=default.KERAS_EPS)]
   config.model.options.dropout = 0.0
   if variant == "augment_dropout":
     config.data.augment = ml_collections.ConfigDict(data_config.KERAS_SEED_001)

@@ -35,13 +35,10 @@ from cnnviz_jax.data import config as data_config
 from configs import default
 
 VARIANTS = ("resnet50_mlp",)
-HEAD_ONLY = (r"^(?!head/)",)  # freeze every parameter outside the head
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  variant = variant or VARIANTS[0]
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r} of seed 002; valid: {', '.join(VARIANTS)}")
+  variant = default.variant_of(VARIANTS, variant, "seed 002")
   config = default.get_config()
   config.data.name = "oxford_flowers102"
   config.data.image_size = 224
@@ -52,7 +49,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.model.name = "resnet50"
   config.model.head = "mlp"
   head_stage = default.stage(epochs=30, optimizer="adam", lr=0.01, schedule="constant",
-                             freeze=HEAD_ONLY)
+                             freeze=default.HEAD_ONLY)
   fine_tune = default.stage(epochs=120, optimizer="radam", lr=3e-4, schedule="cyclic")
   fine_tune.schedule.update(min_lr=5e-8, max_lr=3e-3, step_size_epochs=4.0)
   config.stages = [head_stage, fine_tune]

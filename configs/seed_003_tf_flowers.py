@@ -38,13 +38,11 @@ from cnnviz_jax.data import config as data_config
 from configs import default
 
 VARIANTS = ("basic_cnn", "dropout", "inception_features", "inception_frozen_aug")
-HEAD_ONLY = (r"^(?!head/)",)  # freeze every parameter outside the head
 
 
 def _keras_stage(optimizer: str, lr: float, **fields) -> ml_collections.ConfigDict:
-  stage = default.stage(epochs=30, optimizer=optimizer, lr=lr, schedule="constant", **fields)
-  stage.optimizer.eps = 1e-7  # Keras' RMSprop and Adam default
-  return stage
+  return default.stage(epochs=30, optimizer=optimizer, lr=lr, schedule="constant",
+                       eps=default.KERAS_EPS, **fields)
 
 
 def _flatten_head(config, dropout: float) -> None:
@@ -55,9 +53,7 @@ def _flatten_head(config, dropout: float) -> None:
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  variant = variant or VARIANTS[0]
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r} of seed 003; valid: {', '.join(VARIANTS)}")
+  variant = default.variant_of(VARIANTS, variant, "seed 003")
   config = default.get_config()
   config.data.name = "tf_flowers"
   config.data.image_size = 150
@@ -73,9 +69,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   if variant == "inception_features":
     config.feature_extraction = True  # the base runs once; the head trains on its outputs
     _flatten_head(config, dropout=0.5)
-    config.stages = [_keras_stage("rmsprop", 2e-5, freeze=HEAD_ONLY)]
+    config.stages = [_keras_stage("rmsprop", 2e-5, freeze=default.HEAD_ONLY)]
   else:
     config.data.augment = ml_collections.ConfigDict(data_config.KERAS_SEED_001)
     _flatten_head(config, dropout=0.0)
-    config.stages = [_keras_stage("adam", 1e-3, freeze=HEAD_ONLY, freeze_bn=True)]
+    config.stages = [_keras_stage("adam", 1e-3, freeze=default.HEAD_ONLY, freeze_bn=True)]
   return config

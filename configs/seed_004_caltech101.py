@@ -28,13 +28,10 @@ import ml_collections
 from configs import default
 
 VARIANTS = ("vgg19_keras",)
-HEAD_ONLY = (r"^(?!head/)",)  # freeze every parameter outside the head
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  variant = variant or VARIANTS[0]
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r} of seed 004; valid: {', '.join(VARIANTS)}")
+  variant = default.variant_of(VARIANTS, variant, "seed 004")
   config = default.get_config()
   config.data.name = "caltech101"  # classes default to the seed's five
   config.data.split_fractions = (0.8, 0.2, 0.0)  # of tfds' train; test is tfds' test
@@ -43,9 +40,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data.batch_size = 16
   config.model.name = variant
   config.model.head = "dense256"
-  stage = default.stage(epochs=20, optimizer="adam", lr=1e-4, schedule="constant",
-                        freeze=HEAD_ONLY)
-  stage.optimizer.eps = 1e-7  # Keras' Adam default
-  config.stages = [stage]
+  config.stages = [default.stage(epochs=20, optimizer="adam", lr=1e-4, schedule="constant",
+                                   eps=default.KERAS_EPS, freeze=default.HEAD_ONLY)]
   config.early_stopping.update(enabled=True, metric="accuracy", mode="max", patience=5)
   return config

@@ -153,16 +153,21 @@ def test_vgg_every_block_and_logits_equal_keras(arch, layout, reference):
   _check_against_keras(reference(arch), layout, size=224, batch=1)
 
 
+def without_layer_names(keras3_file, path):
+  """A copy of a Keras 3 .weights.h5 without the layer names older Keras 3 did not store."""
+  path.write_bytes(keras3_file.read_bytes())
+  with h5py.File(path, "r+") as f:
+    for group in f["layers"].values():
+      if "vars" in group:
+        group["vars"].attrs.pop("name", None)
+  return path
+
+
 def test_every_keras_file_kind_gives_the_same_variables(reference, scratch):
   """Keras 3 files without layer names (older Keras 3), model.save('.h5') and '.keras'."""
   ref = reference("resnet50_keras")
   expected, _ = from_keras("resnet50_keras", ref.files["legacy"])
-  unnamed = scratch / "unnamed.weights.h5"
-  unnamed.write_bytes(ref.files["keras3"].read_bytes())
-  with h5py.File(unnamed, "r+") as f:
-    for group in f["layers"].values():
-      if "vars" in group:
-        group["vars"].attrs.pop("name", None)
+  unnamed = without_layer_names(ref.files["keras3"], scratch / "unnamed.weights.h5")
   ref.model.save(scratch / "model.h5")
   ref.model.save(scratch / "model.keras")
   for path in (ref.files["keras3"], unnamed, scratch / "model.h5", scratch / "model.keras"):

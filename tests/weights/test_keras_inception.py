@@ -8,14 +8,13 @@ layer outputs. Inputs are 75 px (InceptionV3/IRv2's minimum; Xception's is 71) s
 the big models stay fast; at 75 Xception's stride-2 'same' pools meet odd and even
 sizes, so TF's asymmetric padding is exercised.
 """
-import h5py
 import numpy as np
 import pytest
 
 import cnnviz_jax as cj
 from cnnviz_jax.weights.keras import convert_layers, from_keras, read_layers
 from test_keras import (  # pylint: disable=import-error
-    _assert_close, _flat, _randomize, save_legacy_h5)
+    _assert_close, _flat, _randomize, save_legacy_h5, without_layer_names)
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -114,12 +113,7 @@ def test_keras3_files_without_layer_names_and_keras_files_give_the_same_variable
   """Xception mixes named and unnamed layers: names are checked, order is used."""
   ref = reference("xception")
   expected, _ = ref.convert()
-  unnamed = scratch / "unnamed.weights.h5"
-  unnamed.write_bytes(ref.files["keras3"].read_bytes())
-  with h5py.File(unnamed, "r+") as f:
-    for group in f["layers"].values():
-      if "vars" in group:
-        group["vars"].attrs.pop("name", None)
+  unnamed = without_layer_names(ref.files["keras3"], scratch / "unnamed.weights.h5")
   ref.model.save(scratch / "model.keras")
   for path in (unnamed, scratch / "model.keras"):
     _assert_same_arrays("xception", path, expected)

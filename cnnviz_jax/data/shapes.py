@@ -3,8 +3,8 @@
     builder = shapes.prepare(data_dir, num_classes=5, image_size=32, num_train=6000)
     ds = builder.as_dataset(split="train")  # {'image', 'object_mask', 'label'}
 
-Each configuration (classes, size, split sizes, distractor probability, object size, seed) gets its own
-tfds config name, so several coexist in one data_dir and a prepared one is reused.
+Each configuration (classes, size, split sizes, distractor probability, object size, seed)
+gets its own tfds config name, so several coexist in one data_dir and a prepared one is reused.
 Generation is deterministic from the seed: the same config writes the same bytes.
 """
 import dataclasses

@@ -6,7 +6,8 @@ import pytest
 def reference(request, tmp_path_factory):
   """arch -> the module's `Reference(arch, directory, seed)`, built once per module (the seed
   is the arch's index in the module's `_KERAS` table)."""
-  make, archs, cache = request.module.Reference, list(request.module._KERAS), {}  # pylint: disable=protected-access
+  module = request.module
+  make, archs, cache = module.Reference, list(module._KERAS), {}  # pylint: disable=protected-access
 
   def build(arch):
     if arch not in cache:

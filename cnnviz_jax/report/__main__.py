@@ -31,37 +31,6 @@ flags.DEFINE_bool("quick", False, "Workdir report: skip patches, activation maxi
 FLAGS = flags.FLAGS
 
 
-def explainee(workdir: str | None, weights_dir: str | None):
-  """An images.Explainee from a workdir or a converted-weights directory."""
-  # pylint: disable=import-outside-toplevel
-  import numpy as np
-  from cnnviz_jax import models, weights
-  from cnnviz_jax.report import images, workdir as workdir_lib
-  from cnnviz_jax.weights import preprocessing
-  if weights_dir:
-    try:
-      variables, meta = weights.load(weights_dir)
-    except FileNotFoundError as e:
-      raise workdir_lib.ReportError(str(e)) from e
-    model = models.create(meta.arch, num_classes=meta.num_classes)
-    return images.Explainee(model, variables, meta.class_names, meta.input_size,
-                            meta.preprocess, f"{meta.arch} ({meta.source} weights, "
-                            f"{weights_dir})")
-  run = workdir_lib.load_run(workdir)
-  cfg = run.data_config
-  mode = cfg["normalization"]
-
-  def preprocess(x):
-    if mode in preprocessing.MODES:
-      return preprocessing.preprocess(x, mode)
-    x = x.astype(np.float32) / 255.0
-    return x if mode == "unit" else (x - np.asarray(cfg["mean"])) / np.asarray(cfg["std"])
-
-  return images.Explainee(run.model, run.variables, run.class_names, cfg["image_size"],
-                          preprocess, f"{run.config.model.name} from {run.workdir} "
-                          f"({run.status()})")
-
-
 def main(argv):
   import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   from cnnviz_jax.report import build, images  # pylint: disable=import-outside-toplevel
@@ -79,7 +48,7 @@ def main(argv):
       images.check_methods(FLAGS.methods)
       for path in paths:  # fail on a bad file before loading any model
         images.read_image(path)
-      who = explainee(FLAGS.workdir, FLAGS.weights)
+      who = images.explainee(FLAGS.workdir, FLAGS.weights)
       path = images.explain_images(who, paths, FLAGS.methods, FLAGS.output or "explanations",
                                    FLAGS.layer, FLAGS.target)
     else:

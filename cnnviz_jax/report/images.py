@@ -17,9 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cnnviz_jax import explain
+from cnnviz_jax import explain, models, weights
 from cnnviz_jax.report import display, html
+from cnnviz_jax.report import workdir as workdir_lib
 from cnnviz_jax.report.workdir import ReportError
+from cnnviz_jax.weights import preprocessing
 
 # name -> (function, kind): 'cam' maps are (B, h, w) at a layer; 'pixels' are (B, H, W, 3).
 METHODS: dict[str, tuple[Callable, str]] = {
@@ -50,6 +52,30 @@ class Explainee:
   input_size: int
   preprocess: Callable[[np.ndarray], np.ndarray]  # uint8 (B, S, S, 3) -> model input
   description: str = ""
+
+
+def explainee(workdir: str | None, weights_dir: str | None):
+  """An Explainee from a workdir or a converted-weights directory."""
+  if weights_dir:
+    try:
+      variables, meta = weights.load(weights_dir)
+    except FileNotFoundError as e:
+      raise workdir_lib.ReportError(str(e)) from e
+    model = models.create(meta.arch, num_classes=meta.num_classes)
+    return Explainee(model, variables, meta.class_names, meta.input_size, meta.preprocess,
+                     f"{meta.arch} ({meta.source} weights, {weights_dir})")
+  run = workdir_lib.load_run(workdir)
+  cfg = run.data_config
+  mode = cfg["normalization"]
+
+  def preprocess(x):
+    if mode in preprocessing.MODES:
+      return preprocessing.preprocess(x, mode)
+    x = x.astype(np.float32) / 255.0
+    return x if mode == "unit" else (x - np.asarray(cfg["mean"])) / np.asarray(cfg["std"])
+
+  return Explainee(run.model, run.variables, run.class_names, cfg["image_size"], preprocess,
+                   f"{run.config.model.name} from {run.workdir} ({run.status()})")
 
 
 def check_methods(methods: Sequence[str]) -> list[str]:

@@ -54,7 +54,7 @@ def test_images_with_converted_weights(tmp_path):
   meta = cj.weights.WeightsMeta("small_cnn_bn", "cnnviz_jax", "torch", input_size=32,
                                 class_names=("a", "b", "c", "d"))
   cj.weights.save(tmp_path / "weights", variables, meta)
-  from cnnviz_jax.report.__main__ import explainee  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.report.images import explainee  # pylint: disable=import-outside-toplevel
   who = explainee(None, str(tmp_path / "weights"))
   assert who.input_size == 32 and list(who.class_names) == ["a", "b", "c", "d"]
   paths = report_runs.image_files(tmp_path)

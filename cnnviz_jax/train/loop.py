@@ -101,7 +101,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     mask = freeze.trainable_mask(params, stage.get("freeze", ()), fraction, module_order=order)
     total_steps = stage.epochs * steps_per_epoch
     lr = schedules.make(stage.schedule, steps_per_epoch, total_steps)
-    tx = optimizers.make(stage.optimizer, lambda s, lr=lr, o=first_step_of_stage: lr(s - o))
+    tx = optimizers.make(stage.optimizer, lr)  # lr of the stage's own step (the tx's count)
     trainable, _ = freeze.split(params, mask)
     state = TrainState(step=jnp.asarray(first_step_of_stage, jnp.int32), params=params,
                        batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng)
@@ -132,19 +132,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
         step_metrics.append(m)
         if jax.process_index() == 0:  # progress on the console of one process only
           report(step0 + i + 1)
-      losses = np.asarray([float(m["loss"]) for m in _host(step_metrics)])
+      host_metrics = _host(step_metrics)
+      losses = np.asarray([float(m["loss"]) for m in host_metrics])
       bad = np.flatnonzero(~np.isfinite(losses))
       if bad.size:
         raise NonFiniteLossError(
             f"loss is {losses[bad[0]]} at step {step0 + bad[0] + 1} (stage {stage_index}, epoch "
             f"{epoch}); the last good checkpoint in {workdir / 'checkpoints'} is kept. Lower the "
             "learning rate or enable grad_clip.")
-      sums = jax.tree.map(lambda *x: float(np.sum(x)), *_host(step_metrics))
+      sums = jax.tree.map(lambda *x: float(np.sum(x)), *host_metrics)
       train = {"loss": float(np.mean(losses)), "accuracy": sums["correct"] / sums["count"]}
       # --- Evaluate ---
       val, _, _ = _evaluate(eval_step, state.variables(), data.eval_batches("validation"))
       record = {"stage": stage_index, "epoch": epoch, "step": int(state.step),
-                "lr": float(lr(int(state.step) - first_step_of_stage)),
+                "lr": float(host_metrics[-1]["lr"]),  # applied by the epoch's last update
                 "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                 "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                 "epoch_seconds": time.perf_counter() - start}

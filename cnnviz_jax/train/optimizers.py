@@ -2,6 +2,10 @@
 
 It is built for the trainable parameters only (frozen leaves are None in the tree
 it sees, see freeze.split), so frozen parameters carry no optimizer state at all.
+The learning rate is injected (optax.inject_hyperparams): the schedule runs on the
+optimizer's own count, which starts at 0 at every `init` (so each stage's schedule
+starts at its own step 0, and a restored state continues it), and the rate each update
+applied is kept in the state, where `applied_learning_rate` reads it for the logs.
 """
 import jax
 import ml_collections
@@ -32,11 +36,23 @@ def _rule(config: ml_collections.ConfigDict, lr) -> optax.GradientTransformation
 
 
 def make(config: ml_collections.ConfigDict, lr_schedule) -> optax.GradientTransformation:
-  """config: name, grad_clip, weight_decay (+ the rule's own fields)."""
+  """config: name, grad_clip, weight_decay (+ the rule's own fields); lr_schedule: a
+  float or an optax schedule of this optimizer's own update count."""
+  return optax.inject_hyperparams(_chain, static_args="config")(config, lr_schedule)
+
+
+def applied_learning_rate(opt_state) -> jax.Array | None:
+  """The learning rate the last update applied (at init: the rate of the first update);
+  None for an optimizer not built by `make`."""
+  hyperparams = getattr(opt_state, "hyperparams", None)
+  return None if hyperparams is None else hyperparams["learning_rate"]
+
+
+def _chain(config: ml_collections.ConfigDict, learning_rate) -> optax.GradientTransformation:
   parts = []
   if config.get("grad_clip"):
     parts.append(optax.clip_by_global_norm(config.grad_clip))
   if config.get("weight_decay") and config.name != "adamw":  # L2 added to the gradient
     parts.append(optax.add_decayed_weights(config.weight_decay, mask=decay_mask))
-  parts.append(_rule(config, lr_schedule))
+  parts.append(_rule(config, learning_rate))
   return optax.chain(*parts)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from cnnviz_jax.models import taps
-from cnnviz_jax.train import freeze
+from cnnviz_jax.train import freeze, optimizers
 from cnnviz_jax.train.state import TrainState
 
 
@@ -91,6 +91,9 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
     metrics = classification_metrics(logits, batch["label"],
                                      batch.get("mask", jnp.ones(logits.shape[0])))
     metrics["loss"] = loss
+    applied = optimizers.applied_learning_rate(opt_state)
+    if applied is not None:  # the rate this update used, read back for the logs
+      metrics["lr"] = applied
     new_state = state.replace(step=state.step + 1, params=freeze.merge(trainable, frozen),
                               batch_stats=batch_stats, opt_state=opt_state)
     return new_state, metrics

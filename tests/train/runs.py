@@ -48,10 +48,20 @@ def run_main(workdir, data_dir, *extra, env=None, wait=True):
 def final_state(workdir: pathlib.Path, which: str = "checkpoints"):
   """The latest saved TrainState of a run (as a dict), on this process's device."""
   directory = pathlib.Path(workdir) / which
-  step = max(int(p.name) for p in directory.iterdir() if p.name.isdigit())
-  path = directory / str(step) / "state"
+  return state_at(workdir, max(int(p.name) for p in directory.iterdir() if p.name.isdigit()),
+                  which)
+
+
+def state_at(workdir: pathlib.Path, step: int, which: str = "checkpoints"):
+  """The TrainState saved at `step` (as a dict), read with orbax directly."""
+  path = pathlib.Path(workdir) / which / str(step) / "state"
   with ocp.StandardCheckpointer() as checkpointer:
     return checkpointer.restore(path, store.on_this_host(checkpointer, path))
+
+
+def data_config(config) -> dict:
+  from cnnviz_jax.train import inputs  # pylint: disable=import-outside-toplevel
+  return inputs.data_config_for(config)
 
 
 def history(workdir: pathlib.Path) -> list[dict]:

@@ -29,10 +29,10 @@ def tiny_config(data_dir: str, epochs: int = 3):
   return config
 
 
-def run_main(workdir, data_dir, *extra, env=None, wait=True):
+def run_main(workdir, data_dir, *extra, env=None, wait=True, config=ROOT / "configs/demo.py"):
   """`python -m cnnviz_jax.main --config configs/demo.py` with the TINY overrides (the report
   has its own tests)."""
-  command = [sys.executable, "-m", "cnnviz_jax.main", "--config", str(ROOT / "configs/demo.py"),
+  command = [sys.executable, "-m", "cnnviz_jax.main", "--config", str(config),
              f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", "--noreport", *TINY,
              *extra]
   environment = dict(os.environ, **(env or {}))

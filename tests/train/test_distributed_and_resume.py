@@ -61,13 +61,18 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
       results[1]["splits"]["test"]["confusion_matrix"] == results[2]["splits"]["test"]["confusion_matrix"]
 
 
-def test_sigkill_then_the_same_command_ends_like_an_uninterrupted_run(tmp_path, data_dir):
-  complete = runs.run_main(tmp_path / "complete", data_dir)
+def test_sigkill_in_stage_two_then_the_same_command_ends_like_an_uninterrupted_run(
+    tmp_path, data_dir):
+  # stage 1: 1 epoch, head only; stage 2: 2 epochs, warmup_cosine (8 steps per epoch)
+  two_stages = dict(config=pathlib.Path(__file__).parent / "two_stages.py")
+  complete = runs.run_main(tmp_path / "complete", data_dir, "--config.stages[0].epochs=1",
+                           **two_stages)
   assert complete.returncode == 0, complete.stderr[-3000:]
   killed_dir = tmp_path / "killed"
-  process = runs.run_main(killed_dir, data_dir, wait=False)
+  process = runs.run_main(killed_dir, data_dir, "--config.stages[0].epochs=1", wait=False,
+                          **two_stages)
   deadline = time.time() + 300
-  while not (killed_dir / "checkpoints" / "8").exists():  # after epoch 0, mid-epoch 1
+  while not (killed_dir / "checkpoints" / "16").exists():  # stage 2 epoch 0 done: mid epoch 1
     assert process.poll() is None and time.time() < deadline, "run ended before the kill"
     time.sleep(0.05)
   time.sleep(0.3)
@@ -75,9 +80,9 @@ def test_sigkill_then_the_same_command_ends_like_an_uninterrupted_run(tmp_path, 
   process.wait()
   assert process.returncode == -signal.SIGKILL
   assert not (killed_dir / "results.json").exists()
-  resumed = runs.run_main(killed_dir, data_dir)
+  resumed = runs.run_main(killed_dir, data_dir, "--config.stages[0].epochs=1", **two_stages)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "resumed at step" in resumed.stderr
+  assert "resumed at step 16 (stage 1" in resumed.stderr
   _assert_same_run(_final(tmp_path / "complete"), _final(killed_dir), atol=0)
   assert json.loads((tmp_path / "complete" / "results.json").read_text())["splits"] == \
       json.loads((killed_dir / "results.json").read_text())["splits"]

@@ -8,6 +8,7 @@ again to resume a killed run exactly. Multi-process: every process runs the same
 command; on TPU VMs and under Slurm jax.distributed is configured automatically, or
 pass --coordinator_address/--num_processes/--process_id.
 """
+import difflib
 import re
 import sys
 
@@ -64,30 +65,52 @@ def main(argv):
 
 
 def _report(workdir: str) -> None:
-  from cnnviz_jax.report import build, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.report import build  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train.workdir import WorkdirError  # pylint: disable=import-outside-toplevel
   try:
     path = build.workdir_report(workdir)
-  except workdir_lib.ReportError as e:
+  except WorkdirError as e:
     raise app.UsageError(str(e)) from e
   print(f"report: {path}")
 
 
 def _parse_flags(argv):
   """absl's parsing; an override of a field the config lacks is named with its flag
-  (ml_collections itself says only "'nam'", in a traceback)."""
+  (ml_collections itself raises a bare KeyError or AttributeError, in a traceback)."""
   try:
     return app.parse_flags_with_usage(argv)  # absl's own: usage on its errors
-  except (AttributeError, KeyError) as e:
-    message = str(e).replace("\\", "")
-    key = re.search(r"'(\w+)", message)
-    if key is None:
+  except (AttributeError, KeyError, IndexError):
+    files = [a.split("=", 1)[1] if "=" in a else b for a, b in zip(argv[1:], argv[2:] + [""])
+             if a.split("=")[0] == "--config"]
+    if not files:
       raise
-    names = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
-    bad = [n for n in names if key.group(1) in re.split(r"[.\[\]]", n)] or names
-    hint = re.search(r'Did you mean "(\w+)"', message)
-    sys.exit(f"FATAL Flags parsing error: {', '.join(bad)}: the config has no field "
-             f"{key.group(1)!r}" + (f"; did you mean {hint.group(1)!r}?" if hint else "")
-             + " (configs/default.py lists every field)")
+    config = FLAGS["config"].parser.parse(files[-1])  # the file, without the overrides
+    for arg in argv[1:]:
+      if arg.startswith("--config."):
+        problem = _missing_field(config, arg.split("=")[0][len("--config."):])
+        if problem:
+          sys.exit(f"FATAL Flags parsing error: {arg.split('=')[0]}: {problem} "
+                   "(configs/default.py lists every field)")
+    raise
+
+
+def _missing_field(config, path: str) -> str | None:
+  """Why the override path 'stages[0].optimizer.nam' does not name a field of `config`
+  (with the closest field names), or None if it does."""
+  node = config
+  for token in re.findall(r"[^.\[\]]+", path):
+    if token.isdigit() and isinstance(node, (list, tuple)):
+      if int(token) >= len(node):
+        return f"index {token} is beyond the {len(node)} entries"
+      node = node[int(token)]
+      continue
+    fields = list(node.keys()) if hasattr(node, "keys") else []
+    if token not in fields:
+      close = difflib.get_close_matches(token, fields, n=1)
+      return f"the config has no field {token!r}" + (f"; did you mean {close[0]!r}?"
+                                                     if close else "")
+    node = node[token]
+  return None
 
 
 if __name__ == "__main__":

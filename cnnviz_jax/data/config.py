@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from cnnviz_jax.data import augment, shapes_render, sources, transforms
+from cnnviz_jax.data import augment, shapes_render, sources
+from cnnviz_jax.weights import preprocessing
 
 # The seeds' augmentations, ready to assign to config.augment.
 KERAS_SEED_001 = dict(kind="keras", rotation=40.0, width_shift=0.2, height_shift=0.2,
@@ -38,7 +39,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.image_size = 32  # model input side
   c.resize_size = None  # eval: shorter side -> this, centre crop (torchvision); None: direct
   c.resize_method = "bilinear"
-  c.normalization = "unit"  # transforms.NORMALIZATIONS; from weights meta: torch/caffe/tf
+  c.normalization = "unit"  # preprocessing.NORMALIZATIONS; from weights meta: torch/caffe/tf
   c.mean = None  # 'standardize': per-channel mean / std on the [0, 1] scale
   c.std = None
   c.augment = ml_collections.ConfigDict(dict(kind=None))  # or KERAS_SEED_001, …
@@ -79,9 +80,9 @@ def resolve(config=None, **overrides) -> dict:
         out[key] = copy.deepcopy(value)
   if out["name"] not in sources.NAMES:
     raise ValueError(f"unknown dataset {out['name']!r}; valid: {', '.join(sources.NAMES)}")
-  if out["normalization"] not in transforms.NORMALIZATIONS:
+  if out["normalization"] not in preprocessing.NORMALIZATIONS:
     raise ValueError(f"unknown normalization {out['normalization']!r}; "
-                     f"valid: {', '.join(transforms.NORMALIZATIONS)}")
+                     f"valid: {', '.join(preprocessing.NORMALIZATIONS)}")
   kind = (out["augment"] or {}).get("kind")
   if kind is not None and kind not in augment.KINDS:
     raise ValueError(f"unknown augmentation kind {kind!r}; valid: "

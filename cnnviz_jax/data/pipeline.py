@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from cnnviz_jax.data import augment, sources, transforms
 from cnnviz_jax.data import config as config_lib
+from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
   tf.config.set_visible_devices([], "GPU")
@@ -111,22 +112,32 @@ class _Reader:
             valid.astype(np.float32), keys.astype(np.int64))
 
   def example(self, store_index, label, index, valid, key) -> dict:
-    cfg, size = self.cfg, self.cfg["image_size"]
-    image = transforms.decode(tf.gather(self.store["image"], store_index))
-    mask = None
-    if "object_mask" in self.store:
-      mask = transforms.decode(tf.gather(self.store["object_mask"], store_index), 1)[..., 0]
-    aug = dict(cfg["augment"] or {})
-    if self.train and aug.get("kind"):
-      image, mask = augment.augment(image, key, size, aug, mask)
-    else:
-      image, mask = transforms.eval_resize(image, size, cfg["resize_size"],
-                                           cfg["resize_method"], mask)
-    out = {"image": transforms.normalize(image, cfg["normalization"], cfg["mean"], cfg["std"]),
-           "label": label, "mask": valid, "index": index}
-    if mask is not None:
-      out["object_mask"] = tf.cast(mask, tf.float32)
-    return out
+    mask = self.store.get("object_mask")
+    out = model_input(self.cfg, tf.gather(self.store["image"], store_index),
+                      None if mask is None else tf.gather(mask, store_index),
+                      key if self.train else None)
+    return {**out, "label": label, "mask": valid, "index": index}
+
+
+def model_input(cfg: dict, encoded: tf.Tensor, encoded_mask: tf.Tensor | None = None,
+                augment_key: tf.Tensor | None = None) -> dict:
+  """One encoded image (and object mask) -> {'image': model input[, 'object_mask']}: the
+  configured augmentation when given a key (training), else the eval resizing; then the
+  normalisation. The one per-example transform of the pipeline and the report."""
+  size = cfg["image_size"]
+  image = transforms.decode(encoded)
+  mask = None if encoded_mask is None else transforms.decode(encoded_mask, 1)[..., 0]
+  aug = dict(cfg["augment"] or {})
+  if augment_key is not None and aug.get("kind"):
+    image, mask = augment.augment(image, augment_key, size, aug, mask)
+  else:
+    image, mask = transforms.eval_resize(image, size, cfg["resize_size"], cfg["resize_method"],
+                                         mask)
+  out = {"image": preprocessing.normalize(tf.cast(image, tf.float32), cfg["normalization"],
+                                          cfg["mean"], cfg["std"])}
+  if mask is not None:
+    out["object_mask"] = tf.cast(mask, tf.float32)
+  return out
 
 
 def _tf_options() -> tf.data.Options:

@@ -1,18 +1,11 @@
-"""Deterministic per-example transforms in TF: decode, eval resizing, normalisation.
+"""Deterministic per-example transforms in TF: decode and eval resizing.
 
 Eval resizing follows the source framework (`WeightsMeta`): torchvision resizes the
 shorter side to `resize_size` (bilinear, antialiased) and centre-crops `image_size`;
-Keras resizes straight to `image_size`. Normalisation uses the constants of
-`cnnviz_jax.weights.preprocessing` ('torch' | 'caffe' | 'tf'), a dataset's own mean/std
-('standardize'), or just /255 ('unit').
+Keras resizes straight to `image_size`. Normalisation is `weights.preprocessing`'s.
 """
-from collections.abc import Sequence
-
 import tensorflow as tf
 
-from cnnviz_jax.weights import preprocessing
-
-NORMALIZATIONS = preprocessing.MODES + ("standardize", "unit")
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
 
 
@@ -63,23 +56,3 @@ def eval_resize(image: tf.Tensor, image_size: int, resize_size: int | None = Non
     mask = mask[top:top + image_size, left:left + image_size]
     mask.set_shape([image_size, image_size])
   return out, mask
-
-
-def normalize(image: tf.Tensor, mode: str, mean: Sequence[float] | None = None,
-              std: Sequence[float] | None = None) -> tf.Tensor:
-  """float RGB in [0, 255] (…, H, W, 3) -> float32 model input in the convention of `mode`."""
-  x = tf.cast(image, tf.float32)
-  if mode == "torch":
-    return (x / 255.0 - preprocessing.TORCH_MEAN) / preprocessing.TORCH_STD
-  if mode == "caffe":
-    return x[..., ::-1] - tf.constant(preprocessing.CAFFE_MEAN_BGR, tf.float32)
-  if mode == "tf":
-    return x / 127.5 - 1.0
-  if mode == "unit":
-    return x / 255.0
-  if mode == "standardize":
-    if mean is None or std is None:
-      raise ValueError("normalization 'standardize' needs the dataset's mean and std "
-                       "(per channel, on the [0, 1] scale; see data.stats.mean_std)")
-    return (x / 255.0 - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-  raise ValueError(f"unknown normalization {mode!r}; valid: {', '.join(NORMALIZATIONS)}")

@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   from cnnviz_jax.report import build, images  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.report.workdir import ReportError  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train.workdir import WorkdirError  # pylint: disable=import-outside-toplevel
   paths = list(FLAGS.images) + list(argv[1:])
   if argv[1:] and not FLAGS.images:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; images go after --images")
@@ -55,7 +55,7 @@ def main(argv):
       path = build.workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
                                   cam_layer=FLAGS.layer, quick=FLAGS.quick,
                                   feature_layers=FLAGS.feature_layers or None)
-  except ReportError as e:
+  except WorkdirError as e:  # ReportError too: bad input, named
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(f"report: {path}")

@@ -170,8 +170,8 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   """
   timer = _Timer()
   run = workdir_lib.load_run(workdir)
-  directory = run.workdir / "figures"
-  output = pathlib.Path(output) if output else run.workdir / "report.html"
+  directory = pathlib.Path(run.workdir.figures)
+  output = pathlib.Path(output) if output else pathlib.Path(run.workdir.report_html)
   cfg = run.data_config
   show = lambda x: display.to_display(x, cfg["normalization"], cfg["mean"], cfg["std"])
   apply = jax.jit(lambda v, x: jax.nn.softmax(run.model.apply(v, x, train=False), -1))

@@ -38,20 +38,8 @@ class Figure:
 def to_display(x: np.ndarray, normalization: str = "unit", mean: Sequence[float] | None = None,
                std: Sequence[float] | None = None) -> np.ndarray:
   """Model inputs (..., H, W, 3) -> RGB in [0, 1], undoing the data pipeline's normalisation."""
-  x = np.asarray(x, np.float32)
-  if normalization == "unit":
-    rgb = x
-  elif normalization == "torch":
-    rgb = x * np.asarray(preprocessing.TORCH_STD) + np.asarray(preprocessing.TORCH_MEAN)
-  elif normalization == "caffe":  # BGR, mean-subtracted, 0..255
-    rgb = (x + np.asarray(preprocessing.CAFFE_MEAN_BGR))[..., ::-1] / 255.0
-  elif normalization == "tf":
-    rgb = (x + 1.0) / 2.0
-  elif normalization == "standardize":
-    rgb = x * np.asarray(std) + np.asarray(mean)
-  else:
-    raise ValueError(f"unknown normalization {normalization!r}")
-  return np.clip(rgb, 0.0, 1.0)
+  rgb = preprocessing.denormalize(np.asarray(x, np.float32), normalization, mean, std)
+  return np.clip(rgb / 255.0, 0.0, 1.0)
 
 
 def unit(maps: np.ndarray, axes: Sequence[int] = (-2, -1)) -> np.ndarray:

@@ -60,20 +60,14 @@ def explainee(workdir: str | None, weights_dir: str | None):
     try:
       variables, meta = weights.load(weights_dir)
     except FileNotFoundError as e:
-      raise workdir_lib.ReportError(str(e)) from e
+      raise ReportError(str(e)) from e
     model = models.create(meta.arch, num_classes=meta.num_classes)
     return Explainee(model, variables, meta.class_names, meta.input_size, meta.preprocess,
                      f"{meta.arch} ({meta.source} weights, {weights_dir})")
   run = workdir_lib.load_run(workdir)
   cfg = run.data_config
-  mode = cfg["normalization"]
-
-  def preprocess(x):
-    if mode in preprocessing.MODES:
-      return preprocessing.preprocess(x, mode)
-    x = x.astype(np.float32) / 255.0
-    return x if mode == "unit" else (x - np.asarray(cfg["mean"])) / np.asarray(cfg["std"])
-
+  preprocess = functools.partial(preprocessing.preprocess, mode=cfg["normalization"],
+                                 mean=cfg["mean"], std=cfg["std"])
   return Explainee(run.model, run.variables, run.class_names, cfg["image_size"], preprocess,
                    f"{run.config.model.name} from {run.workdir} ({run.status()})")
 

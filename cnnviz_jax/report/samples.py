@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from cnnviz_jax.data import augment, config as data_config, sources, transforms
+from cnnviz_jax.data import augment, config as data_config, pipeline, sources, transforms
 from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
@@ -39,19 +39,6 @@ def spread_positions(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray
   return np.asarray(chosen, np.int64)
 
 
-def _eval_map(cfg: dict, with_mask: bool) -> Callable:
-  def example(encoded, mask_encoded=None):
-    image = transforms.decode(encoded)
-    mask = transforms.decode(mask_encoded, 1)[..., 0] if with_mask else None
-    image, mask = transforms.eval_resize(image, cfg["image_size"], cfg["resize_size"],
-                                         cfg["resize_method"], mask)
-    out = {"image": transforms.normalize(image, cfg["normalization"], cfg["mean"], cfg["std"])}
-    if with_mask:
-      out["object_mask"] = tf.cast(mask, tf.float32)
-    return out
-  return example
-
-
 def _batches(cfg: dict, source: sources.Source, positions: np.ndarray,
              batch_size: int) -> Iterator[dict]:
   positions = np.asarray(positions, np.int64)
@@ -62,7 +49,7 @@ def _batches(cfg: dict, source: sources.Source, positions: np.ndarray,
   with_mask = source.has_object_mask and "object_mask" in loaded
   columns = (loaded["image"][inverse],) + ((loaded["object_mask"][inverse],) if with_mask else ())
   ds = tf.data.Dataset.from_tensor_slices(columns).map(
-      _eval_map(cfg, with_mask), num_parallel_calls=tf.data.AUTOTUNE)
+      lambda *c: pipeline.model_input(cfg, *c), num_parallel_calls=tf.data.AUTOTUNE)
   yield from ds.batch(batch_size).prefetch(2).as_numpy_iterator()
 
 
@@ -131,15 +118,4 @@ def normaliser(cfg: dict) -> Callable:
 
 @functools.lru_cache(maxsize=None)
 def _normaliser(mode: str, mean, std) -> Callable:
-  def normalise(rgb):
-    if mode == "unit":
-      return rgb
-    if mode == "standardize":
-      return (rgb - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    if mode == "torch":
-      return ((rgb - np.asarray(preprocessing.TORCH_MEAN, np.float32)) /
-              np.asarray(preprocessing.TORCH_STD, np.float32))
-    if mode == "caffe":
-      return rgb[..., ::-1] * 255.0 - np.asarray(preprocessing.CAFFE_MEAN_BGR, np.float32)
-    return rgb * 2.0 - 1.0  # 'tf'
-  return normalise
+  return lambda rgb: preprocessing.normalize(rgb * 255.0, mode, mean, std)

@@ -2,24 +2,27 @@
 
 Each 'latest' checkpoint holds the TrainState and a JSON 'progress' record (stage,
 epoch, history, early-stopping counters); a 'best' one holds only the model variables,
-so the best of an earlier stage (another optimizer) restores as well. The data position and the dropout RNG are
-functions of the global step, so restoring both gives the uninterrupted run's
-numbers exactly. orbax writes to a temporary directory and renames it, so a
-SIGKILL mid-save leaves the previous checkpoint intact.
+so the best of an earlier stage (another optimizer) restores as well. The data position
+and the dropout RNG are functions of the global step, so restoring both gives the
+uninterrupted run's numbers exactly. orbax writes to a temporary directory and renames
+it, so a SIGKILL mid-save leaves the previous checkpoint intact. Where they live is
+train/workdir.py's business.
 """
-import pathlib
 from typing import Any
 
-import flax
 import jax
 import orbax.checkpoint as ocp
 
+from cnnviz_jax.train.workdir import Workdir, WorkdirError
+from cnnviz_jax.weights import store, tree
 
-def _manager(directory: pathlib.Path, keep: int, best_metric: str | None = None,
-             best_mode: str = "max", item: str = "state") -> ocp.CheckpointManager:
+
+def _manager(directory, keep: int | None, best_metric: str | None = None,
+             best_mode: str = "max", item: str = "state", read_only: bool = False
+             ) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep, create=True, enable_async_checkpointing=False,
-      cleanup_tmp_directories=True,
+      max_to_keep=keep, create=not read_only, enable_async_checkpointing=False,
+      cleanup_tmp_directories=not read_only, read_only=read_only,
       best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
       best_mode=best_mode)
   # Handlers named up front, so a fresh manager (after a restart) can read item metadata.
@@ -28,13 +31,12 @@ def _manager(directory: pathlib.Path, keep: int, best_metric: str | None = None,
 
 
 class RunCheckpoints:
-  """workdir/checkpoints (latest `keep`) and workdir/best (one, by `best_metric`)."""
+  """W/checkpoints (latest `keep`) and W/best (one, by `best_metric`)."""
 
-  def __init__(self, workdir, keep: int = 2, best_metric: str = "val_accuracy",
+  def __init__(self, workdir: Workdir, keep: int = 2, best_metric: str = "val_accuracy",
                best_mode: str = "max"):
-    workdir = pathlib.Path(workdir).absolute()
-    self.latest = _manager(workdir / "checkpoints", keep)
-    self.best = _manager(workdir / "best", 1, best_metric, best_mode, item="model")
+    self.latest = _manager(workdir.checkpoints, keep)
+    self.best = _manager(workdir.best, 1, best_metric, best_mode, item="model")
     self.best_metric = best_metric
 
   def save(self, state, progress: dict, metrics: dict[str, float]) -> None:
@@ -76,30 +78,35 @@ class RunCheckpoints:
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state, item: str) -> None:
   """Refuses a checkpoint of another architecture / head / class count, naming the parameter."""
-  saved = manager.item_metadata(step)[item]
-  saved_flat = flax.traverse_util.flatten_dict(_as_dict(saved), sep="/")
-  ours_flat = flax.traverse_util.flatten_dict(_as_dict(abstract_state), sep="/")
-  problems = [f"missing in the checkpoint: {k} {tuple(v.shape)}"
-              for k, v in ours_flat.items() if k not in saved_flat]
-  problems += [f"not in this model: {k}" for k in saved_flat if k not in ours_flat]
-  problems += [f"shape mismatch: {k}: checkpoint {tuple(saved_flat[k].shape)}, model "
-               f"{tuple(v.shape)}" for k, v in ours_flat.items()
-               if k in saved_flat and tuple(saved_flat[k].shape) != tuple(v.shape)]
+  problems = tree.mismatches(tree.flat_shapes(abstract_state),
+                             tree.flat_shapes(manager.item_metadata(step)[item]),
+                             source_name="checkpoint")
   if problems:
     raise ValueError(f"the checkpoint at step {step} in {manager.directory} does not fit this "
                      "model/config (another architecture, head or class count?):\n  " +
                      "\n  ".join(problems[:20]))
 
 
-def _as_dict(tree):
-  """A pytree (dataclasses, optax states, dicts) as nested dicts keyed by path names."""
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return flax.traverse_util.unflatten_dict(
-      {tuple(_key(k) for k in path): leaf for path, leaf in flat})
-
-
-def _key(entry) -> str:
-  for attribute in ("key", "name", "idx"):
-    if hasattr(entry, attribute):
-      return str(getattr(entry, attribute))
-  return str(entry)
+def saved_variables(workdir: Workdir, prefer_best: bool = True) -> tuple[dict, str, int]:
+  """(model variables, 'best' | 'checkpoints', step) of a workdir, from best/ (what the
+  final evaluation uses) or else the latest checkpoints/ step, restored onto this
+  process's first device whatever topology wrote them. WorkdirError if none is saved."""
+  candidates = [(workdir.best, "model"), (workdir.checkpoints, "state")]
+  for directory, item in candidates if prefer_best else candidates[::-1]:
+    if not directory.exists():
+      continue
+    manager = _manager(directory, None, item=item, read_only=True)
+    step = manager.latest_step()
+    if step is None:
+      continue
+    target = store.on_this_host(manager.item_metadata(step)[item])
+    restored = manager.restore(step, args=ocp.args.Composite(
+        **{item: ocp.args.StandardRestore(target)}))[item]
+    manager.close()
+    variables = {"params": restored["params"]}
+    if restored.get("batch_stats"):
+      variables["batch_stats"] = restored["batch_stats"]
+    return variables, directory.name, step
+  raise WorkdirError(f"{workdir} has no checkpoint: neither {workdir.best} nor "
+                     f"{workdir.checkpoints} holds a saved step. Train first (python -m "
+                     f"cnnviz_jax.main --config … --workdir {workdir}), or give --weights DIR.")

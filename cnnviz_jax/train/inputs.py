@@ -1,7 +1,7 @@
-"""What the loop needs from data and weights: batches, class names, initial variables.
+"""What the loop needs from the data: batches by global step, class names, shapes.
 
-Thin glue over cnnviz_jax.data.pipeline (train/eval iterators of global sharded
-arrays) and cnnviz_jax.weights (converted ImageNet weights + transfer).
+Thin glue over cnnviz_jax.data.pipeline (train/eval iterators of global sharded arrays),
+plus the cached backbone features of feature extraction (seed 003).
 """
 import logging
 from collections.abc import Iterator
@@ -11,10 +11,9 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from cnnviz_jax import weights
-from cnnviz_jax.data import config as data_config
 from cnnviz_jax.data import pipeline
 from cnnviz_jax.models import taps
+from cnnviz_jax.train import from_config
 
 _MODEL_KEYS = ("image", "label", "mask")
 
@@ -26,30 +25,11 @@ def to_host(x) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def data_config_for(config: ml_collections.ConfigDict) -> dict:
-  """The data config, with image size and normalisation from converted weights if any."""
-  resolved = data_config.resolve(config.data)
-  if not config.get("weights"):
-    return resolved
-  return data_config.with_meta(resolved, weights.load_meta(config.weights))
-
-
-def initial_variables(config: ml_collections.ConfigDict, model, example) -> dict:
-  """Fresh initialisation, or the converted weights' backbone with a new head."""
-  rng = jax.random.key(config.seed)
-  if not config.get("weights"):
-    return jax.jit(model.init)(rng, example)
-  pretrained, meta = weights.load(config.weights)
-  variables, report = weights.transfer(pretrained, model, rng, example)
-  logging.info("weights %s (%s %s): %s", config.weights, meta.source, meta.arch, report)
-  return variables
-
-
 class Input:
   """Train and eval batches for the loop; the data position is the global step."""
 
   def __init__(self, config: ml_collections.ConfigDict, mesh):
-    self.config = data_config_for(config)
+    self.config = from_config.data_config(config)
     self.sharding = pipeline.batch_sharding(mesh)
     self._train = pipeline.train_iterator(self.config, sharding=self.sharding)
     self.eval_splits = tuple(config.eval_splits)

@@ -4,10 +4,7 @@ Sections: devices → input → model & weights → per stage (trainable mask, o
 jitted steps) → resume → epochs (train, evaluate, log, checkpoint, early stop) →
 final evaluation with the best parameters → results.json.
 """
-import json
 import logging
-import math
-import pathlib
 import time
 
 import jax
@@ -16,11 +13,11 @@ import ml_collections
 import numpy as np
 from clu import metric_writers, periodic_actions
 
-from cnnviz_jax import models
 from cnnviz_jax.train import checkpoint as checkpoint_lib
-from cnnviz_jax.train import freeze, inputs, mesh as mesh_lib, optimizers, results, schedules
+from cnnviz_jax.train import freeze, from_config, inputs, mesh as mesh_lib, results
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train.state import TrainState
+from cnnviz_jax.train.workdir import Workdir
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -47,16 +44,9 @@ def _evaluate(eval_step, variables, batches) -> tuple[dict, np.ndarray, np.ndarr
   return summary, np.concatenate(labels), np.concatenate(logits)
 
 
-def _write_history(workdir: pathlib.Path, history: list[dict]) -> None:
-  if jax.process_index() == 0:
-    (workdir / "history.json").write_text(json.dumps(history, indent=1))
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  if jax.process_index() == 0:
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+  workdir = Workdir(workdir)
+  workdir.create(config)
   writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
 
   # --- Devices ------------------------------------------------------------------------------
@@ -69,11 +59,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   logging.info("data: %s", data.describe())
 
   # --- Model and initial variables ----------------------------------------------------------
-  precision = {} if config.model.dtype == "float32" else {"dtype": jnp.dtype(config.model.dtype)}
-  model = models.create(config.model.name, num_classes=data.num_classes,
-                        head=config.model.head or None, **precision, **config.model.options)
+  model = from_config.model(config, data.num_classes)
   example = jax.ShapeDtypeStruct((data.config['batch_size'], *data.image_shape), jnp.float32)
-  variables = inputs.initial_variables(config, model, example)
+  variables = from_config.initial_variables(config, model, example)
   params, batch_stats = variables["params"], variables.get("batch_stats", {})
   rng = jax.random.PRNGKey(config.seed + 1)  # raw uint32 key: orbax stores it as is
 
@@ -95,13 +83,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   # --- Stages (one, or e.g. head-only then everything: seed 002) ----------------------------
   for stage_index in range(progress["stage"], len(config.stages)):
     stage = config.stages[stage_index]
-    fraction = stage.get("freeze_fraction", 0.0)
-    order = models.module_order(model, {"params": params, "batch_stats": batch_stats},
-                                example) if fraction else ()
-    mask = freeze.trainable_mask(params, stage.get("freeze", ()), fraction, module_order=order)
+    mask = from_config.trainable_mask(stage, model, {"params": params,
+                                                     "batch_stats": batch_stats}, example)
     total_steps = stage.epochs * steps_per_epoch
-    lr = schedules.make(stage.schedule, steps_per_epoch, total_steps)
-    tx = optimizers.make(stage.optimizer, lr)  # lr of the stage's own step (the tx's count)
+    tx = from_config.stage_optimizer(stage, steps_per_epoch)
     trainable, _ = freeze.split(params, mask)
     state = TrainState(step=jnp.asarray(first_step_of_stage, jnp.int32), params=params,
                        batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng)
@@ -138,7 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       if bad.size:
         raise NonFiniteLossError(
             f"loss is {losses[bad[0]]} at step {step0 + bad[0] + 1} (stage {stage_index}, epoch "
-            f"{epoch}); the last good checkpoint in {workdir / 'checkpoints'} is kept. Lower the "
+            f"{epoch}); the last good checkpoint in {workdir.checkpoints} is kept. Lower the "
             "learning rate or enable grad_clip.")
       sums = jax.tree.map(lambda *x: float(np.sum(x)), *host_metrics)
       train = {"loss": float(np.mean(losses)), "accuracy": sums["correct"] / sums["count"]}
@@ -165,7 +150,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       progress = {"stage": stage_index, "epoch": epoch, "history": history, "best": best,
                   "patience_left": patience_left, "stopped_early": stop}
       ckpt.save(state, progress, {"val_" + config.early_stopping.metric: value})
-      _write_history(workdir, history)
+      workdir.write_json(workdir.history_json, history)
       if stop:
         logging.info("early stopping after epoch %d: no better val %s for %d epochs", epoch,
                      config.early_stopping.metric, config.early_stopping.patience)
@@ -186,8 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     summary, labels, logits = _evaluate(eval_step, final, data.eval_batches(split))
     out["splits"][split] = {**results.split_results(labels, logits, data.class_names),
                             "loss": summary["loss"]}
-  if jax.process_index() == 0:
-    (workdir / "results.json").write_text(json.dumps(out, indent=1))
+  workdir.write_json(workdir.results_json, out)
   writer.flush()
   ckpt.close()
   return out

@@ -39,16 +39,18 @@ def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
       raise FileNotFoundError(f"{directory} is not a converted-weights directory: "
                               f"{needed} is missing (write one with cnnviz_jax.weights.convert)")
   with ocp.StandardCheckpointer() as checkpointer:
-    variables = checkpointer.restore(directory / _TREE, on_this_host(checkpointer, directory / _TREE))
+    variables = checkpointer.restore(
+        directory / _TREE, on_this_host(checkpointer.metadata(directory / _TREE).item_metadata))
   return variables, meta_lib.WeightsMeta.from_json((directory / _META).read_text())
 
 
-def on_this_host(checkpointer: ocp.StandardCheckpointer, path):
-  """A restore target on this process's first device, whatever topology wrote the tree
-  (orbax refuses a target-less restore across topologies, e.g. 8 devices -> 1)."""
+def on_this_host(metadata):
+  """A restore target on this process's first device for a saved tree's orbax metadata,
+  whatever topology wrote it (orbax refuses a target-less restore across topologies,
+  e.g. 8 devices -> 1)."""
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                      checkpointer.metadata(path).item_metadata)
+                      metadata)
 
 
 def is_weights_dir(directory) -> bool:

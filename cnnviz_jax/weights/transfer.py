@@ -10,7 +10,7 @@ import flax
 import jax
 import numpy as np
 
-from cnnviz_jax.weights.tree import Path, path_str
+from cnnviz_jax.weights.tree import Path, mismatches, path_str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,27 +36,16 @@ def transfer(pretrained, model, rng, x) -> tuple[dict, TransferReport]:
   """
   fresh = flax.traverse_util.flatten_dict(flax.core.unfreeze(jax.jit(model.init)(rng, x)))
   old = flax.traverse_util.flatten_dict(flax.core.unfreeze(pretrained))
-  problems, loaded, new = [], [], []
-  out = {}
-  for path, value in fresh.items():
-    source = old.get(path)
-    if source is not None and tuple(source.shape) == tuple(value.shape):
-      out[path] = np.asarray(source)
-      loaded.append(path_str(path))
-    elif _is_head(path):
-      out[path] = value
-      new.append(path_str(path))
-    elif source is None:
-      problems.append(f"missing in the pretrained weights: {path_str(path)} {tuple(value.shape)}")
-    else:
-      problems.append(f"shape mismatch: {path_str(path)}: pretrained {tuple(source.shape)}, "
-                      f"model {tuple(value.shape)}")
-  loaded_set = set(loaded)
-  dropped = [path_str(p) for p in old if path_str(p) not in loaded_set]
-  dropped_backbone = [p for p in old if p not in fresh and not _is_head(p)]
-  problems += [f"not in the model: {path_str(p)}" for p in dropped_backbone]
+  problems = mismatches({p: v.shape for p, v in fresh.items() if not _is_head(p)},
+                        {p: v.shape for p, v in old.items() if not _is_head(p)},
+                        source_name="pretrained weights", label=path_str)
   if problems:
     raise ValueError("the pretrained backbone does not fit this model (another "
                      "architecture?):\n  " + "\n  ".join(problems[:25]))
+  loaded = [p for p, v in fresh.items() if p in old and tuple(old[p].shape) == tuple(v.shape)]
+  out = {p: np.asarray(old[p]) if p in loaded else v for p, v in fresh.items()}
+  new = [path_str(p) for p in fresh if p not in loaded]  # a head of another shape
+  dropped = [path_str(p) for p in old if p not in loaded]
+  loaded = [path_str(p) for p in loaded]
   return (flax.traverse_util.unflatten_dict(out),
           TransferReport(tuple(loaded), tuple(new), tuple(dropped)))

@@ -1,5 +1,7 @@
-"""Strict placement of converted arrays into a model's variable tree."""
-from typing import Mapping
+"""Variable trees compared by path: strict placement of converted arrays, and the one
+comparison (missing / unexpected / mis-shaped, each named) that converters, transfer and
+checkpoint restores report with."""
+from typing import Callable, Hashable, Mapping
 
 import flax
 import jax
@@ -10,6 +12,35 @@ Path = tuple[str, ...]
 
 def path_str(path: Path) -> str:
   return "/".join(path)
+
+
+def flat_shapes(tree) -> dict[str, tuple[int, ...]]:
+  """{'params/stem/conv1/kernel': shape, …} of any pytree (dicts, dataclasses, optax
+  states; arrays, ShapeDtypeStructs or orbax metadata as leaves)."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {"/".join(_key_name(k) for k in path): tuple(leaf.shape) for path, leaf in flat}
+
+
+def _key_name(entry) -> str:
+  for attribute in ("key", "name", "idx"):
+    if hasattr(entry, attribute):
+      return str(getattr(entry, attribute))
+  return str(entry)
+
+
+def mismatches(model: Mapping[Hashable, tuple], source: Mapping[Hashable, tuple], *,
+               source_name: str = "source", label: Callable[[Hashable], str] = str
+               ) -> list[str]:
+  """Every way `source` (path -> shape) fails to fit `model` (path -> shape), one line each:
+  missing in the source, not in the model, shape mismatch (both shapes)."""
+  problems = [f"missing in the {source_name}: {label(k)} {tuple(model[k])}"
+              for k in model if k not in source]
+  problems += [f"not in the model: {label(k)} {tuple(source[k])}" for k in source
+               if k not in model]
+  problems += [f"shape mismatch: {label(k)}: {source_name} {tuple(source[k])}, model "
+               f"{tuple(model[k])}" for k in model
+               if k in source and tuple(source[k]) != tuple(model[k])]
+  return problems
 
 
 def variable_shapes(model, x_shape=None) -> dict[Path, tuple[int, ...]]:
@@ -27,16 +58,9 @@ def assign(expected: Mapping[Path, tuple[int, ...]], arrays: Mapping[Path, np.nd
   origin: {path: source key} so an error names both sides (e.g. 'layer1.0.conv1.weight').
   """
   origin = origin or {}
-  problems = []
-  for path in sorted(set(expected) - set(arrays)):
-    problems.append(f"missing: {path_str(path)} (expected shape {expected[path]})")
-  for path in sorted(set(arrays) - set(expected)):
-    problems.append(f"unexpected: {origin.get(path, path_str(path))} -> {path_str(path)} "
-                    f"(shape {tuple(arrays[path].shape)})")
-  for path in sorted(set(arrays) & set(expected)):
-    if tuple(arrays[path].shape) != tuple(expected[path]):
-      problems.append(f"shape mismatch: {origin.get(path, path_str(path))} -> {path_str(path)}: "
-                      f"source {tuple(arrays[path].shape)}, model {tuple(expected[path])}")
+  label = lambda p: f"{origin[p]} -> {path_str(p)}" if p in origin else path_str(p)  # noqa: E731
+  problems = mismatches(dict(sorted(expected.items())),
+                        {p: arrays[p].shape for p in sorted(arrays)}, label=label)
   if problems:
     shown = "\n  ".join(problems[:25])
     more = f"\n  … and {len(problems) - 25} more" if len(problems) > 25 else ""

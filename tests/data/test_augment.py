@@ -117,7 +117,7 @@ def test_eval_resize_and_normalize_equal_torchvision():
                    T.Normalize(preprocessing.TORCH_MEAN, preprocessing.TORCH_STD)])(
                        Image.fromarray(img)).permute(1, 2, 0).numpy()
   ours, _ = transforms.eval_resize(tf.constant(img), 56, 64)
-  ours = transforms.normalize(ours, "torch").numpy()
+  ours = preprocessing.normalize(ours, "torch").numpy()
   diff = np.abs(ours - ref) * 255 * np.asarray(preprocessing.TORCH_STD)  # in uint8 levels
   assert diff.max() < 1.5 and diff.mean() < 0.5
 
@@ -131,7 +131,7 @@ def test_eval_resize_and_normalize_equal_keras(tmp_path):
                                                          interpolation="bilinear"))
   ref = keras.applications.resnet50.preprocess_input(loaded[None].copy())[0]  # in place
   ours, _ = transforms.eval_resize(tf.constant(img), 48)
-  ours = transforms.normalize(ours, "caffe").numpy()
+  ours = preprocessing.normalize(ours, "caffe").numpy()
   assert np.abs(ours - ref).max() < 1.5 and np.abs(ours - ref).mean() < 0.5
 
 
@@ -145,17 +145,23 @@ def test_eval_resize_centre_crop_keeps_the_mask_aligned():
   assert out_mask.numpy()[8, 8] == 1 and out_mask.numpy()[0, 0] == 0
 
 
-@pytest.mark.parametrize("mode", preprocessing.MODES)
-def test_normalize_matches_the_weights_preprocessing(mode):
-  img = _smooth_image(6, 7)
-  np.testing.assert_allclose(transforms.normalize(tf.constant(img), mode).numpy(),
-                             preprocessing.preprocess(img, mode), rtol=1e-6, atol=1e-5)
+@pytest.mark.parametrize("mode", preprocessing.NORMALIZATIONS)
+def test_normalize_is_the_same_on_tf_numpy_and_jax_and_denormalize_inverts_it(mode):
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  img = _smooth_image(6, 7).astype(np.float32)
+  stats = dict(mean=(0.3, 0.4, 0.5), std=(0.2, 0.25, 0.3)) if mode == "standardize" else {}
+  ours = preprocessing.normalize(img, mode, **stats)
+  np.testing.assert_allclose(preprocessing.normalize(tf.constant(img), mode, **stats).numpy(),
+                             ours, rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(preprocessing.normalize(jnp.asarray(img), mode, **stats), ours,
+                             rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(preprocessing.denormalize(ours, mode, **stats), img, atol=1e-3)
 
 
 def test_unknown_choices_are_clear_errors():
   with pytest.raises(ValueError, match="unknown normalization 'zca'; valid: torch, caffe, tf"):
-    transforms.normalize(tf.zeros((2, 2, 3)), "zca")
+    preprocessing.normalize(tf.zeros((2, 2, 3)), "zca")
   with pytest.raises(ValueError, match="unknown fill_mode 'mirror'"):
     augment.warp(np.zeros((4, 4, 1), np.float32), tf.eye(3), 4, fill_mode="mirror")
   with pytest.raises(ValueError, match="standardize' needs the dataset's mean and std"):
-    transforms.normalize(tf.zeros((2, 2, 3)), "standardize")
+    preprocessing.normalize(tf.zeros((2, 2, 3)), "standardize")

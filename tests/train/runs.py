@@ -56,12 +56,7 @@ def state_at(workdir: pathlib.Path, step: int, which: str = "checkpoints"):
   """The TrainState saved at `step` (as a dict), read with orbax directly."""
   path = pathlib.Path(workdir) / which / str(step) / "state"
   with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(path, store.on_this_host(checkpointer, path))
-
-
-def data_config(config) -> dict:
-  from cnnviz_jax.train import inputs  # pylint: disable=import-outside-toplevel
-  return inputs.data_config_for(config)
+    return checkpointer.restore(path, store.on_this_host(checkpointer.metadata(path).item_metadata))
 
 
 def history(workdir: pathlib.Path) -> list[dict]:

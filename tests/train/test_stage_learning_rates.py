@@ -15,9 +15,8 @@ import optax
 import pytest
 
 import runs
-from cnnviz_jax import models
 from cnnviz_jax.data import pipeline
-from cnnviz_jax.train import loop
+from cnnviz_jax.train import from_config, loop
 from configs import default
 
 FIRST_STAGE_STEPS = 3
@@ -66,7 +65,7 @@ def _config(data_dir, schedule: str):
 
 def _full_batch(config):
   images, labels = [], []
-  for batch in pipeline.eval_iterator(runs.data_config(config), split="train"):
+  for batch in pipeline.eval_iterator(from_config.data_config(config), split="train"):
     keep = np.asarray(batch["mask"]) > 0
     images.append(np.asarray(batch["image"])[keep])
     labels.append(np.asarray(batch["label"])[keep])
@@ -85,7 +84,7 @@ def _gradient(model, state, images, labels):
 def test_second_stage_applies_its_schedule_from_its_own_step_zero(tmp_path, data_dir, schedule):
   config = _config(data_dir, schedule)
   loop.train_and_evaluate(config, tmp_path)
-  model = models.create(config.model.name, num_classes=3, **config.model.options)
+  model = from_config.model(config, num_classes=3)
   images, labels = _full_batch(config)
   history = runs.history(tmp_path)
   _, expected = SCHEDULES[schedule]

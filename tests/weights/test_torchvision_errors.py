@@ -22,7 +22,7 @@ def test_unknown_arch_lists_the_available_ones(state_dict):
 def test_missing_key_names_the_parameter_and_shape(state_dict):
   broken = dict(state_dict)
   del broken["layer2.1.bn2.running_var"]
-  with pytest.raises(ValueError, match=r"missing: batch_stats/layer2/block1/bn2/var \(expected shape \(128,\)\)"):
+  with pytest.raises(ValueError, match=r"missing in the source: batch_stats/layer2/block1/bn2/var \(128,\)"):
     cj.weights.from_torchvision("resnet18", broken)
 
 
@@ -42,7 +42,7 @@ def test_shape_mismatch_names_both_sides_and_both_shapes(state_dict):
 
 def test_weights_of_another_arch_are_refused(torch_reference):
   r34 = torch_reference("resnet34").state_dict()
-  with pytest.raises(ValueError, match=r"80 parameter\(s\) do not fit(.|\n)*unexpected: layer1\.2\.bn1\.running_mean -> batch_stats/layer1/block2/bn1/mean"):
+  with pytest.raises(ValueError, match=r"80 parameter\(s\) do not fit(.|\n)*not in the model: layer1\.2\.bn1\.running_mean -> batch_stats/layer1/block2/bn1/mean"):
     cj.weights.from_torchvision("resnet18", r34)
 
 

@@ -1,0 +1,66 @@
+"""What an experiment config means: the one place it becomes a data config, a model,
+initial variables, and each stage's trainable mask and optimizer.
+
+Training, evaluation, the report, experiments and the CLI all build a run through these
+functions, so a field (say `config.model.dtype`) means the same thing everywhere.
+"""
+import logging
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from cnnviz_jax import models, weights
+from cnnviz_jax.data import config as data_config_lib
+from cnnviz_jax.train import freeze, optimizers, schedules
+
+
+def data_config(config: ml_collections.ConfigDict) -> dict:
+  """The resolved data config, with image size, eval resizing and normalisation taken
+  from the converted weights when the run starts from them."""
+  resolved = data_config_lib.resolve(config.data)
+  if not config.get("weights"):
+    return resolved
+  return data_config_lib.with_meta(resolved, weights.load_meta(config.weights))
+
+
+def model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+  """The configured model: name, head, compute dtype and the family's own options."""
+  dtype = config.model.get("dtype", "float32")
+  precision = {} if dtype == "float32" else {"dtype": jnp.dtype(dtype)}
+  return models.create(config.model.name, num_classes=num_classes,
+                       head=config.model.get("head") or None, **precision,
+                       **config.model.get("options", {}))
+
+
+def initial_variables(config: ml_collections.ConfigDict, net: nn.Module, example) -> dict:
+  """A fresh initialisation, or the converted weights' backbone with a new head."""
+  rng = jax.random.key(config.seed)
+  if not config.get("weights"):
+    return jax.jit(net.init)(rng, example)
+  pretrained, meta = weights.load(config.weights)
+  variables, report = weights.transfer(pretrained, net, rng, example)
+  logging.info("weights %s (%s %s): %s", config.weights, meta.source, meta.arch, report)
+  return variables
+
+
+def planned_epochs(config: ml_collections.ConfigDict) -> int:
+  return sum(int(stage["epochs"]) for stage in config.stages)
+
+
+def trainable_mask(stage: ml_collections.ConfigDict, net: nn.Module, variables, example):
+  """The stage's freeze rules (regexes, the first fraction of layers) as a bool tree."""
+  fraction = stage.get("freeze_fraction", 0.0)
+  order = models.module_order(net, variables, example) if fraction else ()
+  return freeze.trainable_mask(variables["params"], stage.get("freeze", ()), fraction,
+                               module_order=order)
+
+
+def stage_optimizer(stage: ml_collections.ConfigDict, steps_per_epoch: int
+                    ) -> optax.GradientTransformation:
+  """The stage's optimizer; its schedule runs on the optimizer's own count, so it starts
+  at the stage's step 0 and continues exactly from a restored optimizer state."""
+  schedule = schedules.make(stage.schedule, steps_per_epoch, stage.epochs * steps_per_epoch)
+  return optimizers.make(stage.optimizer, schedule)

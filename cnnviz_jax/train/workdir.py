@@ -1,0 +1,85 @@
+"""The one definition of a run's workdir: what lives where, read and written here only.
+
+  W/config.json      the config the run trained with (written first: marks a workdir)
+  W/history.json     one record per finished epoch
+  W/results.json     the final evaluation (absent while training has not finished)
+  W/checkpoints/     orbax: the latest TrainStates (train/checkpoint.py)
+  W/best/            orbax: the best model variables by the validation metric
+  W/eval/NAME.json   evaluations of a trained workdir on other data
+  W/report.html      the report; its figures in W/figures/
+  W/events.out.*     TensorBoard scalars (clu)
+
+Paths are `etils.epath` paths (local or a cloud URL such as gs://bucket/W), the path type
+orbax and tfds use. JSON files are written by process 0 only.
+"""
+import json
+from typing import Any
+
+import jax
+import ml_collections
+from etils import epath
+
+
+class WorkdirError(ValueError):
+  """A workdir that is missing, not a training workdir, or holds an unreadable file."""
+
+
+class Workdir:
+  def __init__(self, path):
+    self.path = epath.Path(path)
+    if "://" not in str(path) and not self.path.is_absolute():
+      self.path = self.path.absolute()  # orbax wants absolute local paths
+
+  config_json = property(lambda self: self.path / "config.json")
+  history_json = property(lambda self: self.path / "history.json")
+  results_json = property(lambda self: self.path / "results.json")
+  checkpoints = property(lambda self: self.path / "checkpoints")
+  best = property(lambda self: self.path / "best")
+  figures = property(lambda self: self.path / "figures")
+  report_html = property(lambda self: self.path / "report.html")
+
+  def eval_json(self, name: str) -> epath.Path:
+    return self.path / "eval" / f"{name}.json"
+
+  def __str__(self) -> str:
+    return str(self.path)
+
+  # --- writing (process 0) ------------------------------------------------------------------
+  def create(self, config: ml_collections.ConfigDict) -> None:
+    if jax.process_index() == 0:
+      self.path.mkdir(parents=True, exist_ok=True)
+      self.config_json.write_text(config.to_json_best_effort(indent=1))
+
+  def write_json(self, path: epath.Path, value: Any) -> None:
+    if jax.process_index() == 0:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text(json.dumps(value, indent=1))
+
+  # --- reading ------------------------------------------------------------------------------
+  def check(self) -> "Workdir":
+    """self, or WorkdirError saying why this is not a training workdir."""
+    if not self.path.is_dir():
+      raise WorkdirError(f"workdir {self.path} does not exist")
+    if not self.config_json.exists():
+      raise WorkdirError(f"{self.path} is not a training workdir: {self.config_json} is missing "
+                         "(python -m cnnviz_jax.main writes it first)")
+    return self
+
+  def read_json(self, path: epath.Path, default: Any = None) -> Any:
+    if not path.exists():
+      return default
+    try:
+      return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+      raise WorkdirError(f"{path} is not valid JSON ({e}); was the run killed while writing "
+                         "it?") from e
+
+  def config(self) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(self.check().read_json(self.config_json))
+
+  def history(self) -> list[dict]:
+    return self.read_json(self.history_json, [])
+
+  def results(self) -> dict | None:
+    """results.json, or None while training has not finished."""
+    return self.read_json(self.results_json)

@@ -12,5 +12,6 @@ from cnnviz_jax.data.config import (KERAS_SEED_001, TORCHVISION_SEED_002, defaul
 from cnnviz_jax.data.pipeline import (EvalIterator, TrainIterator, batch_sharding,
                                       eval_iterator, train_iterator)
 from cnnviz_jax.data.shapes_render import SHAPES
-from cnnviz_jax.data.sources import Source, get_source
+from cnnviz_jax.data.source import Source
+from cnnviz_jax.data.sources import get_source
 from cnnviz_jax.data.stats import dataset_stats, mean_std

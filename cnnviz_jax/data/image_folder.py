@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from cnnviz_jax.data import splits
-from cnnviz_jax.data.sources import Source
+from cnnviz_jax.data.source import Source
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 _NATIVE = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L")}  # TF decodes as-is

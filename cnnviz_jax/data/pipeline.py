@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from cnnviz_jax.data import augment, sources, transforms
 from cnnviz_jax.data import config as config_lib
+from cnnviz_jax.data.source import Source
 from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
@@ -93,7 +94,7 @@ def eval_order(num_examples: int, global_batch: int, rows: np.ndarray) -> np.nda
 class _Reader:
   """One process's examples of a split in RAM, and the per-example TF transform."""
 
-  def __init__(self, cfg: dict, source: sources.Source, positions: np.ndarray, train: bool):
+  def __init__(self, cfg: dict, source: Source, positions: np.ndarray, train: bool):
     self.cfg, self.source, self.train = cfg, source, train
     self.positions = np.unique(positions[positions >= 0])
     if not len(self.positions):  # this process holds only padding: keep one real example

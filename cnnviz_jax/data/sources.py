@@ -1,35 +1,10 @@
-"""A dataset split as the pipeline sees it, and the dispatch from a config name to it.
+"""The dispatch from a data config's dataset name to its split `Source` (source.py)."""
+from collections.abc import Mapping
 
-A `Source` is one split in a fixed order (positions 0..N-1), with every label known up
-front, so each process can compute the same sharding without reading images; `load` then
-returns the encoded images of only the positions a process asks for.
-"""
-import dataclasses
-from collections.abc import Callable, Mapping
-
-import numpy as np
+from cnnviz_jax.data.source import Source
 
 TFDS_NAMES = ("cats_vs_dogs", "tf_flowers", "oxford_flowers102", "caltech101")
 NAMES = ("shapes", "folder") + TFDS_NAMES
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-  name: str
-  split: str
-  class_names: tuple[str, ...]
-  labels: np.ndarray  # (N,) int32, in position order
-  # sorted positions (n,) -> {'image': (n,) encoded bytes, 'object_mask'?: (n,) PNG bytes}
-  load: Callable[[np.ndarray], dict[str, np.ndarray]]
-  has_object_mask: bool = False
-
-  @property
-  def num_examples(self) -> int:
-    return len(self.labels)
-
-  @property
-  def num_classes(self) -> int:
-    return len(self.class_names)
 
 
 def get_source(config: Mapping, split: str) -> Source:

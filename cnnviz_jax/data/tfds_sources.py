@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
 from cnnviz_jax.data import shapes, splits
-from cnnviz_jax.data.sources import Source
+from cnnviz_jax.data.source import Source
 
 CALTECH101_SEED_CLASSES = ("brain", "butterfly", "ewer", "helicopter", "ketch")  # seed 004
 

@@ -1,8 +1,8 @@
 """Bounded-memory batching over many targets, channels, samples or steps.
 
 Two ways, chosen by what the body computes (measured on XLA-CPU, ResNet-18):
-  chunked_vmap:   lax.map over vmapped chunks. Fine for forward passes and for the
-                  small head-only backward of CAMs; memory bounded by `chunk`.
+  jax.lax.map(fn, xs, batch_size=chunk): vmapped chunks in a loop. Fine for forward
+                  passes and for the small head-only backward of CAMs; memory bounded.
   unrolled_chunks: a Python loop at trace time over batched chunks. For gradients
                   through the whole network: inside lax.map those run 2-3x slower than
                   the same gradient at the top level, unrolled they run at full speed.
@@ -15,21 +15,6 @@ import jax.numpy as jnp
 
 def _leading(tree) -> int:
   return jax.tree.leaves(tree)[0].shape[0]
-
-
-def chunked_vmap(fn: Callable, xs, chunk: int | None = None):
-  """jax.vmap(fn)(xs), at most `chunk` rows at a time (None: all at once)."""
-  n = _leading(xs)
-  if chunk is None or n <= chunk:
-    return jax.vmap(fn)(xs)
-  pad = -n % chunk
-
-  def split(a):
-    a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
-    return a.reshape(-1, chunk, *a.shape[1:])
-
-  out = jax.lax.map(jax.vmap(fn), jax.tree.map(split, xs))
-  return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], out)
 
 
 def unrolled_chunks(fn: Callable, xs, chunk: int | None = None):
@@ -60,4 +45,6 @@ def map_targets(fn: Callable, num: int, chunk: int | None, like: jax.Array):
     return jax.tree.map(lambda a: a[None], fn(jnp.int32(0)))
   if _explicitly_sharded(like):
     return jax.lax.map(fn, jnp.arange(num))
-  return chunked_vmap(fn, jnp.arange(num), chunk)
+  if chunk is None or num <= chunk:
+    return jax.vmap(fn)(jnp.arange(num))
+  return jax.lax.map(fn, jnp.arange(num), batch_size=chunk)

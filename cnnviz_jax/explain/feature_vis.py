@@ -81,7 +81,7 @@ def activation_maximisation(model: nn.Module, variables, layer: str, channels: i
   if parametrisation not in _PARAMETRISATIONS:
     raise ValueError(f"unknown parametrisation {parametrisation!r}; valid: "
                      f"{', '.join(_PARAMETRISATIONS)}")
-  size = size or getattr(model, "input_size", 224)
+  size = size or taps.example_input(model).shape[1]
   channels = np.atleast_1d(np.asarray(channels))
   shapes = taps.layer_shapes(model, variables, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
   if layer not in shapes:

@@ -211,10 +211,8 @@ def _propagate(jaxpr: jcore.Jaxpr, in_infos: list) -> list:
 
 
 def _abstract_inputs(model: nn.Module, variables, input_shape):
-  if input_shape is None:
-    size = getattr(model, "input_size", 224)
-    input_shape = (1, size, size, 3)
-  x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
+  x = (taps.example_input(model) if input_shape is None
+       else jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
   if variables is None:  # only shapes are needed: nothing is initialised
     variables = jax.eval_shape(model.init, jax.random.key(0), x)
   return variables, x

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnviz_jax.models.taps import parameter_layers
+
 Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B, ...) maps
 
 
@@ -36,21 +38,6 @@ def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
   ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
   denom = jnp.sqrt((ra**2).sum(-1) * (rb**2).sum(-1))
   return jnp.where(denom > 0, (ra * rb).sum(-1) / jnp.where(denom > 0, denom, 1.0), 0.0)
-
-
-def parameter_layers(model: nn.Module, variables, x: jax.Array) -> list[str]:
-  """Top-level submodules that hold parameters, in the order the forward calls them."""
-  order: list[str] = []
-
-  def interceptor(next_fun, args, kwargs, context):
-    path = context.module.path
-    if context.method_name == "__call__" and len(path) == 1 and path[0] not in order:
-      order.append(path[0])
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(interceptor):
-    jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
-  return [name for name in order if name in variables["params"]]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))

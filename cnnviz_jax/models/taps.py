@@ -50,26 +50,44 @@ def apply_with_taps(model: nn.Module, variables, x, layers: Sequence[str] = (),
   return result, {name: taps[name] for name in layers}
 
 
-def layer_shapes(model: nn.Module, variables, x=None) -> dict[str, tuple[int, ...]]:
-  """{layer: output shape} of every tappable layer, in forward order (no compute)."""
-  if x is None:
-    size = getattr(model, "input_size", 224)
-    x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  shapes: dict[str, tuple[int, ...]] = {}
+DEFAULT_INPUT_SIZE = 224  # for a model without an `input_size` attribute
+
+
+def example_input(model: nn.Module, batch: int = 1) -> jax.ShapeDtypeStruct:
+  """The input shape a model is traced with when none is given: (batch, S, S, 3) with S
+  its `input_size` attribute (224 if it has none)."""
+  size = getattr(model, "input_size", DEFAULT_INPUT_SIZE)
+  return jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32)
+
+
+def call_order(model: nn.Module, variables, x=None) -> dict[tuple[str, ...], tuple]:
+  """{submodule path: its output's shape} in the order the forward pass calls them (first
+  call only; no compute). Parameter dicts lose creation order under jax transformations
+  (keys are sorted), so forward order is asked of the model itself."""
+  order: dict[tuple[str, ...], tuple | None] = {}
 
   def interceptor(next_fun, args, kwargs, context):
+    path = tuple(context.module.path)
+    if context.method_name != "__call__" or not path:
+      return next_fun(*args, **kwargs)
+    order.setdefault(path, None)  # on entry: a parent comes before its children
     out = next_fun(*args, **kwargs)
-    name = _top_level_name(context)
-    if name is not None and name not in shapes and getattr(out, "ndim", 0) == 4:
-      shapes[name] = tuple(out.shape)
+    if order[path] is None:
+      order[path] = tuple(getattr(out, "shape", ()))
     return out
 
   def forward(v, inputs):
     with nn.intercept_methods(interceptor):
       return model.apply(v, inputs, train=False)
 
-  jax.eval_shape(forward, variables, x)
-  return shapes
+  jax.eval_shape(forward, variables, example_input(model) if x is None else x)
+  return order
+
+
+def layer_shapes(model: nn.Module, variables, x=None) -> dict[str, tuple[int, ...]]:
+  """{layer: output shape} of every tappable layer, in forward order (no compute)."""
+  return {path[0]: shape for path, shape in call_order(model, variables, x).items()
+          if len(path) == 1 and len(shape) == 4}
 
 
 def layer_names(model: nn.Module, variables, x=None) -> list[str]:
@@ -128,24 +146,11 @@ def apply_head(model: nn.Module, variables, features, x_shape, *, train: bool = 
 
 
 def module_order(model: nn.Module, variables, x=None) -> list[tuple[str, ...]]:
-  """Paths of every submodule in the order the forward pass calls them (no compute).
+  """Paths of every submodule in the order the forward pass calls them (no compute)."""
+  return list(call_order(model, variables, x))
 
-  Parameter dicts lose creation order under jax transformations (keys are sorted),
-  so "the first X% of layers" asks the model itself.
-  """
-  if x is None:
-    size = getattr(model, "input_size", 224)
-    x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  order: dict[tuple[str, ...], None] = {}
 
-  def interceptor(next_fun, args, kwargs, context):
-    if context.method_name == "__call__":
-      order.setdefault(tuple(context.module.path), None)
-    return next_fun(*args, **kwargs)
-
-  def forward(v, inputs):
-    with nn.intercept_methods(interceptor):
-      return model.apply(v, inputs, train=False)
-
-  jax.eval_shape(forward, variables, x)
-  return [path for path in order if path]
+def parameter_layers(model: nn.Module, variables, x=None) -> list[str]:
+  """Top-level submodules that hold parameters, in the order the forward calls them."""
+  return [path[0] for path in call_order(model, variables, x)
+          if len(path) == 1 and path[0] in variables["params"]]

@@ -16,7 +16,7 @@ from scipy import stats
 from cnnviz_jax import explain
 from cnnviz_jax.explain.faithfulness import auc
 from cnnviz_jax.explain.pointing_game import peak
-from cnnviz_jax.explain.sanity import parameter_layers
+from cnnviz_jax.models.taps import parameter_layers
 from cnnviz_jax.report import display, faithful_figures, html, samples
 
 DELETION_STEPS = 16  # curve resolution: (steps + 1) x 2B forward passes per method

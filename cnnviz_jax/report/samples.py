@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnviz_jax.data import augment, config as data_config, pipeline, sources, transforms
+from cnnviz_jax.data.source import Source
 from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
@@ -39,7 +40,7 @@ def spread_positions(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray
   return np.asarray(chosen, np.int64)
 
 
-def _batches(cfg: dict, source: sources.Source, positions: np.ndarray,
+def _batches(cfg: dict, source: Source, positions: np.ndarray,
              batch_size: int) -> Iterator[dict]:
   positions = np.asarray(positions, np.int64)
   order = np.argsort(positions, kind="stable")  # sources load sorted positions

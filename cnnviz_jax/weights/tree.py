@@ -7,6 +7,8 @@ import flax
 import jax
 import numpy as np
 
+from cnnviz_jax.models import taps
+
 Path = tuple[str, ...]
 
 
@@ -45,8 +47,7 @@ def mismatches(model: Mapping[Hashable, tuple], source: Mapping[Hashable, tuple]
 
 def variable_shapes(model, x_shape=None) -> dict[Path, tuple[int, ...]]:
   """{('params', 'stem', 'conv1', 'kernel'): shape, …} without computing anything."""
-  size = getattr(model, "input_size", 224)
-  x = jax.ShapeDtypeStruct(x_shape or (1, size, size, 3), np.float32)
+  x = jax.ShapeDtypeStruct(x_shape, np.float32) if x_shape else taps.example_input(model)
   tree = jax.eval_shape(model.init, jax.random.key(0), x)
   return {k: v.shape for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(tree)).items()}
 

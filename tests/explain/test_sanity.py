@@ -8,8 +8,8 @@ import pytest
 import scipy.stats
 
 import cnnviz_jax as cj
-from cnnviz_jax.explain.sanity import (parameter_layers, randomisation_check,
-                                       randomised_variables, spearman)
+from cnnviz_jax.explain.sanity import randomisation_check, randomised_variables, spearman
+from cnnviz_jax.models.taps import parameter_layers
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,30 @@
+"""A dataset split as the pipeline sees it.
+
+A `Source` is one split in a fixed order (positions 0..N-1), with every label known up
+front, so each process can compute the same sharding without reading images; `load` then
+returns the encoded images of only the positions a process asks for. The datasets
+(tfds_sources.py, image_folder.py) make them; sources.py picks one by name.
+"""
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  name: str
+  split: str
+  class_names: tuple[str, ...]
+  labels: np.ndarray  # (N,) int32, in position order
+  # sorted positions (n,) -> {'image': (n,) encoded bytes, 'object_mask'?: (n,) PNG bytes}
+  load: Callable[[np.ndarray], dict[str, np.ndarray]]
+  has_object_mask: bool = False
+
+  @property
+  def num_examples(self) -> int:
+    return len(self.labels)
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)

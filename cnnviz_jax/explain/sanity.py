@@ -21,9 +21,9 @@ Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B,
 
 class RandomisationCheck(NamedTuple):
   layers: list[str]  # row i: the model with layers[:i + 1] (cascading) or layers[i] random
-  spearman: jax.Array  # (L, B) rank correlation with the trained model's map, per image
-  maps: jax.Array  # (L, B, ...) the randomised models' maps
-  original: jax.Array  # (B, ...) the trained model's map
+  spearman: Any  # (L, B) rank correlation with the trained model's map, per image
+  maps: Any  # (L, B, ...) the randomised models' maps
+  original: Any  # (B, ...) the trained model's map (each a dict for a dict explainer)
 
 
 def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -38,6 +38,17 @@ def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
   ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
   denom = jnp.sqrt((ra**2).sum(-1) * (rb**2).sum(-1))
   return jnp.where(denom > 0, (ra * rb).sum(-1) / jnp.where(denom > 0, denom, 1.0), 0.0)
+
+
+def _fast_key(key: jax.Array) -> jax.Array:
+  """An RBG key holding `key`'s bits: `model.init` with a threefry key takes ~10-20 s to
+  compile on a CPU (the RNG is unrolled per parameter), with an RBG key a few seconds."""
+  typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+  if typed and str(jax.random.key_impl(key)) == str(jax.random.key_impl(
+      jax.random.key(0, impl="rbg"))):
+    return key
+  data = (jax.random.key_data(key) if typed else key).reshape(-1).astype(jnp.uint32)
+  return jax.random.wrap_key_data(jnp.resize(data, 4), impl="rbg")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -55,7 +66,7 @@ def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Arr
   if mode not in ("cascading", "independent"):
     raise ValueError(f"unknown mode {mode!r}; valid modes: 'cascading', 'independent'")
   layers = parameter_layers(model, variables, x)[::-1]
-  fresh = _init(model, key, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+  fresh = _init(model, _fast_key(key), jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
   models = []
   for i in range(len(layers)):
     chosen = set(layers[:i + 1]) if mode == "cascading" else {layers[i]}
@@ -71,10 +82,12 @@ def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
   """Maps of `explainer` for models randomised layer by layer, vs the trained model's.
 
   explainer(model, variables, x, target=...) -> (B, h, w) or (B, H, W, C) maps, e.g.
-  `functools.partial(grad_cam, layer='block4_conv1')` or `guided_backprop`. target: None
-  fixes each image's top-1 class of the trained model, so every model explains the same
-  class. absolute: compare |map| (channels summed), the paper's main setting. chunk:
-  models explained per vmapped call (None: all at once). key: the re-initialisation draw.
+  `functools.partial(grad_cam, layer='block4_conv1')` or `guided_backprop`; or a dict of
+  such maps (several methods checked on the same randomised models in one program: then
+  `spearman`, `maps` and `original` are dicts alike). target: None fixes each image's
+  top-1 class of the trained model, so every model explains the same class. absolute:
+  compare |map| (channels summed), the paper's main setting. chunk: models explained per
+  vmapped call (None: all at once; 1 compiles fastest). key: the re-initialisation draw.
   """
   key = jax.random.key(0) if key is None else key
   layers, stacked = randomised_variables(model, variables, x, key, mode)
@@ -84,14 +97,17 @@ def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
     if target is None:
       target = jnp.argmax(model.apply(variables, x, train=False), -1)
     explain = lambda v: explainer(model, v, x, target=target)
-    return explain(variables), jax.lax.map(explain, stacked, batch_size=chunk or len(layers))
+    # chunk 1: a plain loop, not a vmap of 1 (vmapped weights compile to slower convolutions)
+    batch = None if chunk == 1 else chunk or len(layers)
+    original, randomised = explain(variables), jax.lax.map(explain, stacked, batch_size=batch)
 
-  original, randomised = explain_all(variables, stacked, x, target)
+    def flat(m, ndim):  # (..., B, H, W[, C]) -> (..., B, H*W)
+      m = jnp.abs(m) if absolute else m
+      m = m.sum(-1) if ndim == 4 else m
+      return m.reshape(m.shape[:-2] + (-1,))
 
-  def flat(m):  # (..., B, H, W[, C]) -> (..., B, H*W)
-    m = jnp.abs(m) if absolute else m
-    m = m.sum(-1) if original.ndim == 4 else m
-    return m.reshape(m.shape[:-2] + (-1,))
+    rho = jax.tree.map(lambda r, o: spearman(flat(r, o.ndim), flat(o, o.ndim)[None]),
+                       randomised, original)
+    return rho, randomised, original
 
-  return RandomisationCheck(layers, spearman(flat(randomised), flat(original)[None]),
-                            randomised, original)
+  return RandomisationCheck(layers, *explain_all(variables, stacked, x, target))

@@ -5,18 +5,15 @@ and guided backprop against trivial baselines, on the report's batch of test ima
 small program."""
 import functools
 import pathlib
-import warnings
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from cnnviz_jax import explain
 from cnnviz_jax.explain.faithfulness import auc
 from cnnviz_jax.explain.pointing_game import peak
-from cnnviz_jax.models.taps import parameter_layers
 from cnnviz_jax.report import display, faithful_figures, html, samples
 
 DELETION_STEPS = 16  # curve resolution: (steps + 1) x 2B forward passes per method
@@ -61,69 +58,19 @@ def pointing(cams: np.ndarray, guided: np.ndarray, masks: np.ndarray, tolerance:
   return hits, peaks
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _maps(model: nn.Module, layer: str, variables, x, target):
-  return (explain.grad_cam(model, variables, x, layer, target),
-          explain.guided_backprop(model, variables, x, target))
-
-
-def reinitialised(model: nn.Module, variables, x, seed: int = 0) -> dict:
-  """Host copies of every variable as a fresh initialisation would set it, drawn with numpy:
-  kernels LeCun-normal (flax's default), biases 0, BatchNorm scale 1 / mean 0 / var 1.
-  (jit-compiling `model.init` costs ~10 s on a CPU; its RNG is what is slow to compile.)"""
-  rng = np.random.default_rng(seed)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(
-      (1,) + tuple(x.shape[1:]), jnp.float32))
-
-  def draw(path, leaf):
-    name = str(getattr(path[-1], "key", path[-1]))
-    if name in ("scale", "var"):
-      return np.ones(leaf.shape, leaf.dtype)
-    if leaf.ndim >= 2:
-      fan_in = int(np.prod(leaf.shape[:-1]))
-      return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(leaf.dtype)
-    return np.zeros(leaf.shape, leaf.dtype)
-
-  return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
-def _spearman(maps: np.ndarray, original: np.ndarray) -> np.ndarray:
-  """(L, B) Spearman rank correlations of (L, B, N) vectors with (B, N) ones (0 if constant)."""
-  out = np.zeros(maps.shape[:2])
-  with warnings.catch_warnings():  # a constant map (e.g. an all-zero CAM) is defined as 0
-    warnings.simplefilter("ignore", stats.ConstantInputWarning)
-    for (i, j), _ in np.ndenumerate(out):
-      rho = stats.spearmanr(maps[i, j], original[j]).statistic
-      out[i, j] = 0.0 if np.isnan(rho) else rho
-  return out
-
-
 def randomisation(model: nn.Module, variables, x: np.ndarray, layer: str, target: np.ndarray,
                   seed: int = 0) -> tuple[list[str], dict, dict, dict]:
-  """Cascading randomisation (Adebayo et al., as `sanity.randomisation_check`) of Grad-CAM
-  and guided backprop: (layers top-down, {method: Spearman (L, B)}, {method: maps (L, B,
-  ...)}, {method: trained maps}). One small compiled explainer is called per randomised
-  model: far cheaper to compile than vmapping the explainers over stacked models."""
-  x, target = jnp.asarray(x), jnp.asarray(target)
-  layers = parameter_layers(model, variables, x)[::-1]
-  fresh, host = reinitialised(model, variables, x, seed), jax.device_get(variables)
-  trained = jax.device_get(_maps(model, layer, host, x, target))
-  per_model = []
-  for i in range(len(layers)):  # cascading: the top i + 1 layers take fresh values
-    chosen = set(layers[:i + 1])
-    randomised = {col: {name: fresh[col][name] if name in chosen and name in fresh[col] else tree
-                        for name, tree in trees.items()} for col, trees in host.items()}
-    per_model.append(jax.device_get(_maps(model, layer, randomised, x, target)))
-  names = ("Grad-CAM", "guided backprop")
-  originals = {n: np.asarray(trained[j]) for j, n in enumerate(names)}
-  maps = {n: np.stack([np.asarray(m[j]) for m in per_model]) for j, n in enumerate(names)}
-
-  def flat(m, name):  # |map| (channels summed) as a vector over pixels: the paper's setting
-    m = np.abs(m).sum(-1) if name == "guided backprop" else np.abs(m)
-    return m.reshape(m.shape[:-2] + (-1,))
-
-  spearman = {n: _spearman(flat(maps[n], n), flat(originals[n], n)) for n in names}
-  return layers, spearman, maps, originals
+  """Cascading randomisation (Adebayo et al., `explain.randomisation_check`) of Grad-CAM
+  and guided backprop on the same randomised models: (layers top-down, {method: Spearman
+  (L, B)}, {method: maps (L, B, ...)}, {method: trained maps}). One model per loop step
+  (chunk 1): the cheapest program to compile on a CPU."""
+  def both(model, v, x, target):
+    return {"Grad-CAM": explain.grad_cam(model, v, x, layer, target),
+            "guided backprop": explain.guided_backprop(model, v, x, target)}
+  check = explain.randomisation_check(model, variables, jnp.asarray(x), both,
+                                      jnp.asarray(target), key=jax.random.key(seed), chunk=1)
+  host = lambda tree: {k: np.asarray(v) for k, v in jax.device_get(tree).items()}  # noqa: E731
+  return check.layers, host(check.spearman), host(check.maps), host(check.original)
 
 
 def faithful_section(model: nn.Module, variables, batch: samples.Examples, e, show,

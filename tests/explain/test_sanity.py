@@ -59,8 +59,9 @@ def test_check_equals_explaining_each_randomised_model_alone(net):
   for i in (0, 3):
     alone = alone_fn(jax.tree_util.tree_map(lambda a: a[i], stacked))
     np.testing.assert_allclose(result.maps[i], alone, rtol=1e-4, atol=1e-6)
-    expected = [scipy.stats.spearmanr(np.ravel(o), np.ravel(a))[0]
-                for o, a in zip(result.original, alone)]
+    with np.errstate(invalid="ignore"):  # an all-zero CAM: scipy says nan, defined as 0 here
+      expected = np.nan_to_num([scipy.stats.spearmanr(np.ravel(o), np.ravel(a))[0]
+                                for o, a in zip(result.original, alone)])
     np.testing.assert_allclose(result.spearman[i], expected, rtol=1e-4, atol=1e-5)
   assert result.spearman.shape == (5, 3)
 
@@ -69,4 +70,5 @@ def test_an_explainer_that_ignores_the_weights_stays_perfectly_correlated(net):
   model, variables, x = net
   edge = lambda model, variables, x, target: jnp.abs(jnp.diff(x, axis=1)).sum(-1)  # input only
   result = randomisation_check(model, variables, x, edge, key=jax.random.key(3))
-  np.testing.assert_allclose(result.spearman, 1.0, rtol=1e-6)
+  # float32 sums over 31 x 32 ranks inside the jitted check: 1 to ~2e-6
+  np.testing.assert_allclose(result.spearman, 1.0, rtol=1e-5)

@@ -11,15 +11,16 @@ from PIL import Image
 import cnnviz_jax as cj
 import report_runs
 from cnnviz_jax.report import images, workdir as workdir_lib
+from cnnviz_jax.train.workdir import WorkdirError
 
 
 def test_workdir_without_checkpoint_is_refused_naming_it(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps({"model": {"name": "small_cnn_bn"}}))
-  with pytest.raises(workdir_lib.ReportError, match=f"{tmp_path} has no checkpoint"):
+  with pytest.raises(WorkdirError, match=f"{tmp_path} has no checkpoint"):
     workdir_lib.load_run(tmp_path)
-  with pytest.raises(workdir_lib.ReportError, match="config.json is missing"):
+  with pytest.raises(WorkdirError, match="config.json is missing"):
     workdir_lib.load_run(tmp_path / "..")
-  with pytest.raises(workdir_lib.ReportError, match="does not exist"):
+  with pytest.raises(WorkdirError, match="does not exist"):
     workdir_lib.load_run(tmp_path / "nowhere")
 
 

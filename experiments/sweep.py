@@ -24,6 +24,7 @@ import time
 
 from absl import app, flags, logging
 
+from cnnviz_jax.train.workdir import Workdir
 from experiments import space, sweep_plots, sweep_table, trials as trials_lib
 
 flags.DEFINE_string("config", None, "Experiment config file; `path:variant` fixes a variant.")
@@ -164,7 +165,7 @@ def main(argv):
   if FLAGS.print_commands:
     print("\n".join(trials_lib.shell_line(argv) for _, argv in jobs))
     return
-  skipped = {t["name"] for t in trials if (workdir / t["name"] / "results.json").exists()}
+  skipped = {t["name"] for t in trials if Workdir(workdir / t["name"]).results_json.exists()}
   if not FLAGS.table_only:
     logging.info("%d trial(s), %d finished before: skipped", len(trials), len(skipped))
     run_trials([j for j in jobs if j[0]["name"] not in skipped], workdir, FLAGS.parallel)

@@ -5,6 +5,8 @@ import math
 import pathlib
 from collections.abc import Collection, Sequence
 
+from cnnviz_jax.train.workdir import Workdir
+
 RECORD_FILE = "sweep_trial.json"  # the runner's note in a trial's workdir: command, exit, time
 SPLITS = {"train": "train", "validation": "val", "test": "test"}  # results.json split -> prefix
 METRICS = tuple(f"{prefix}_{m}" for prefix in SPLITS.values() for m in ("accuracy", "loss"))
@@ -12,7 +14,7 @@ METRICS = tuple(f"{prefix}_{m}" for prefix in SPLITS.values() for m in ("accurac
 
 def status(trial_dir: pathlib.Path, skipped: Collection[str] = ()) -> str:
   """finished | skipped (finished before this run) | failed | incomplete | not started."""
-  if (trial_dir / "results.json").exists():
+  if Workdir(trial_dir).results_json.exists():
     return "skipped" if trial_dir.name in skipped else "finished"
   record = trial_dir / RECORD_FILE
   if record.exists() and json.loads(record.read_text()).get("returncode"):
@@ -29,8 +31,9 @@ def rows(workdir: pathlib.Path, trials: Sequence[dict],
     directory = workdir / trial["name"]
     row = {"id": trial["id"], "trial": trial["name"], **trial["params"],
            "status": status(directory, skipped), **dict.fromkeys(METRICS), "wall_s": None}
-    if (directory / "results.json").exists():
-      splits = json.loads((directory / "results.json").read_text())["splits"]
+    results = Workdir(directory).results()
+    if results is not None:
+      splits = results["splits"]
       for split, prefix in SPLITS.items():
         if split in splits:
           row[f"{prefix}_accuracy"] = splits[split]["accuracy"]

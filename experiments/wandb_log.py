@@ -1,7 +1,7 @@
 """Optional: every trial this sweep ran, as a Weights & Biases run (--wandb; needs wandb)."""
-import json
 import pathlib
 
+from cnnviz_jax.train.workdir import Workdir
 from experiments import sweep_table
 
 
@@ -16,8 +16,7 @@ def log_trials(workdir: pathlib.Path, trials: list[dict], table: list[dict], pro
       continue
     run = wandb.init(project=project, group=workdir.name, name=trial["name"],
                      config=trial["params"], dir=str(directory), reinit=True)
-    history = directory / "history.json"
-    for record in json.loads(history.read_text()) if history.exists() else []:
+    for record in Workdir(directory).history():
       run.log({k: v for k, v in record.items() if k not in ("stage", "epoch")})
     run.summary.update({k: row[k] for k in (*sweep_table.METRICS, "wall_s")})
     run.finish()

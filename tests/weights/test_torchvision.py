@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+from cnnviz_jax.weights import torchvision as tv_weights
 
 torch = pytest.importorskip("torch")
 
@@ -39,9 +40,17 @@ def _assert_close(name, ours, ref):
   assert err <= 1e-4 * scale, f"{name}: max abs diff {err:.3g} at output scale {scale:.3g}"
 
 
-@pytest.mark.parametrize("arch,size", [
-    ("resnet18", 64), ("resnet34", 64), ("resnet50", 64), ("resnet101", 64),
-    ("vgg11", 32), ("vgg16", 48), ("vgg16_bn", 64), ("vgg19", 32)])
+# Every architecture the converter knows, at small sizes (a few at larger ones, for variety).
+SIZES = {arch: 64 if arch.startswith("resnet") else 32 for arch in tv_weights.ARCHS}
+SIZES.update(vgg16=48, vgg16_bn=64)
+
+
+def test_every_converter_arch_is_a_registered_model_and_tested_here():
+  assert set(tv_weights.ARCHS) <= set(cj.models.available())
+  assert len(tv_weights.ARCHS) == 13  # resnet18…152, vgg11…19 and their _bn
+
+
+@pytest.mark.parametrize("arch,size", list(SIZES.items()))
 def test_logits_and_every_block_equal_torchvision(arch, size, torch_reference):
   reference = torch_reference(arch)
   variables, meta = cj.weights.from_torchvision(arch, reference.state_dict())

@@ -77,7 +77,6 @@ class Input:
       self._features[split] = (np.concatenate(feats), np.concatenate(labels).astype(np.int32))
       logging.info("cached %s features of %s: %s", split, self.describe(),
                    self._features[split][0].shape)
-    self.steps_per_epoch = len(self._features["train"][1]) // self._train.global_batch
     return self
 
   def _global(self, arrays: dict) -> dict:
@@ -85,14 +84,19 @@ class Input:
             for k, v in arrays.items()}
 
   def _feature_batches(self, start_step: int, num_steps: int) -> Iterator[dict]:
+    """The pipeline's own order of examples (train_order), so a feature-extraction run
+    sees the batches a run on the full model with a frozen backbone would."""
     features, labels = self._features["train"]
-    size = self._train.global_batch
+    every_row = np.arange(self._train.global_batch)
+    order = {}
     for step in range(start_step, start_step + num_steps):
       epoch, offset = divmod(step, self.steps_per_epoch)
-      order = np.random.default_rng([self.config["seed"], epoch]).permutation(len(labels))
-      rows = order[offset * size:(offset + 1) * size]
+      if epoch not in order:
+        order = {epoch: pipeline.train_order(self._train.streams, every_row, epoch,
+                                             self.config["seed"])[0]}
+      rows = order[epoch][offset]
       yield self._global({"image": features[rows], "label": labels[rows],
-                          "mask": np.ones(size, np.float32)})
+                          "mask": np.ones(len(rows), np.float32)})
 
   def _features_eval(self, split: str) -> Iterator[dict]:
     features, labels = self._features[split]

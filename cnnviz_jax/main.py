@@ -3,7 +3,9 @@ r"""Entry point: python -m cnnviz_jax.main --config configs/demo.py --workdir W 
 Trains and evaluates as the config says; the workdir ends with orbax checkpoints,
 TensorBoard events, history.json, config.json, results.json and report.html (figures in
 W/figures; --noreport skips it). `--mode=report --workdir W` (re)writes the report of an
-existing workdir, finished or partial. Run the same command
+existing workdir, finished or partial. `--mode=evaluate --workdir W [--config other.py]
+[--checkpoint best|latest|STEP] [--splits test]` evaluates a trained workdir and writes
+W/eval/NAME.json in results.json's schema. Run the same command
 again to resume a killed run exactly. Multi-process: every process runs the same
 command; on TPU VMs and under Slurm jax.distributed is configured automatically, or
 pass --coordinator_address/--num_processes/--process_id.
@@ -21,8 +23,12 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results a
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
-flags.DEFINE_enum("mode", "train", ["train", "report"],
-                  "train (then report), or only the report of an existing --workdir.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "report"],
+                  "train (then report); evaluate a trained --workdir (on its own data, or on "
+                  "--config's); or only the report of an existing --workdir.")
+flags.DEFINE_string("checkpoint", "best", "evaluate: best, latest or a saved step number.")
+flags.DEFINE_list("splits", None, "evaluate: the splits (default: the config's eval_splits).")
+flags.DEFINE_string("eval_name", None, "evaluate: W/eval/NAME.json (default: data_checkpoint).")
 flags.DEFINE_bool("report", True, "Write W/report.html after training.")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
@@ -45,6 +51,9 @@ def main(argv):
   if FLAGS.mode == "report":
     _report(FLAGS.workdir)
     return
+  if FLAGS.mode == "evaluate":
+    _evaluate()
+    return
   if FLAGS.config is None:
     raise app.UsageError("--config is required to train (or use --mode=report)")
   validate.validate(FLAGS.config)
@@ -62,6 +71,21 @@ def main(argv):
                    FLAGS.workdir)
     else:
       _report(FLAGS.workdir)
+
+
+def _evaluate() -> None:
+  from cnnviz_jax.train import evaluate, mesh, validate  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train.workdir import WorkdirError  # pylint: disable=import-outside-toplevel
+  if FLAGS.config is not None:
+    validate.validate(FLAGS.config)
+  mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  try:
+    path, record = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.config, FLAGS.checkpoint,
+                                             FLAGS.splits, FLAGS.eval_name)
+  except WorkdirError as e:
+    raise app.UsageError(str(e)) from e
+  summary = ", ".join(f"{split} {r['accuracy']:.2%}" for split, r in record["splits"].items())
+  print(f"accuracy ({record['checkpoint']}): {summary}\nresults: {path}")
 
 
 def _report(workdir: str) -> None:

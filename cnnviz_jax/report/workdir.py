@@ -48,7 +48,8 @@ def load_run(path) -> Run:
   workdir = Workdir(path).check()
   config, results = workdir.config(), workdir.results()
   restore_best = config.get("early_stopping", {}).get("restore_best", True)
-  variables, where, step = checkpoint.saved_variables(workdir, prefer_best=restore_best)
+  variables, where, step = checkpoint.saved_variables(workdir,
+                                                      "best" if restore_best else "latest")
   data_cfg = from_config.data_config(config)
   if results is not None:
     class_names = list(results["class_names"])

@@ -23,6 +23,7 @@ def _manager(directory, keep: int | None, best_metric: str | None = None,
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=not read_only, enable_async_checkpointing=False,
       cleanup_tmp_directories=not read_only, read_only=read_only,
+      save_interval_steps=0 if read_only else 1,
       best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
       best_mode=best_mode)
   # Handlers named up front, so a fresh manager (after a restart) can read item metadata.
@@ -54,6 +55,15 @@ class RunCheckpoints:
     return self.latest.restore(step, args=ocp.args.Composite(
         progress=ocp.args.JsonRestore()))["progress"]
 
+  def check_fits(self, abstract_variables) -> None:
+    """Refuses (naming the parameter) a latest checkpoint of another model, before any
+    file of the run is touched."""
+    step = self.latest.latest_step()
+    if step is not None:
+      saved = self.latest.item_metadata(step)["state"]
+      check_compatible(self.latest, step, _model_part(abstract_variables), "state",
+                       _model_part(saved))
+
   def restore(self, abstract_state) -> tuple[Any, dict]:
     """-> (TrainState, progress) of the latest checkpoint."""
     step = self.latest.latest_step()
@@ -76,10 +86,12 @@ class RunCheckpoints:
     self.best.close()
 
 
-def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state, item: str) -> None:
-  """Refuses a checkpoint of another architecture / head / class count, naming the parameter."""
-  problems = tree.mismatches(tree.flat_shapes(abstract_state),
-                             tree.flat_shapes(manager.item_metadata(step)[item]),
+def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state, item: str,
+                     saved=None) -> None:
+  """Refuses a checkpoint of another architecture / head / class count, naming the parameter.
+  saved: the part of the item's metadata to compare (default: all of it)."""
+  saved = manager.item_metadata(step)[item] if saved is None else saved
+  problems = tree.mismatches(tree.flat_shapes(abstract_state), tree.flat_shapes(saved),
                              source_name="checkpoint")
   if problems:
     raise ValueError(f"the checkpoint at step {step} in {manager.directory} does not fit this "
@@ -87,26 +99,48 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state, 
                      "\n  ".join(problems[:20]))
 
 
-def saved_variables(workdir: Workdir, prefer_best: bool = True) -> tuple[dict, str, int]:
-  """(model variables, 'best' | 'checkpoints', step) of a workdir, from best/ (what the
-  final evaluation uses) or else the latest checkpoints/ step, restored onto this
-  process's first device whatever topology wrote them. WorkdirError if none is saved."""
-  candidates = [(workdir.best, "model"), (workdir.checkpoints, "state")]
-  for directory, item in candidates if prefer_best else candidates[::-1]:
+def saved_variables(workdir: Workdir, which: str | int = "best", abstract_variables=None
+                    ) -> tuple[dict, str, int]:
+  """(model variables, 'best' | 'checkpoints', step) saved in a workdir, restored onto this
+  process's first device whatever topology wrote them.
+
+  which: 'best' (what the final evaluation uses; else the latest step), 'latest' (else the
+  best), or a step number. abstract_variables: the model's (jax.eval_shape of init), to
+  refuse a checkpoint of another model naming the parameter. WorkdirError if none fits.
+  """
+  places = [(workdir.best, "model"), (workdir.checkpoints, "state")]
+  if which == "latest":
+    places.reverse()
+  found = {}
+  for directory, item in places:
     if not directory.exists():
       continue
     manager = _manager(directory, None, item=item, read_only=True)
-    step = manager.latest_step()
-    if step is None:
+    found[directory.name] = manager.all_steps()
+    step = manager.latest_step() if isinstance(which, str) else which
+    if step is None or step not in found[directory.name]:
+      manager.close()
       continue
-    target = store.on_this_host(manager.item_metadata(step)[item])
-    restored = manager.restore(step, args=ocp.args.Composite(
-        **{item: ocp.args.StandardRestore(target)}))[item]
+    variables = _restore_variables(manager, step, item, abstract_variables)
     manager.close()
-    variables = {"params": restored["params"]}
-    if restored.get("batch_stats"):
-      variables["batch_stats"] = restored["batch_stats"]
     return variables, directory.name, step
+  if isinstance(which, int) and any(found.values()):
+    raise WorkdirError(f"{workdir} has no checkpoint at step {which}; saved steps: " +
+                       "; ".join(f"{k}/ {sorted(v)}" for k, v in found.items()))
   raise WorkdirError(f"{workdir} has no checkpoint: neither {workdir.best} nor "
                      f"{workdir.checkpoints} holds a saved step. Train first (python -m "
                      f"cnnviz_jax.main --config … --workdir {workdir}), or give --weights DIR.")
+
+
+def _model_part(tree) -> dict:
+  """The model variables of a TrainState's or a variables dict's (metadata) tree."""
+  return {k: tree[k] for k in ("params", "batch_stats") if tree.get(k)}
+
+
+def _restore_variables(manager: ocp.CheckpointManager, step: int, item: str, abstract) -> dict:
+  saved = manager.item_metadata(step)[item]
+  if abstract is not None:
+    check_compatible(manager, step, _model_part(abstract), item, _model_part(saved))
+  restored = manager.restore(step, args=ocp.args.Composite(
+      **{item: ocp.args.StandardRestore(store.on_this_host(saved))}))[item]
+  return _model_part(restored)

@@ -14,7 +14,7 @@ import numpy as np
 from clu import metric_writers, periodic_actions
 
 from cnnviz_jax.train import checkpoint as checkpoint_lib
-from cnnviz_jax.train import freeze, from_config, inputs, mesh as mesh_lib, results
+from cnnviz_jax.train import evaluate, freeze, from_config, inputs, mesh as mesh_lib
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train.state import TrainState
 from cnnviz_jax.train.workdir import Workdir
@@ -28,25 +28,9 @@ def _host(tree):
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def _evaluate(eval_step, variables, batches) -> tuple[dict, np.ndarray, np.ndarray]:
-  """Metric sums over every example once, plus labels and logits (host, unpadded)."""
-  totals, labels, logits = None, [], []
-  for batch in batches:
-    sums, out = eval_step(variables, batch)
-    sums = _host(sums)
-    totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
-    keep = np.asarray(inputs.to_host(batch["mask"])) > 0
-    labels.append(np.asarray(inputs.to_host(batch["label"]))[keep])
-    logits.append(np.asarray(inputs.to_host(out))[keep])
-  count = max(float(totals["count"]), 1.0)
-  summary = {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count,
-             "top5_accuracy": float(totals["correct_top5"]) / count}
-  return summary, np.concatenate(labels), np.concatenate(logits)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   workdir = Workdir(workdir)
-  workdir.create(config)
+  workdir.create()
   writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
 
   # --- Devices ------------------------------------------------------------------------------
@@ -64,6 +48,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   variables = from_config.initial_variables(config, model, example)
   params, batch_stats = variables["params"], variables.get("batch_stats", {})
   rng = jax.random.PRNGKey(config.seed + 1)  # raw uint32 key: orbax stores it as is
+  ckpt = checkpoint_lib.RunCheckpoints(workdir, keep=config.checkpoint_keep,
+                                       best_metric="val_" + config.early_stopping.metric,
+                                       best_mode=config.early_stopping.mode)
+  ckpt.check_fits(jax.eval_shape(lambda v: v, variables))  # a foreign workdir loses nothing
+  workdir.write_config(config)
 
   # Feature extraction (seed 003): run the frozen backbone once, train the head on it.
   features_shape = None
@@ -71,9 +60,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     data = data.cached_features(model, {"params": params, "batch_stats": batch_stats})
     features_shape = example.shape
 
-  ckpt = checkpoint_lib.RunCheckpoints(workdir, keep=config.checkpoint_keep,
-                                       best_metric="val_" + config.early_stopping.metric,
-                                       best_mode=config.early_stopping.mode)
   progress = ckpt.latest_progress() or {"stage": 0, "history": [], "done": False}
   history = progress["history"]
   eval_step = jax.jit(steps_lib.make_eval_step(model, features_input_shape=features_shape),
@@ -128,7 +114,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       sums = jax.tree.map(lambda *x: float(np.sum(x)), *host_metrics)
       train = {"loss": float(np.mean(losses)), "accuracy": sums["correct"] / sums["count"]}
       # --- Evaluate ---
-      val, _, _ = _evaluate(eval_step, state.variables(), data.eval_batches("validation"))
+      val, _, _ = evaluate.evaluate(eval_step, state.variables(),
+                                    data.eval_batches("validation"))
       record = {"stage": stage_index, "epoch": epoch, "step": int(state.step),
                 "lr": float(host_metrics[-1]["lr"]),  # applied by the epoch's last update
                 "train_loss": train["loss"], "train_accuracy": train["accuracy"],
@@ -165,12 +152,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
 
   # --- Final evaluation ---------------------------------------------------------------------
   final = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
-  out = {"model": config.model.name, "class_names": list(data.class_names),
-         "num_steps": first_step_of_stage, "splits": {}}
-  for split in data.eval_splits:
-    summary, labels, logits = _evaluate(eval_step, final, data.eval_batches(split))
-    out["splits"][split] = {**results.split_results(labels, logits, data.class_names),
-                            "loss": summary["loss"]}
+  out = evaluate.results_record(
+      eval_step, final, {s: lambda s=s: data.eval_batches(s) for s in data.eval_splits},
+      data.class_names, config.model.name, first_step_of_stage)
   workdir.write_json(workdir.results_json, out)
   writer.flush()
   ckpt.close()

@@ -101,14 +101,18 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
   return step
 
 
-def make_eval_step(model: nn.Module, *, features_input_shape=None) -> Callable:
-  """-> step(variables, batch) -> (metric sums, logits). Padded examples have mask 0."""
+def make_eval_step(model: nn.Module, *, features_input_shape=None, logit_order=None) -> Callable:
+  """-> step(variables, batch) -> (metric sums, logits). Padded examples have mask 0.
+  logit_order: the model's output index of each of the data's classes, where the data
+  orders the same classes differently (another source of the classes it was trained on)."""
 
   def step(variables, batch):
     if features_input_shape is not None:
       logits = taps.apply_head(model, variables, batch["image"], features_input_shape)
     else:
       logits = model.apply(variables, batch["image"], train=False)
+    if logit_order is not None:
+      logits = logits[:, logit_order]
     weights = batch.get("mask", jnp.ones(logits.shape[0]))
     return classification_metrics(logits, batch["label"], weights), logits
 

@@ -45,9 +45,13 @@ class Workdir:
     return str(self.path)
 
   # --- writing (process 0) ------------------------------------------------------------------
-  def create(self, config: ml_collections.ConfigDict) -> None:
+  def create(self) -> None:
     if jax.process_index() == 0:
       self.path.mkdir(parents=True, exist_ok=True)
+
+  def write_config(self, config: ml_collections.ConfigDict) -> None:
+    """After the checkpoints were found to fit it: a refused config loses nothing."""
+    if jax.process_index() == 0:
       self.config_json.write_text(config.to_json_best_effort(indent=1))
 
   def write_json(self, path: epath.Path, value: Any) -> None:

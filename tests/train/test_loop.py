@@ -1,23 +1,32 @@
 """The training loop end to end on a tiny shapes dataset: workdir, stages, freezing, errors."""
 import json
 import pathlib
+import shutil
 
 import jax
 import numpy as np
 import pytest
 
 import runs
-from cnnviz_jax.train import loop
+from cnnviz_jax.data import sources
+from cnnviz_jax.train import evaluate, from_config, loop
+from cnnviz_jax.train.workdir import WorkdirError
 
 
 def _params_at(directory: pathlib.Path):
   return runs.final_state(directory.parent, directory.name)["params"]
 
 
+def _four_classes(data_dir):
+  config = runs.tiny_config(data_dir)
+  config.data.shapes.num_classes = 4  # circle, square, triangle, cross: not sorted by name
+  return config
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, data_dir):
   workdir = tmp_path_factory.mktemp("run")
-  return workdir, loop.train_and_evaluate(runs.tiny_config(data_dir), workdir)
+  return workdir, loop.train_and_evaluate(_four_classes(data_dir), workdir)
 
 
 def test_workdir_has_results_history_events_config_and_checkpoints(finished_run):
@@ -25,7 +34,7 @@ def test_workdir_has_results_history_events_config_and_checkpoints(finished_run)
   results = json.loads((workdir / "results.json").read_text())
   assert results == json.loads(json.dumps(out))
   assert set(results["splits"]) == {"train", "validation", "test"}
-  assert len(results["class_names"]) == 3
+  assert len(results["class_names"]) == 4
   for split, expected in (("train", 256), ("validation", 64), ("test", 64)):
     r = results["splits"][split]
     confusion = np.asarray(r["confusion_matrix"])
@@ -47,7 +56,7 @@ def test_workdir_has_results_history_events_config_and_checkpoints(finished_run)
 def test_a_finished_run_started_again_changes_nothing(finished_run, data_dir):
   workdir, out = finished_run
   before = _params_at(workdir / "checkpoints")
-  again = loop.train_and_evaluate(runs.tiny_config(data_dir), workdir)
+  again = loop.train_and_evaluate(_four_classes(data_dir), workdir)
   assert again["splits"]["test"] == out["splits"]["test"]
   jax.tree.map(np.testing.assert_array_equal, before, _params_at(workdir / "checkpoints"))
 
@@ -66,10 +75,12 @@ def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, da
 
 def test_checkpoint_of_another_head_or_class_count_is_refused(finished_run, data_dir):
   workdir, _ = finished_run
-  config = runs.tiny_config(data_dir)
+  config = _four_classes(data_dir)
   config.model.head = "dense128"
+  before = (workdir / "config.json").read_text()
   with pytest.raises(ValueError, match=r"does not fit this model(.|\n)*params/head/hidden/kernel"):
     loop.train_and_evaluate(config, workdir)
+  assert (workdir / "config.json").read_text() == before  # the refused config lost nothing
 
 
 @pytest.mark.parametrize("mode", ["freeze", "fraction", "features"])
@@ -103,3 +114,49 @@ def _initial_params(config):
   model = cj.models.create(config.model.name, num_classes=3, **config.model.options)
   variables = jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((32, 32, 32, 3)))
   return jax.tree.map(np.asarray, variables["params"])
+
+
+def test_evaluate_mode_on_its_own_data_equals_results_json(finished_run):
+  workdir, out = finished_run
+  path, record = evaluate.evaluate_workdir(workdir, splits=["validation", "test"])
+  assert path == str(workdir / "eval" / f"shapes_best_{record['checkpoint'].split('/')[1]}.json")
+  assert json.loads(pathlib.Path(path).read_text()) == json.loads(json.dumps(record))
+  for split in ("validation", "test"):
+    assert record["splits"][split] == json.loads(json.dumps(out["splits"][split]))
+  _, latest = evaluate.evaluate_workdir(workdir, which="latest", splits=["test"], name="last")
+  assert latest["checkpoint"] == "checkpoints/24" and (workdir / "eval/last.json").exists()
+
+
+def test_evaluate_mode_on_an_image_folder_of_the_same_classes(finished_run, data_dir, tmp_path):
+  """The test split written as class folders (sorted by name, not the dataset's order):
+  the same confusion counts, class by class."""
+  workdir, out = finished_run
+  source = sources.get_source(from_config.data_config(_four_classes(data_dir)), "test")
+  for i, (png, label) in enumerate(zip(source.load(np.arange(source.num_examples))["image"],
+                                       source.labels)):
+    folder = tmp_path / "images" / source.class_names[label]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{i:03d}.png").write_bytes(png)
+  other = _four_classes(data_dir)
+  other.data.update(name="folder", root=str(tmp_path / "images"), split_fractions=(0.0, 0.0, 1.0))
+  _, record = evaluate.evaluate_workdir(workdir, other, splits=["test"], name="folder")
+  names, theirs = out["class_names"], record["class_names"]
+  assert sorted(names) == theirs != names  # the folder orders them otherwise
+  ours, folder = np.asarray(out["splits"]["test"]["confusion_matrix"]), np.asarray(
+      record["splits"]["test"]["confusion_matrix"])
+  order = [names.index(n) for n in theirs]
+  np.testing.assert_array_equal(folder, ours[np.ix_(order, order)])
+  assert record["splits"]["test"]["accuracy"] == out["splits"]["test"]["accuracy"]
+
+
+def test_evaluate_mode_refuses_a_foreign_checkpoint_and_a_missing_step(finished_run, tmp_path):
+  workdir, _ = finished_run
+  foreign = tmp_path / "foreign"
+  shutil.copytree(workdir, foreign)
+  config = json.loads((foreign / "config.json").read_text())
+  config["model"]["head"] = "dense128"
+  (foreign / "config.json").write_text(json.dumps(config))
+  with pytest.raises(ValueError, match=r"does not fit this model(.|\n)*params/head/hidden/kernel"):
+    evaluate.evaluate_workdir(foreign, splits=["test"])
+  with pytest.raises(WorkdirError, match=r"no checkpoint at step 7; saved steps: best/"):
+    evaluate.evaluate_workdir(workdir, which="7", splits=["test"])

@@ -32,6 +32,8 @@ flags.DEFINE_string("eval_name", None, "evaluate: W/eval/NAME.json (default: dat
 flags.DEFINE_bool("report", True, "Write W/report.html after training.")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
+REPORT_TIMEOUT_S = 3600  # how long other processes wait for process 0's report
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as if the signal had ended it: not finished
 
 
 class _QuietLibraries(logging.logging.Filter):
@@ -58,19 +60,25 @@ def main(argv):
     raise app.UsageError("--config is required to train (or use --mode=report)")
   validate.validate(FLAGS.config)
   mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except loop.Preempted as e:
+    logging.warning("%s", e)
+    print(e)
+    sys.exit(PREEMPTED_EXIT_CODE)
   summary = ", ".join(f"{split} {r['accuracy']:.2%}" for split, r in results["splits"].items())
   logging.info("accuracy: %s; results in %s/results.json", summary, FLAGS.workdir)
   print(f"accuracy: {summary}\nresults: {FLAGS.workdir}/results.json")
   if FLAGS.report:
     import jax  # pylint: disable=import-outside-toplevel
-    if jax.process_count() > 1:
-      # A process that exits while process 0 still draws makes jax.distributed abort the
-      # others (seen: SIGABRT in the 2-process test), so multi-process runs report afterwards.
-      logging.info("multi-process run: write the report with --mode=report --workdir %s",
-                   FLAGS.workdir)
-    else:
-      _report(FLAGS.workdir)
+    import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+    try:
+      if jax.process_index() == 0:
+        _report(FLAGS.workdir)
+    finally:
+      if jax.process_count() > 1:  # the others wait: an early exit would abort process 0
+        ocp.multihost.sync_global_processes("report_written", timeout=REPORT_TIMEOUT_S,
+                                            processes=set(range(jax.process_count())))
 
 
 def _evaluate() -> None:

@@ -60,5 +60,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.early_stopping = ml_collections.ConfigDict(dict(
       enabled=False, metric="accuracy", mode="max", patience=5, restore_best=True))
   config.checkpoint_keep = 2
+  config.checkpoint_every_steps = 0  # also checkpoint inside epochs, every N steps (0: off)
   config.eval_splits = ("train", "validation", "test")
   return config

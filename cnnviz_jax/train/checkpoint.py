@@ -48,6 +48,11 @@ class RunCheckpoints:
       self.best.save(step, metrics=metrics, force=True, args=ocp.args.Composite(
           model=ocp.args.StandardSave(state.variables()), progress=ocp.args.JsonSave(progress)))
 
+  def reached_preemption(self, step: int) -> bool:
+    """True at the step where every host has agreed to save after a preemption notice
+    (SIGTERM; jax's preemption sync manager, active under jax.distributed)."""
+    return self.latest.reached_preemption(step)
+
   def latest_progress(self) -> dict | None:
     step = self.latest.latest_step()
     if step is None:

@@ -24,6 +24,16 @@ class NonFiniteLossError(FloatingPointError):
   pass
 
 
+class Preempted(Exception):
+  """The scheduler asked the run to stop (SIGTERM): a checkpoint of this step was saved on
+  every host; the same command resumes from it."""
+
+  def __init__(self, step: int, workdir: Workdir):
+    super().__init__(f"preempted: saved a checkpoint at step {step} in {workdir.checkpoints}; "
+                     "run the same command again to resume from it")
+    self.step = step
+
+
 def _host(tree):
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
@@ -66,6 +76,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                       in_shardings=shardings, out_shardings=shardings)
   first_step_of_stage = sum(s.epochs for s in config.stages[:progress["stage"]]) * steps_per_epoch
 
+  every = config.get("checkpoint_every_steps", 0)  # also inside epochs (long epochs)
+
   # --- Stages (one, or e.g. head-only then everything: seed 002) ----------------------------
   for stage_index in range(progress["stage"], len(config.stages)):
     stage = config.stages[stage_index]
@@ -82,9 +94,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                                   freeze_bn=stage.get("freeze_bn", False),
                                   features_input_shape=features_shape), shardings)
     start_epoch, best, patience_left = 0, None, config.early_stopping.patience
-    if progress.get("stage") == stage_index and history and progress.get("epoch") is not None:
+    done_steps, done_metrics = 0, []  # of an epoch a mid-epoch checkpoint interrupted
+    if progress.get("stage") == stage_index and progress.get("epoch") is not None:
       state, progress = ckpt.restore(jax.eval_shape(lambda s: s, state))
       start_epoch = progress["epoch"] + 1
+      if progress.get("steps_done", steps_per_epoch) < steps_per_epoch:
+        start_epoch, done_steps = progress["epoch"], progress["steps_done"]
+        done_metrics = [{k: np.float32(v) for k, v in m.items()}
+                        for m in progress["epoch_metrics"]]
       best, patience_left = progress.get("best"), progress.get("patience_left", patience_left)
       logging.info("resumed at step %d (stage %d, epoch %d)", int(state.step), stage_index,
                    start_epoch)
@@ -96,13 +113,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
         break
       # --- Train one epoch ---
       step0 = first_step_of_stage + epoch * steps_per_epoch
-      step_metrics = []
+      first = done_steps if epoch == start_epoch else 0
+      step_metrics = done_metrics if epoch == start_epoch else []
       start = time.perf_counter()
-      for i, batch in enumerate(data.train_batches(step0, steps_per_epoch)):
+      for i, batch in enumerate(data.train_batches(step0 + first, steps_per_epoch - first),
+                                start=first):
         state, m = train_step(state, batch)
         step_metrics.append(m)
+        step = step0 + i + 1
         if jax.process_index() == 0:  # progress on the console of one process only
-          report(step0 + i + 1)
+          report(step)
+        preempted = ckpt.reached_preemption(step)  # every host, every step (orbax / jax)
+        if i + 1 < steps_per_epoch and (preempted or (every and step % every == 0)):
+          ckpt.save(state, {"stage": stage_index, "epoch": epoch, "steps_done": i + 1,
+                            "epoch_metrics": [{k: float(v) for k, v in m.items()}
+                                              for m in _host(step_metrics)],
+                            "history": history, "best": best,
+                            "patience_left": patience_left}, {})
+        if preempted:
+          raise Preempted(step, workdir)
       host_metrics = _host(step_metrics)
       losses = np.asarray([float(m["loss"]) for m in host_metrics])
       bad = np.flatnonzero(~np.isfinite(losses))
@@ -138,6 +167,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                   "patience_left": patience_left, "stopped_early": stop}
       ckpt.save(state, progress, {"val_" + config.early_stopping.metric: value})
       workdir.write_json(workdir.history_json, history)
+      if preempted:
+        raise Preempted(step, workdir)
       if stop:
         logging.info("early stopping after epoch %d: no better val %s for %d epochs", epoch,
                      config.early_stopping.metric, config.early_stopping.patience)

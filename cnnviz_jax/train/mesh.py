@@ -6,6 +6,7 @@ same code runs on 1 CPU, on simulated devices
 (jax.distributed with gloo CPU collectives) and on TPU pods / GPU clusters.
 """
 import os
+import socket
 
 import jax
 import numpy as np
@@ -16,17 +17,24 @@ DATA_AXIS = "data"
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
-  """Joins a multi-process run; a no-op for a single process.
+  """Joins a multi-process run, or starts a one-process one on this machine.
 
   Explicit arguments (e.g. two local CPU processes) or auto-detection: TPU VMs and
-  Slurm (`srun`) provide everything to `jax.distributed.initialize()`.
+  Slurm (`srun`) provide everything to `jax.distributed.initialize()`. A single process
+  runs the coordination service alone: jax's preemption sync manager (a SIGTERM becomes
+  a checkpoint, then a clean exit) needs it.
   """
+  # CPU processes need gloo for their collectives; the setting is ignored on TPU/GPU.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if coordinator_address:
-    # CPU processes need gloo for their collectives; the setting is ignored on TPU/GPU.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
   elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or os.environ.get("TPU_WORKER_HOSTNAMES"):
     jax.distributed.initialize()
+  else:
+    with socket.socket() as s:
+      s.bind(("127.0.0.1", 0))
+      port = s.getsockname()[1]
+    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=1, process_id=0)
 
 
 def make_mesh() -> Mesh:

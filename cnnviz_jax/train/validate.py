@@ -6,7 +6,8 @@ from cnnviz_jax.data import config as data_config
 from cnnviz_jax.train import optimizers, schedules
 
 TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_smoothing",
-             "stages", "early_stopping", "checkpoint_keep", "eval_splits"}
+             "stages", "early_stopping", "checkpoint_keep", "checkpoint_every_steps",
+             "eval_splits"}
 STAGE = {"epochs", "optimizer", "schedule", "freeze", "freeze_fraction", "freeze_bn"}
 SPLITS = ("train", "validation", "test")
 
@@ -50,5 +51,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if bad_splits or "validation" not in config.eval_splits:
     raise ValueError(f"config.eval_splits must include 'validation' and hold only "
                      f"{', '.join(SPLITS)}; got {tuple(config.eval_splits)}")
+  every = config.get("checkpoint_every_steps", 0)
+  if not isinstance(every, int) or every < 0:
+    raise ValueError(f"config.checkpoint_every_steps must be an int >= 0; got {every!r}")
   if not 0.0 <= config.label_smoothing < 1.0:
     raise ValueError(f"config.label_smoothing must be in [0, 1); got {config.label_smoothing}")

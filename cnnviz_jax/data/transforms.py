@@ -3,7 +3,7 @@
 Eval resizing follows the source framework (`WeightsMeta`): torchvision resizes the
 shorter side to `resize_size` (bilinear, antialiased) and centre-crops `image_size`;
 Keras resizes straight to `image_size`. Normalisation uses the constants of
-`cnnviz_jax.weights.preprocessing` ('torch' | 'caffe' | 'tf'), a dataset's own mean/std
+`cnnviz_jax.weights.preprocessing` ('torch' | 'caffe' | 'tf' | 'lite'), a dataset's own mean/std
 ('standardize'), or just /255 ('unit').
 """
 from collections.abc import Sequence
@@ -75,6 +75,8 @@ def normalize(image: tf.Tensor, mode: str, mean: Sequence[float] | None = None,
     return x[..., ::-1] - tf.constant(preprocessing.CAFFE_MEAN_BGR, tf.float32)
   if mode == "tf":
     return x / 127.5 - 1.0
+  if mode == "lite":
+    return (x - preprocessing.LITE_MEAN) / preprocessing.LITE_STD
   if mode == "unit":
     return x / 255.0
   if mode == "standardize":

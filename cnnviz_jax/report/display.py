@@ -47,6 +47,8 @@ def to_display(x: np.ndarray, normalization: str = "unit", mean: Sequence[float]
     rgb = (x + np.asarray(preprocessing.CAFFE_MEAN_BGR))[..., ::-1] / 255.0
   elif normalization == "tf":
     rgb = (x + 1.0) / 2.0
+  elif normalization == "lite":
+    rgb = (x * preprocessing.LITE_STD + preprocessing.LITE_MEAN) / 255.0
   elif normalization == "standardize":
     rgb = x * np.asarray(std) + np.asarray(mean)
   else:

@@ -141,5 +141,7 @@ def _normaliser(mode: str, mean, std) -> Callable:
               np.asarray(preprocessing.TORCH_STD, np.float32))
     if mode == "caffe":
       return rgb[..., ::-1] * 255.0 - np.asarray(preprocessing.CAFFE_MEAN_BGR, np.float32)
+    if mode == "lite":
+      return (rgb * 255.0 - preprocessing.LITE_MEAN) / preprocessing.LITE_STD
     return rgb * 2.0 - 1.0  # 'tf'
   return normalise

@@ -26,7 +26,7 @@ from cnnviz_jax.weights import tree
 ARCHS = tuple(f"resnet{d}" for d in (18, 34, 50, 101, 152)) + tuple(
     f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn"))
 
-_BN = {"weight": ("params", "scale"), "bias": ("params", "bias"),
+TORCH_BN = {"weight": ("params", "scale"), "bias": ("params", "bias"),
        "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
 
 
@@ -51,10 +51,10 @@ def read_state_dict(state_dict_or_path) -> dict[str, np.ndarray]:
   return {k.removeprefix("module."): _to_numpy(v) for k, v in state_dict_or_path.items()}
 
 
-def _layer(kind: str, flax_module: tuple[str, ...], field: str, value: np.ndarray):
+def torch_array(kind: str, flax_module: tuple[str, ...], field: str, value: np.ndarray):
   """One torch tensor -> (flax path, array) by the table above."""
   if kind == "bn":
-    collection, name = _BN[field]
+    collection, name = TORCH_BN[field]
     return (collection, *flax_module, name), value
   if field == "bias":
     return ("params", *flax_module, "bias"), value
@@ -111,14 +111,14 @@ def convert_state_dict(arch: str, state_dict: Mapping[str, np.ndarray]):
       unknown.append(key)
       continue
     kind, module, field = found
-    if kind == "bn" and field not in _BN:
+    if kind == "bn" and field not in TORCH_BN:
       unknown.append(key)
       continue
     if vgg_table is not None and module == ("head", "fc1") and field == "weight":
       out = value.shape[0]
       channels = value.shape[1] // 49
       value = value.reshape(out, channels, 7, 7).transpose(0, 2, 3, 1).reshape(out, -1)
-    path, array = _layer(kind, module, field, value)
+    path, array = torch_array(kind, module, field, value)
     arrays[path], origin[path] = array, key
   if unknown:
     raise ValueError(f"state_dict keys that are not part of torchvision's {arch}: "

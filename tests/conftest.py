@@ -74,3 +74,15 @@ def photos():
   """name -> real photograph (uint8 RGB) shipped in scikit-image's wheel: a cat, an espresso."""
   data = pytest.importorskip("skimage.data")
   return {"chelsea": data.chelsea(), "coffee": data.coffee()}
+
+
+@pytest.fixture(scope="session")
+def lite0_inputs(lite0_imagenet, photos):
+  """chelsea and coffee as the real Lite0 weights expect them: the meta's resize and centre
+  crop (224 of 256) as uint8, then `meta.preprocess` -> (crops, x float32 NHWC)."""
+  from cnnviz_jax.data import transforms  # pylint: disable=import-outside-toplevel
+  meta = lite0_imagenet[3]
+  crops = np.stack([np.round(transforms.eval_resize(photos[name], meta.input_size,
+                                                    meta.resize_size)[0].numpy()).astype(np.uint8)
+                    for name in ("chelsea", "coffee")])
+  return crops, meta.preprocess(crops)

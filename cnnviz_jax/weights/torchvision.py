@@ -21,6 +21,7 @@ import numpy as np
 from cnnviz_jax import models
 from cnnviz_jax.models import vgg as vgg_family
 from cnnviz_jax.weights import meta as meta_lib
+from cnnviz_jax.weights import pth
 from cnnviz_jax.weights import tree
 
 ARCHS = tuple(f"resnet{d}" for d in (18, 34, 50, 101, 152)) + tuple(
@@ -37,15 +38,12 @@ def _to_numpy(value) -> np.ndarray:
 
 
 def read_state_dict(state_dict_or_path) -> dict[str, np.ndarray]:
-  """A state_dict (torch tensors or numpy) or a .pth path -> {key: numpy array}."""
+  """A state_dict (torch tensors or numpy) or a .pth path -> {key: numpy array}.
+
+  A path is read with numpy alone (weights/pth.py): converting needs no torch install.
+  """
   if isinstance(state_dict_or_path, (str, os.PathLike)):
-    try:
-      import torch  # pylint: disable=import-outside-toplevel
-    except ImportError as e:
-      raise ImportError("reading a .pth file needs PyTorch: pip install torch "
-                        "(or pass a state_dict of numpy arrays)") from e
-    state_dict_or_path = torch.load(os.fspath(state_dict_or_path), map_location="cpu",
-                                    weights_only=True)
+    state_dict_or_path = pth.read(state_dict_or_path)
     if "state_dict" in state_dict_or_path and len(state_dict_or_path) < 5:
       state_dict_or_path = state_dict_or_path["state_dict"]
   return {k.removeprefix("module."): _to_numpy(v) for k, v in state_dict_or_path.items()}

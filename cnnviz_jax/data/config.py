@@ -2,7 +2,8 @@
 
 Experiment configs set `config.data = data.default_config()` and override fields; the
 pipeline also takes a plain dict or keyword overrides. `with_meta` copies image size,
-eval resizing and normalisation from converted weights, so a model is fed as trained.
+eval resizing (unless `size_from_weights` is False) and normalisation from converted
+weights, so a model is fed as trained.
 """
 import copy
 from collections.abc import Mapping
@@ -39,7 +40,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.image_size = 32  # model input side
   c.resize_size = None  # eval: shorter side -> this, centre crop (torchvision); None: direct
   c.resize_method = "bilinear"
-  c.normalization = "unit"  # preprocessing.NORMALIZATIONS; from weights meta: torch/caffe/tf
+  # with converted weights: image_size and resize_size from their meta; False keeps this
+  # config's (a fully convolutional net also runs at other sizes: smaller is cheaper)
+  c.size_from_weights = True
+  c.normalization = "unit"  # preprocessing.NORMALIZATIONS; from weights meta: torch/caffe/…
   c.mean = None  # 'standardize': per-channel mean / std on the [0, 1] scale
   c.std = None
   c.augment = ml_collections.ConfigDict(dict(kind=None))  # or KERAS_SEED_001, …
@@ -51,8 +55,9 @@ def default_config() -> ml_collections.ConfigDict:
 def with_meta(config, meta) -> dict:
   """`config` with image size, eval resizing and normalisation of a `WeightsMeta`."""
   out = resolve(config)
-  out.update(image_size=meta.input_size, resize_size=meta.resize_size,
-             normalization=meta.preprocessing)
+  if out["size_from_weights"]:
+    out.update(image_size=meta.input_size, resize_size=meta.resize_size)
+  out["normalization"] = meta.preprocessing
   return out
 
 

@@ -65,11 +65,36 @@ def avg_pool(x, window: int = 3, stride: int = 1, mode: str = "same"):
   return nn.avg_pool(x, w, s, padding=tf_padding(x, w, s, mode), count_include_pad=False)
 
 
+class DepthwiseConv(nn.Module):
+  """A depthwise conv without bias (Keras' DepthwiseConv2D; kernel (kh, kw, 1, C), as
+  nn.Conv with feature_group_count=C) computed as kh·kw shifted multiply-adds: on
+  XLA-CPU 10-25× faster than a grouped convolution, forward and backward."""
+  kernel_size: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  padding: tuple = ((0, 0), (0, 0))  # explicit ((top, bottom), (left, right))
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    (kh, kw), (sh, sw) = self.kernel_size, self.strides
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, 1, x.shape[-1]),
+                        jnp.float32)
+    x = jnp.pad(x.astype(self.dtype), ((0, 0), *self.padding, (0, 0)))
+    kernel = kernel.astype(self.dtype)
+    oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    out = 0
+    for i in range(kh):
+      for j in range(kw):
+        out = out + x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] * kernel[i, j, 0]
+    return out
+
+
 class KerasConvBN(nn.Module):
   """Keras' conv2d_bn: Conv2D without bias, BatchNormalization (eps 1e-3), activation.
 
   The Inception family's unit. act=None leaves the activation out; bn_scale=False
-  is Keras' `scale=False` (no gamma: the ReLU that follows makes it redundant).
+  is Keras' `scale=False` (no gamma: the ReLU that follows makes it redundant);
+  depthwise=True is a DepthwiseConv2D (features = the input's channels).
   """
   features: int
   kernel_size: tuple[int, int]
@@ -77,14 +102,20 @@ class KerasConvBN(nn.Module):
   strides: int = 1
   padding: str = "same"  # Keras' mode, turned into explicit padding for the input size
   bn_scale: bool = False
+  depthwise: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     strides = (self.strides,) * 2
-    x = nn.Conv(self.features, self.kernel_size, strides,
-                padding=tf_padding(x, self.kernel_size, strides, self.padding), use_bias=False,
-                dtype=self.dtype, name="conv")(x)
+    padding = tf_padding(x, self.kernel_size, strides, self.padding)
+    if self.depthwise:
+      if self.features != x.shape[-1]:
+        raise ValueError(f"a depthwise conv keeps the {x.shape[-1]} channels, not {self.features}")
+      x = DepthwiseConv(self.kernel_size, strides, padding, self.dtype, name="conv")(x)
+    else:
+      x = nn.Conv(self.features, self.kernel_size, strides, padding=padding, use_bias=False,
+                  dtype=self.dtype, name="conv")(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
                      use_scale=self.bn_scale, dtype=self.dtype, name="bn")(x)
     return x if self.act is None else self.act(x)

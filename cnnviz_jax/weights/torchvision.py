@@ -21,12 +21,13 @@ import numpy as np
 from cnnviz_jax import models
 from cnnviz_jax.models import vgg as vgg_family
 from cnnviz_jax.weights import meta as meta_lib
+from cnnviz_jax.weights import pth
 from cnnviz_jax.weights import tree
 
 ARCHS = tuple(f"resnet{d}" for d in (18, 34, 50, 101, 152)) + tuple(
     f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn"))
 
-_BN = {"weight": ("params", "scale"), "bias": ("params", "bias"),
+TORCH_BN = {"weight": ("params", "scale"), "bias": ("params", "bias"),
        "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
 
 
@@ -37,24 +38,21 @@ def _to_numpy(value) -> np.ndarray:
 
 
 def read_state_dict(state_dict_or_path) -> dict[str, np.ndarray]:
-  """A state_dict (torch tensors or numpy) or a .pth path -> {key: numpy array}."""
+  """A state_dict (torch tensors or numpy) or a .pth path -> {key: numpy array}.
+
+  A path is read with numpy alone (weights/pth.py): converting needs no torch install.
+  """
   if isinstance(state_dict_or_path, (str, os.PathLike)):
-    try:
-      import torch  # pylint: disable=import-outside-toplevel
-    except ImportError as e:
-      raise ImportError("reading a .pth file needs PyTorch: pip install torch "
-                        "(or pass a state_dict of numpy arrays)") from e
-    state_dict_or_path = torch.load(os.fspath(state_dict_or_path), map_location="cpu",
-                                    weights_only=True)
+    state_dict_or_path = pth.read(state_dict_or_path)
     if "state_dict" in state_dict_or_path and len(state_dict_or_path) < 5:
       state_dict_or_path = state_dict_or_path["state_dict"]
   return {k.removeprefix("module."): _to_numpy(v) for k, v in state_dict_or_path.items()}
 
 
-def _layer(kind: str, flax_module: tuple[str, ...], field: str, value: np.ndarray):
+def torch_array(kind: str, flax_module: tuple[str, ...], field: str, value: np.ndarray):
   """One torch tensor -> (flax path, array) by the table above."""
   if kind == "bn":
-    collection, name = _BN[field]
+    collection, name = TORCH_BN[field]
     return (collection, *flax_module, name), value
   if field == "bias":
     return ("params", *flax_module, "bias"), value
@@ -111,14 +109,14 @@ def convert_state_dict(arch: str, state_dict: Mapping[str, np.ndarray]):
       unknown.append(key)
       continue
     kind, module, field = found
-    if kind == "bn" and field not in _BN:
+    if kind == "bn" and field not in TORCH_BN:
       unknown.append(key)
       continue
     if vgg_table is not None and module == ("head", "fc1") and field == "weight":
       out = value.shape[0]
       channels = value.shape[1] // 49
       value = value.reshape(out, channels, 7, 7).transpose(0, 2, 3, 1).reshape(out, -1)
-    path, array = _layer(kind, module, field, value)
+    path, array = torch_array(kind, module, field, value)
     arrays[path], origin[path] = array, key
   if unknown:
     raise ValueError(f"state_dict keys that are not part of torchvision's {arch}: "

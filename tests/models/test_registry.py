@@ -8,6 +8,7 @@ import pytest
 import cnnviz_jax as cj
 
 FAMILIES = [("resnet18", 32), ("resnet50", 32), ("resnet50_keras", 32), ("vgg11_bn", 32),
+            ("efficientnet_lite0", 32),
             ("small_cnn", 48), ("selu_cnn", 32), ("small_cnn_bn", 32)]
 
 

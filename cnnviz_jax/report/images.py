@@ -59,7 +59,7 @@ def explainee(workdir: str | None, weights_dir: str | None):
   if weights_dir:
     try:
       variables, meta = weights.load(weights_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ImportError, ValueError) as e:  # no directory, wheel, arch
       raise ReportError(str(e)) from e
     model = models.create(meta.arch, num_classes=meta.num_classes)
     return Explainee(model, variables, meta.class_names, meta.input_size, meta.preprocess,

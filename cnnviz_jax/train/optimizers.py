@@ -38,6 +38,8 @@ def _rule(config: ml_collections.ConfigDict, lr) -> optax.GradientTransformation
 def make(config: ml_collections.ConfigDict, lr_schedule) -> optax.GradientTransformation:
   """config: name, grad_clip, weight_decay (+ the rule's own fields); lr_schedule: a
   float or an optax schedule of this optimizer's own update count."""
+  if config.name not in NAMES:  # now, not at the first init
+    raise ValueError(f"unknown optimizer {config.name!r}; valid: {', '.join(NAMES)}")
   return optax.inject_hyperparams(_chain, static_args="config")(config, lr_schedule)
 
 

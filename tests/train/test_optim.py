@@ -79,7 +79,7 @@ def test_regex_freeze_and_frozen_params_carry_no_optimizer_state(resnet_params):
   flat = jax.tree_util.tree_flatten_with_path(mask)[0]
   assert all(m == (jax.tree_util.keystr(p).startswith("['head']")) for p, m in flat)
   trainable, frozen = freeze.split(resnet_params, mask)
-  state = optimizers.make(_cfg(name="adam"), 1e-3).init(trainable)
+  state = jax.eval_shape(optimizers.make(_cfg(name="adam"), 1e-3).init, trainable)
   moments = [x for x in jax.tree.leaves(state) if x.ndim > 0]
   assert sum(x.size for x in moments) == 2 * (512 * 3 + 3)  # mu and nu of the head only
   merged = freeze.merge(trainable, frozen)

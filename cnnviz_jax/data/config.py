@@ -32,7 +32,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.split_seed = 0  # the split does not move when the training seed does
   c.shapes = ml_collections.ConfigDict(dict(
       num_classes=5, image_size=32, num_train=6000, num_validation=1000, num_test=1000,
-      distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0))
+      distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0, decoy=0))
   c.batch_size = 32  # global, over every device of every process
   c.eval_batch_size = None  # None: batch_size
   c.image_size = 32  # model input side

@@ -18,6 +18,7 @@ from clu import metric_writers, periodic_actions
 
 from cnnviz_jax import models
 from cnnviz_jax.train import checkpoint as checkpoint_lib
+from cnnviz_jax.train import explanation_loss
 from cnnviz_jax.train import freeze, inputs, mesh as mesh_lib, optimizers, results, schedules
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train.state import TrainState
@@ -109,7 +110,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     train_step = steps_lib.jit_train_step(
         steps_lib.make_train_step(model, tx, mask, label_smoothing=config.label_smoothing,
                                   freeze_bn=stage.get("freeze_bn", False),
-                                  features_input_shape=features_shape), shardings)
+                                  features_input_shape=features_shape,
+                                  explanation_penalty=explanation_loss.make(
+                                      config.get("explanation_loss"), model,
+                                      freeze_bn=stage.get("freeze_bn", False))), shardings)
     start_epoch, best, patience_left = 0, None, config.early_stopping.patience
     if progress.get("stage") == stage_index and history and progress.get("epoch") is not None:
       state, progress = ckpt.restore(jax.eval_shape(lambda s: s, state))

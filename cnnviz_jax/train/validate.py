@@ -3,10 +3,10 @@ import ml_collections
 
 from cnnviz_jax import models
 from cnnviz_jax.data import config as data_config
-from cnnviz_jax.train import optimizers, schedules
+from cnnviz_jax.train import explanation_loss, optimizers, schedules
 
 TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_smoothing",
-             "stages", "early_stopping", "checkpoint_keep", "eval_splits"}
+             "stages", "early_stopping", "checkpoint_keep", "eval_splits", "explanation_loss"}
 STAGE = {"epochs", "optimizer", "schedule", "freeze", "freeze_fraction", "freeze_bn"}
 SPLITS = ("train", "validation", "test")
 
@@ -52,3 +52,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      f"{', '.join(SPLITS)}; got {tuple(config.eval_splits)}")
   if not 0.0 <= config.label_smoothing < 1.0:
     raise ValueError(f"config.label_smoothing must be in [0, 1); got {config.label_smoothing}")
+  if explanation_loss.enabled(config.get("explanation_loss")):
+    _check_explanation_loss(config)
+
+
+def _check_explanation_loss(config: ml_collections.ConfigDict) -> None:
+  if config.get("feature_extraction"):
+    raise ValueError("config.explanation_loss needs the images: it cannot train on cached "
+                     "features (config.feature_extraction = True)")
+  model = models.create(config.model.name, num_classes=2, head=config.model.head or None,
+                        **config.model.options)
+  size = config.data.image_size
+  explanation_loss.check(config.explanation_loss, model, (1, size, size, 3))

@@ -5,8 +5,12 @@ Constraining their Explanations", IJCAI 2017 (arXiv:1703.03717), eq. 1:
   L = CE + λ Σ_d (A_d ∂/∂x_d Σ_k log p_k)²,   A = 1 where the input should not matter.
 `config.explanation_loss = dict(kind=…, weight=λ, layer=…, target=…)`; kind "" is off.
 Here A = 1 − object_mask (the batches carry the data's masks), and per image:
-  input kinds  (input_gradient, gradient_x_input): Σ_{h,w,c} ((1 − m_hw) a_hwc)², the
+  input kinds  (input_gradient, gradient_x_input, integrated_gradients): Σ_{h,w,c}
+               ((1 − m_hw) a_hwc)², the
                paper's term (a = the attribution; with target 'log_prob_sum' exactly eq. 1);
+               normalise=True: (Σ (1 − m) a² / Σ a²)², the squared share of the attribution
+               energy outside — scale-free like the CAM kinds', so the model cannot lower it
+               by flattening its input gradients everywhere (see configs/right_reasons.py);
   CAM kinds    (grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam), maps at `layer`'s
                resolution (h, w): (1 − mass_inside)², mass_inside = Σ cam·m↓ / Σ cam with
                the mask area-averaged to (h, w) (explain.mass_inside). Normalised by the
@@ -17,7 +21,16 @@ independent of the batch size), times λ.
 Targets: 'label' (the labelled class's logit), 'predicted' (top-1), 'log_prob_sum'
 (Σ_k log p_k, Ross et al.'s choice). The explainers are the library's own (cj.explain), on
 the function the cross-entropy trains: BatchNorm with batch statistics (running ones with
-freeze_bn), no dropout.
+freeze_bn), no dropout. integrated_gradients is Sundararajan et al.'s path integral from the
+black image sampled at one uniform α per image and step, x · ∇S(αx) (unbiased, one gradient
+per step: Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature
+can be gamed between its nodes); it uses the running BatchNorm statistics, as batch
+statistics would normalise the path's scaling away.
+Evasion (measured on the decoy shapes, configs/right_reasons.py): a model can keep a
+shortcut while flattening the local gradients of its pathway, or hide it in Grad-CAM's
+channel-averaged weights or in negative evidence; a path integral (integrated_gradients)
+cannot be flattened away (in expectation), and normalise=True makes the penalty discriminate when the right
+reasons' own attributions spread beyond the mask.
 """
 from typing import Any, Callable, Mapping
 
@@ -28,12 +41,13 @@ import jax.numpy as jnp
 from cnnviz_jax import explain
 from cnnviz_jax.models import taps
 
-INPUT_KINDS = {"input_gradient": explain.gradient, "gradient_x_input": explain.gradient_x_input}
+INPUT_KINDS = {"input_gradient": explain.gradient, "gradient_x_input": explain.gradient_x_input,
+               "integrated_gradients": None}  # sampled: see _sampled_integrated_gradients
 CAM_KINDS = {"grad_cam": explain.grad_cam, "grad_cam_plus_plus": explain.grad_cam_plus_plus,
              "xgrad_cam": explain.xgrad_cam, "layer_cam": explain.layer_cam}
 KINDS = tuple(INPUT_KINDS) + tuple(CAM_KINDS)
 TARGETS = ("label", "predicted", "log_prob_sum")
-FIELDS = ("kind", "weight", "layer", "target")
+FIELDS = ("kind", "weight", "layer", "target", "normalise")
 
 Penalty = Callable[[Any, Mapping[str, jax.Array], jax.Array], jax.Array]
 
@@ -57,6 +71,9 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
   if spec.get("target", "label") not in TARGETS:
     raise ValueError(f"config.explanation_loss.target: unknown target {spec.get('target')!r}; "
                      f"valid: {', '.join(TARGETS)}")
+  if not isinstance(spec.get("normalise", False), bool):
+    raise ValueError(f"config.explanation_loss.normalise must be True or False; got "
+                     f"{spec.get('normalise')!r}")
   layer = spec.get("layer") or ""
   if spec["kind"] in INPUT_KINDS:
     if layer:
@@ -108,6 +125,12 @@ def _batch_statistics_batchnorm(next_fun, args, kwargs, context):
   return y.astype(module.dtype or x.dtype)
 
 
+def _sampled_integrated_gradients(model, variables, x, target, key) -> jax.Array:
+  """x · ∇S(αx), α ~ U(0, 1) per image: E_α of it is integrated gradients from black."""
+  alpha = jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
+  return x * explain.gradient(model, variables, alpha * x, target)
+
+
 def _target(name: str, labels: jax.Array):
   if name == "label":
     return labels.astype(jnp.int32)
@@ -118,22 +141,29 @@ def _target(name: str, labels: jax.Array):
 
 
 def per_example(spec, model: nn.Module, variables, images: jax.Array, object_mask: jax.Array,
-                labels: jax.Array, *, batch_statistics: bool = True) -> jax.Array:
-  """(B,) the penalty of each image before λ (see the module docstring)."""
+                labels: jax.Array, *, batch_statistics: bool = True,
+                key: jax.Array | None = None) -> jax.Array:
+  """(B,) the penalty of each image before λ (see the module docstring). key: the draw of
+  the sampled kinds (integrated_gradients)."""
   kind, target = spec["kind"], _target(spec.get("target", "label"), labels)
 
   def attribution():
+    if kind == "integrated_gradients":
+      return _sampled_integrated_gradients(model, variables, images, target,
+                                           jax.random.key(0) if key is None else key)
     if kind in INPUT_KINDS:
       return INPUT_KINDS[kind](model, variables, images, target)
     return CAM_KINDS[kind](model, variables, images, spec.get("layer") or None, target)
 
-  if batch_statistics:
+  if batch_statistics and kind != "integrated_gradients":
     with nn.intercept_methods(_batch_statistics_batchnorm):
       heat = attribution()
   else:
     heat = attribution()
   dtype = jnp.promote_types(heat.dtype, jnp.float32)  # bf16 models: the sums in float32
   mask = object_mask.astype(dtype)
+  if kind in INPUT_KINDS and spec.get("normalise"):  # energy a² as the mass
+    return jnp.square(1.0 - explain.mass_inside(jnp.square(heat.astype(dtype)), mask))
   if kind in INPUT_KINDS:  # (B, H, W, C)
     outside = (1.0 - mask)[..., None] * heat.astype(dtype)
     return jnp.sum(jnp.square(outside), axis=(1, 2, 3))
@@ -141,18 +171,19 @@ def per_example(spec, model: nn.Module, variables, images: jax.Array, object_mas
 
 
 def make(spec, model: nn.Module, *, freeze_bn: bool = False) -> Penalty | None:
-  """-> penalty(variables, batch, weights) -> λ · mean penalty, or None when off.
+  """-> penalty(variables, batch, weights, key) -> λ · mean penalty, or None when off.
 
-  batch needs 'image', 'label' and 'object_mask' (B, H, W); weights (B,) mark real rows.
+  batch needs 'image', 'label' and 'object_mask' (B, H, W); weights (B,) mark real rows;
+  key: a fresh random key per step (the sampled kinds draw from it).
   """
   if not enabled(spec):
     return None
   spec = dict(spec)
   weight = float(spec["weight"])
 
-  def penalty(variables, batch, weights):
+  def penalty(variables, batch, weights, key):
     terms = per_example(spec, model, variables, batch["image"], batch["object_mask"],
-                        batch["label"], batch_statistics=not freeze_bn)
+                        batch["label"], batch_statistics=not freeze_bn, key=key)
     return weight * jnp.sum(terms * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
   return penalty

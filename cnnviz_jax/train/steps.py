@@ -62,7 +62,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
 
   features_input_shape: train the head alone on cached backbone features
   (batch['image'] holds features; the shape is that of one input batch).
-  explanation_penalty(variables, batch, weights) -> scalar added to the loss
+  explanation_penalty(variables, batch, weights, key) -> scalar added to the loss
   (train/explanation_loss.py; the batch then carries 'object_mask').
   """
 
@@ -84,7 +84,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
     penalty = None
     if explanation_penalty is not None:
       variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
-      penalty = explanation_penalty(variables, batch, weights)
+      penalty = explanation_penalty(variables, batch, weights, jax.random.fold_in(rng, 1))
       loss = loss + penalty
     return loss, (logits, updates.get("batch_stats", batch_stats), penalty)
 

@@ -45,6 +45,35 @@ def test_input_gradient_penalty_is_ross_et_al_term_on_the_trained_function(tiny)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, err_msg=f"train={train}")
 
 
+def test_normalised_penalties_are_the_squared_share_of_energy_outside(tiny):
+  """normalise=True: (Σ (1 − m) a² / Σ a²)², with a the label logit's input gradient; and
+  integrated gradients on the running BatchNorm statistics, by their definition
+  sampled at α ~ U(0, 1) per image: x · ∇S(αx)."""
+  model, variables, x, mask, labels = tiny
+
+  def logit_gradient(z, train):
+    def score(z):
+      out = model.apply(variables, z, train=train, mutable=["batch_stats"] if train else False)
+      return jnp.sum(jnp.take_along_axis(out[0] if train else out, labels[:, None], 1))
+    return jax.grad(score)(z)
+
+  def share_outside(a):
+    energy = np.sum(np.asarray(a) ** 2, -1)
+    return (energy * (1 - np.asarray(mask))).sum((1, 2)) / energy.sum((1, 2))
+
+  spec = dict(kind="input_gradient", target="label", normalise=True)
+  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels),
+                             share_outside(logit_gradient(x, True)) ** 2, rtol=1e-4)
+  key = jax.random.key(3)
+  alpha = jax.random.uniform(key, (4, 1, 1, 1))
+  assert float(alpha.max() - alpha.min()) > 0.1  # a different point of the path per image
+  sampled = x * logit_gradient(alpha * x, False)
+  spec = dict(kind="integrated_gradients", target="label", normalise=True)
+  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels,
+                                                          key=key),
+                             share_outside(sampled) ** 2, rtol=1e-4)
+
+
 def test_grad_cam_penalty_is_the_squared_mass_outside_at_the_layer_resolution(tiny):
   model, variables, x, mask, labels = tiny
   spec = dict(kind="grad_cam", layer="block4_conv1", target="predicted")  # random net: the
@@ -68,7 +97,8 @@ def test_every_kind_has_a_parameter_gradient_that_matches_finite_differences(tin
     v64, x64, m64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (variables, x, mask))
     penalty = explanation_loss.make(spec, model64)
     batch = {"image": x64, "object_mask": m64, "label": labels}
-    loss = lambda p: penalty({**v64, "params": p}, batch, jnp.ones(4, jnp.float64))
+    loss = lambda p: penalty({**v64, "params": p}, batch, jnp.ones(4, jnp.float64),
+                             jax.random.key(5))
     grads = jax.jit(jax.grad(loss))(v64["params"])
     rng = np.random.RandomState(1)
     direction = jax.tree.map(lambda p: jnp.asarray(rng.randn(*p.shape)), grads)
@@ -113,7 +143,8 @@ def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
   config = runs.tiny_config("unused")
   config.explanation_loss.kind = "gradcam"
   with pytest.raises(ValueError, match=r"config.explanation_loss.kind: unknown kind 'gradcam'; "
-                                       r"valid: input_gradient, gradient_x_input, grad_cam"):
+                                       r"valid: input_gradient, gradient_x_input, "
+                                       r"integrated_gradients, grad_cam"):
     validate.validate(config)
   config.explanation_loss.update(kind="grad_cam", layer="block9")
   with pytest.raises(ValueError, match=r"unknown layer 'block9' of SmallCNN; valid layers: "
@@ -130,6 +161,8 @@ def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
   config.explanation_loss.update(target="label", weight=-1.0)
   with pytest.raises(ValueError, match="weight must be a number >= 0"):
     validate.validate(config)
+  with pytest.raises(ValueError, match="normalise must be True or False"):  # a plain dict
+    explanation_loss.check(dict(kind="input_gradient", weight=1.0, normalise="yes"), None, ())
   config.explanation_loss.weight = 1.0
   validate.validate(config)  # now fine
   config.feature_extraction = True

@@ -23,6 +23,8 @@ PENALTIES = {
                                     target="label"),
     "layer_cam (block2_conv1)": dict(kind="layer_cam", weight=1.0, layer="block2_conv1",
                                      target="label"),
+    "integrated_gradients": dict(kind="integrated_gradients", weight=1.0, layer="",
+                                 target="label", normalise=True),
 }
 
 
@@ -51,8 +53,9 @@ def worker(args):
     penalty = explanation_loss.make(spec, model) if spec else None
     step = jax.jit(steps.make_train_step(model, tx, mask, explanation_penalty=penalty),
                    donate_argnums=(0,))
-    holder = {"state": TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
-                                  tx.init(freeze.split(variables["params"], mask)[0]),
+    fresh = jax.tree.map(jnp.array, variables)  # a copy per variant: the step donates it
+    holder = {"state": TrainState(jnp.asarray(0), fresh["params"], fresh["batch_stats"],
+                                  tx.init(freeze.split(fresh["params"], mask)[0]),
                                   jax.random.key(1))}
 
     def run(step=step, holder=holder):

@@ -8,7 +8,6 @@ Shared by test_contract.py and its 8-device subprocess (contract_sharded.py). Ea
   where the method is not (its docstring says so, and test_contract pins it).
 """
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import jax
@@ -87,8 +86,7 @@ METHODS = {
                                                   parametrisation="pixel"),
         batched=False, differentiable=None),  # see test_activation_maximisation_*
     "randomisation_check": Method(
-        lambda m, v, x: E.randomisation_check(m, v, x, functools.partial(E.grad_cam,
-                                                                          layer=LAYER)),
+        lambda m, v, x: E.randomisation_check(m, v, x, E.gradient),
         differentiable=lambda out: (out.maps, out.original)),
     "mass_inside": Method(lambda m, v, x: E.mass_inside(fixed_saliency(x), fixed_masks(x)),
                           uses_variables=False, differentiable=None),

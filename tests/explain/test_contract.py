@@ -44,17 +44,16 @@ def test_every_export_is_an_explainer_under_contract_or_a_named_helper():
   assert exported == set(METHODS) | HELPERS, (exported ^ (set(METHODS) | HELPERS))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_jit_equals_eager(setup, name):
-  model, x, ensemble = setup
+@pytest.mark.parametrize("name", [n for n in NAMES if not METHODS[n].uses_variables])
+def test_model_free_methods_jit(setup, name):
+  model, x, _ = setup
   call = METHODS[name].call
-  eager = call(model, ensemble[0], x)
-  jitted = jax.jit(lambda v, z: call(model, v, z))(ensemble[0], x)
-  _close(jitted, eager, name, rtol=1e-4)
+  _close(jax.jit(lambda z: call(model, None, z))(x), call(model, None, x), name)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if METHODS[n].uses_variables])
-def test_vmap_over_an_ensemble_of_variables_equals_a_python_loop(setup, name):
+def test_jit_and_vmap_over_an_ensemble_of_variables_equal_a_python_loop(setup, name):
+  """jit: every call below is jitted; vmap over 3 stacked inits = the 3 jitted calls."""
   model, x, ensemble = setup
   call = jax.jit(lambda v, z: METHODS[name].call(model, v, z))
   stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *ensemble)
@@ -71,7 +70,7 @@ def test_parameter_gradient_matches_finite_differences(setup, name):
     model = tiny_model(jnp.float64)
     x = jnp.asarray(setup[1], jnp.float64)
     variables = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), setup[2][0])
-    out = method.differentiable(method.call(model, variables, x))
+    out = jax.eval_shape(lambda v: method.differentiable(method.call(model, v, x)), variables)
     rng = np.random.RandomState(3)
     weights = jax.tree.map(lambda a: jnp.asarray(rng.randn(*a.shape)), out)  # a random read-out
 
@@ -84,7 +83,8 @@ def test_parameter_gradient_matches_finite_differences(setup, name):
     eps = 1e-6  # small: a ReLU or max-pool switch must not fall inside the step
     shifted = [jax.tree.map(lambda p, d, s=s: p + s * eps * d, variables["params"], direction)
                for s in (1, -1)]
-    numeric = (scalar(shifted[0]) - scalar(shifted[1])) / (2 * eps)
+    value = jax.jit(scalar)
+    numeric = (value(shifted[0]) - value(shifted[1])) / (2 * eps)
     analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads),
                                                    jax.tree.leaves(direction)))
     assert abs(float(analytic)) > 1e-6, name
@@ -124,14 +124,13 @@ def test_activation_maximisation_images_are_constant_in_the_parameters(setup):
   _close(ours, jax.grad(on_fixed_images)(params), "objective", rtol=1e-4, atol=1e-7)
 
 
-def test_randomisation_check_spearman_has_a_zero_gradient_its_maps_do_not(setup):
+def test_randomisation_check_spearman_has_a_zero_gradient(setup):
   model, x, ensemble = setup
   call = METHODS["randomisation_check"].call
   out = lambda p: call(model, {**ensemble[0], "params": p}, x)  # noqa: E731
   rho = jax.grad(lambda p: jnp.sum(out(p).spearman))(ensemble[0]["params"])
-  maps = jax.grad(lambda p: jnp.sum(out(p).maps))(ensemble[0]["params"])
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(rho))
-  assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(maps)) > 0
+  # (the maps' gradient is non-zero and right: test_parameter_gradient_matches_…)
 
 
 def test_the_model_free_methods_their_stated_types(setup):

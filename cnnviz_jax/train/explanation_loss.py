@@ -6,8 +6,8 @@ Constraining their Explanations", IJCAI 2017 (arXiv:1703.03717), eq. 1:
 `config.explanation_loss = dict(kind=…, weight=λ, layer=…, target=…)`; kind "" is off.
 Here A = 1 − object_mask (the batches carry the data's masks), and per image:
   input kinds  (input_gradient, gradient_x_input, integrated_gradients): Σ_{h,w,c}
-               ((1 − m_hw) a_hwc)², the
-               paper's term (a = the attribution; with target 'log_prob_sum' exactly eq. 1);
+               ((1 − m_hw) a_hwc)², the paper's term (a = the attribution; with target
+               'log_prob_sum' exactly eq. 1);
                normalise=True: (Σ (1 − m) a² / Σ a²)², the squared share of the attribution
                energy outside — scale-free like the CAM kinds', so the model cannot lower it
                by flattening its input gradients everywhere (see configs/right_reasons.py);
@@ -26,11 +26,11 @@ black image sampled at one uniform α per image and step, x · ∇S(αx) (unbias
 per step: Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature
 can be gamed between its nodes); it uses the running BatchNorm statistics, as batch
 statistics would normalise the path's scaling away.
-Evasion (measured on the decoy shapes, configs/right_reasons.py): a model can keep a
-shortcut while flattening the local gradients of its pathway, or hide it in Grad-CAM's
-channel-averaged weights or in negative evidence; a path integral (integrated_gradients)
-cannot be flattened away (in expectation), and normalise=True makes the penalty discriminate when the right
-reasons' own attributions spread beyond the mask.
+Evasion (measured on the decoy shapes, configs/right_reasons.py): a penalty moves the
+explanation it sees, and a model can keep a shortcut out of that sight — flattening the
+local gradients of the shortcut's pathway, hiding it in Grad-CAM's channel-averaged weights
+or in negative evidence, or making it scale-invariant along integrated gradients' path.
+There no kind recovered the decoy-free accuracy: check test data without the shortcut.
 """
 from typing import Any, Callable, Mapping
 
@@ -49,7 +49,7 @@ KINDS = tuple(INPUT_KINDS) + tuple(CAM_KINDS)
 TARGETS = ("label", "predicted", "log_prob_sum")
 FIELDS = ("kind", "weight", "layer", "target", "normalise")
 
-Penalty = Callable[[Any, Mapping[str, jax.Array], jax.Array], jax.Array]
+Penalty = Callable[[Any, Mapping[str, jax.Array], jax.Array, jax.Array], jax.Array]
 
 
 def enabled(spec) -> bool:

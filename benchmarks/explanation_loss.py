@@ -35,7 +35,8 @@ def worker(args):
   import numpy as np  # pylint: disable=import-outside-toplevel
 
   import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import explanation_loss, freeze, optimizers, steps  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import (explanation_loss, freeze,  # pylint: disable=import-outside-toplevel
+                                optimizers, steps)
   from cnnviz_jax.train.state import TrainState  # pylint: disable=import-outside-toplevel
 
   print(f"{len(os.sched_getaffinity(0))} core(s), batch {args.batch}, load average "

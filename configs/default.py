@@ -56,6 +56,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.weights = ""  # a converted-weights directory (python -m cnnviz_jax.weights.convert)
   config.feature_extraction = False  # train the head on cached backbone features (seed 003)
   config.label_smoothing = 0.0
+  # Right for the right reasons (train/explanation_loss.py): kind "" = off, or e.g.
+  # "input_gradient" / "grad_cam"; weight = λ; layer: CAM kinds ("" = last); masks from the data
+  config.explanation_loss = ml_collections.ConfigDict(dict(
+      kind="", weight=1.0, layer="", target="label", normalise=False))
   config.stages = [stage(epochs=12)]
   config.early_stopping = ml_collections.ConfigDict(dict(
       enabled=False, metric="accuracy", mode="max", patience=5, restore_best=True))

@@ -32,9 +32,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.max_per_class = None  # image folders: keep at most this many per class (seed 000: 1000)
   c.split_fractions = (0.8, 0.1, 0.1)  # train/val/test, where the dataset has no such split
   c.split_seed = 0  # the split does not move when the training seed does
+  # decoy: side (px) of a class-coloured corner patch, a confounder (shapes_decoy.py); 0: none
   c.shapes = ml_collections.ConfigDict(dict(
       num_classes=5, image_size=32, num_train=6000, num_validation=1000, num_test=1000,
-      distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0))
+      distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0, decoy=0))
   c.batch_size = 32  # global, over every device of every process
   c.eval_batch_size = None  # None: batch_size
   c.image_size = 32  # model input side

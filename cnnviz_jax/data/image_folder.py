@@ -6,6 +6,11 @@ are skipped and counted up front, identically on every host, never mid-epoch. Th
 and the first few paths are logged once. Grayscale, RGBA, palette, CMYK and 16-bit images
 are converted to 8-bit RGB (re-encoded as PNG) when loaded; RGB/gray JPEGs and 8-bit
 PNGs go to TF's decoder unchanged.
+
+Object masks (optional, for the explanation penalty): `cat/001.mask.png` next to
+`cat/001.jpg` (the image's name without its extension, plus MASK_SUFFIX), the image's size,
+grayscale or RGB, any non-zero pixel is the object. Mask files are never listed as images.
+When every kept image of a folder has one, the split carries 'object_mask'.
 """
 import dataclasses
 import functools
@@ -23,6 +28,7 @@ from cnnviz_jax.data.source import Source
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 _NATIVE = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L")}  # TF decodes as-is
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+MASK_SUFFIX = ".mask.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +39,7 @@ class FolderListing:
   labels: np.ndarray  # (N,) int32
   convert: np.ndarray  # (N,) bool: needs PIL conversion to RGB
   skipped: tuple[tuple[str, str], ...]  # (path, reason)
+  masks: tuple[str | None, ...] = ()  # per path: its MASK_SUFFIX file, None if it has none
 
 
 def check_image(path: str) -> tuple[bool, bool, str]:
@@ -77,7 +84,8 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
   paths, labels, convert, skipped = [], [], [], []
   for label, name in enumerate(class_names):
     folder = os.path.join(root, name)
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs)
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
+                   if not f.lower().endswith(MASK_SUFFIX))
     # the cap picks a seeded random subset, checking files until enough are usable
     order = np.random.default_rng([seed, label]).permutation(len(files)) if max_per_class \
         else range(len(files))
@@ -101,8 +109,26 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
     shown = "; ".join(f"{p} ({r})" for p, r in skipped[:5])
     logging.warning("image folder %s: skipped %d unusable files, e.g. %s", root, len(skipped),
                     shown)
+  masks = tuple(m if os.path.isfile(m) else None for m in map(mask_path, paths))
   return FolderListing(root, class_names, tuple(paths), np.asarray(labels, np.int32),
-                       np.asarray(convert, bool), tuple(skipped))
+                       np.asarray(convert, bool), tuple(skipped), masks)
+
+
+def mask_path(image_path: str) -> str:
+  """Where an image's object mask lives: 'cat/001.jpg' -> 'cat/001.mask.png'."""
+  return os.path.splitext(image_path)[0] + MASK_SUFFIX
+
+
+def mask_png(path: str, size: tuple[int, int]) -> bytes:
+  """A mask file -> 1-channel PNG bytes in {0, 1} (non-zero = object), checked for size."""
+  with Image.open(path) as img:
+    if img.size != size:
+      raise ValueError(f"mask {path} is {img.size[0]}x{img.size[1]} but its image is "
+                       f"{size[0]}x{size[1]}")
+    values = np.asarray(img.convert("L")) > 0
+  buffer = io.BytesIO()
+  Image.fromarray(values.astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
+  return buffer.getvalue()
 
 
 def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1, 0.1),
@@ -114,15 +140,25 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
     raise ValueError(f"split {split!r} of image folder {root!r} is empty "
                      f"(fractions {tuple(fractions)}, {len(listing.paths)} images)")
 
+  chosen = [listing.masks[i] if listing.masks else None for i in positions]
+  has_masks = all(m is not None for m in chosen)
+  missing = () if has_masks else tuple(listing.paths[i] for i, m in zip(positions, chosen)
+                                       if m is None)
+
   def load(pos: np.ndarray) -> dict[str, np.ndarray]:
     images = np.empty(len(pos), object)
+    masks = np.empty(len(pos), object)
     for j, i in enumerate(positions[np.asarray(pos)]):
       if listing.convert[i]:
         images[j] = to_rgb_png(listing.paths[i])
       else:
         with open(listing.paths[i], "rb") as f:
           images[j] = f.read()
-    return {"image": images}
+      if has_masks:
+        with Image.open(listing.paths[i]) as img:
+          masks[j] = mask_png(listing.masks[i], img.size)
+    return {"image": images, "object_mask": masks} if has_masks else {"image": images}
 
   return Source(name=f"folder:{root}", split=split, class_names=listing.class_names,
-                labels=listing.labels[positions], load=load)
+                labels=listing.labels[positions], load=load, has_object_mask=has_masks,
+                missing_masks=missing)

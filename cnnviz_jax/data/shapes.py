@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
-from cnnviz_jax.data import shapes_render
+from cnnviz_jax.data import shapes_decoy, shapes_render
 
 SPLITS = ("train", "validation", "test")
 VERSION = "1.0.0"
@@ -31,26 +31,31 @@ class ShapesConfig(tfds.core.BuilderConfig):
   distractor_prob: float = 0.5
   object_size: tuple[float, float] = shapes_render.OBJECT_SIZE
   seed: int = 0
+  decoy: int = 0  # side (px) of a class-coloured corner patch, see shapes_decoy.py; 0: none
 
 
 def config_name(num_classes: int, image_size: int, num_train: int, num_validation: int,
                 num_test: int, distractor_prob: float, object_size: tuple[float, float],
-                seed: int) -> str:
+                seed: int, decoy: int = 0) -> str:
   """A tfds config name that spells out every generation parameter."""
   size = ("" if tuple(object_size) == shapes_render.OBJECT_SIZE  # default: the names of 1.0.0
           else f"_o{round(object_size[0] * 100)}-{round(object_size[1] * 100)}")
+  decoy_part = f"_decoy{decoy}" if decoy else ""  # none: the names of 1.0.0
   return (f"c{num_classes}_s{image_size}_n{num_train}-{num_validation}-{num_test}"
-          f"_d{round(distractor_prob * 100)}{size}_seed{seed}")
+          f"_d{round(distractor_prob * 100)}{size}{decoy_part}_seed{seed}")
 
 
 def make_config(num_classes: int = 5, image_size: int = 32, num_train: int = 6000,
                 num_validation: int = 1000, num_test: int = 1000,
                 distractor_prob: float = 0.5,
                 object_size: tuple[float, float] = shapes_render.OBJECT_SIZE,
-                seed: int = 0) -> ShapesConfig:
+                seed: int = 0, decoy: int = 0) -> ShapesConfig:
+  """decoy: a `decoy`-pixel patch in a corner, coloured by the class in train and
+  validation and at random in test (a confounder, shapes_decoy.py); 0: none."""
   args = dict(num_classes=num_classes, image_size=image_size, num_train=num_train,
               num_validation=num_validation, num_test=num_test,
-              distractor_prob=distractor_prob, object_size=tuple(object_size), seed=seed)
+              distractor_prob=distractor_prob, object_size=tuple(object_size), seed=seed,
+              decoy=int(decoy))
   return ShapesConfig(name=config_name(**args), version=VERSION, release_notes={VERSION: "first"},
                       description="synthetic shapes with object masks", **args)
 
@@ -96,6 +101,10 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     images, masks, labels = shapes_render.render(
         seed, num_examples, cfg.image_size, cfg.num_classes, cfg.distractor_prob,
         cfg.object_size)
+    if cfg.decoy:  # its own stream: the objects and masks are the decoy-free config's
+      images = shapes_decoy.add_decoys(np.random.SeedSequence([cfg.seed, split_index, 1]),
+                                       images, masks, labels, cfg.decoy,
+                                       class_coloured=SPLITS[split_index] != "test")
     for i in range(num_examples):
       yield i, {"image": _png(images[i]), "object_mask": _png(masks[i]), "label": labels[i]}
 

@@ -20,6 +20,7 @@ class Source:
   # sorted positions (n,) -> {'image': (n,) encoded bytes, 'object_mask'?: (n,) PNG bytes}
   load: Callable[[np.ndarray], dict[str, np.ndarray]]
   has_object_mask: bool = False
+  missing_masks: tuple[str, ...] = ()  # examples that have no mask where others do (folders)
 
   @property
   def num_examples(self) -> int:

@@ -13,6 +13,7 @@ from cnnviz_jax.explain.gradients import (gradient, gradient_x_input, integrated
 from cnnviz_jax.explain.guided import deconv, deconvnet, guided, guided_backprop, guided_relu
 from cnnviz_jax.explain.layer_gradients import layer_vjp, resolve_layers
 from cnnviz_jax.explain.maps import gaussian_blur, normalise, upsample
+from cnnviz_jax.explain.mask_mass import mass_inside
 from cnnviz_jax.explain.score_cam import score_cam
 from cnnviz_jax.explain.targets import top_k
 from cnnviz_jax.explain.faithfulness import deletion_insertion

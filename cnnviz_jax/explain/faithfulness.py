@@ -72,7 +72,8 @@ def deletion_insertion(model: nn.Module, variables, x: jax.Array, saliency: jax.
   def probabilities(t):  # the two images after the t most salient steps' pixels changed
     changed = ranks < jnp.round(t * height * width / steps).astype(ranks.dtype)
     batch = jnp.concatenate([jnp.where(changed, removed, x), jnp.where(changed, x, blurred)])
-    probs = jax.nn.softmax(model.apply(variables, batch, train=False).astype(jnp.float32))
+    logits = model.apply(variables, batch, train=False)
+    probs = jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)))
     picked = jnp.take_along_axis(probs, jnp.tile(target, 2)[:, None], -1)[:, 0]
     return picked.reshape(2, num)
 

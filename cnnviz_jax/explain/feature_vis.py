@@ -77,6 +77,11 @@ def activation_maximisation(model: nn.Module, variables, layer: str, channels: i
   that one unit's. size: image side (default `model.input_size` or 224). preprocess maps
   the [0, 1] image to the model's input (e.g. the dataset's normalisation).
   parametrisation: 'fourier' (decorrelated, default) or 'pixel' (plain sigmoid pixels).
+  Contract: jits and vmaps over `variables`; there is no input batch to shard. The
+  optimisation sees the parameters through `stop_gradient`: `images` and `history` have a
+  zero parameter gradient (differentiating Adam's sign-like normalised steps is ill-
+  conditioned and costs a backward pass per step); `objective`, the final images'
+  activation, is differentiable in the parameters with the images held fixed.
   """
   if parametrisation not in _PARAMETRISATIONS:
     raise ValueError(f"unknown parametrisation {parametrisation!r}; valid: "
@@ -97,8 +102,9 @@ def activation_maximisation(model: nn.Module, variables, layer: str, channels: i
 def _optimise(model, layer, unit, size, steps, learning_rate, parametrisation, decay, jitter,
               scale, preprocess, variables, channels, key):
   n = channels.shape[0]
+  fixed = jax.lax.stop_gradient(variables)  # the optimisation is a constant (see the docstring)
 
-  def objective(images):  # (N, H, W, 3) in [0, 1] -> (N,) activations of the targets
+  def objective(images, variables=fixed):  # (N, H, W, 3) in [0, 1] -> (N,) activations
     acts = taps.apply_with_taps(model, variables, preprocess(images), [layer])[1][layer]
     picked = jnp.take_along_axis(acts, channels[:, None, None, None], -1)[..., 0]  # (N, h, w)
     return picked[:, unit[0], unit[1]] if unit is not None else picked.mean((1, 2))
@@ -124,4 +130,4 @@ def _optimise(model, layer, unit, size, steps, learning_rate, parametrisation, d
   (params, _), history = jax.lax.scan(step, (params, optimiser.init(params)),
                                       jax.random.split(key, steps))
   images = render(params)
-  return Visualisation(images, objective(images), history)
+  return Visualisation(images, objective(images, variables), history)

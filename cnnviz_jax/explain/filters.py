@@ -23,6 +23,7 @@ def filters(model: nn.Module, variables, x: jax.Array | None = None, layer: str 
   holding exactly one convolution ('stem', 'block1_conv1', 'layer1/block0/conv1');
   None: the first tappable layer in forward order (x, if given, sets the input shape).
   normalise: each filter min-max scaled to [0, 1] for display (epsilon-safe).
+  A function of the parameters alone: no batch axis to shard; jits, vmaps, differentiates.
   """
   kernels = _conv_kernels(variables.get("params", variables))
   if not kernels:

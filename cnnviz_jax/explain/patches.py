@@ -32,7 +32,8 @@ class Patches(NamedTuple):
 def _batch_top_k(model: nn.Module, layer: str, k: int, variables, xb, valid, offset, channels):
   """Top-k (value, image, row, col) per channel over one batch; padding images never win."""
   _, acts = taps.apply_with_taps(model, variables, xb, [layer])
-  a = jnp.take(acts[layer], channels, axis=-1).astype(jnp.float32)  # (b, h, w, C)
+  a = jnp.take(acts[layer], channels, axis=-1)
+  a = a.astype(jnp.promote_types(a.dtype, jnp.float32))  # (b, h, w, C)
   a = jnp.where(valid[:, None, None, None], a, -jnp.inf)
   b, h, w, c = a.shape
   values, flat = jax.lax.top_k(a.reshape(b * h * w, c).T, min(k, b * h * w))  # (C, k)
@@ -50,7 +51,8 @@ def _crops(x, where, field: ReceptiveField, fill):
   def crop(i, r, c):
     start = [r * field.stride[0] - field.padding[0] + size[0],
              c * field.stride[1] - field.padding[1] + size[1]]
-    slice_ = lambda a: jax.lax.dynamic_slice(a[i], start + [0], list(size) + [a.shape[-1]])
+    start += [jnp.zeros_like(r)]  # one index dtype (a Python 0 is int64 under x64)
+    slice_ = lambda a: jax.lax.dynamic_slice(a[i], start, list(size) + [a.shape[-1]])
     return slice_(padded), slice_(mask)[..., 0]
 
   return jax.vmap(crop)(where[:, 0], where[:, 1], where[:, 2])
@@ -64,6 +66,9 @@ def max_activating_patches(model: nn.Module, variables, x, layer: str,
   channels: one index, several, or None for all; results are stacked per channel (C, k).
   The dataset is read in batches of `batch_size` (each jitted, one compile); a running
   top-k is kept on device, so memory does not grow with N.
+  Contract: jits and vmaps over `variables`, and x may be sharded; the outputs have no
+  batch axis (a top-k over the whole dataset). `activations` are differentiable in the
+  parameters; indices, positions and crops are picks, not differentiable.
   """
   n = x.shape[0]
   shapes = taps.layer_shapes(model, variables, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))

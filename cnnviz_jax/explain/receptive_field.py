@@ -255,6 +255,8 @@ def receptive_field(model: nn.Module, layer: str, variables=None, *,
   or 224). It matters only for TF-style 'SAME' padding whose amount depends on size.
   Raises ValueError listing valid layers for an unknown one, or naming the operation
   (e.g. a global pool) that makes the layer's dependence on the input not a window.
+  Contract: static — Python ints from shapes alone, with no batch, no parameter values
+  and nothing to jit, vmap, shard or differentiate.
   """
   return receptive_fields(model, [layer], variables, input_shape=input_shape)[layer]
 

@@ -8,8 +8,9 @@ stay correlated (the paper's finding for guided backprop) does not depend on the
 All randomised models are explained in one vmapped call over stacked variables.
 """
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -19,8 +20,14 @@ from cnnviz_jax.models.taps import parameter_layers
 Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B, ...) maps
 
 
-class RandomisationCheck(NamedTuple):
-  layers: list[str]  # row i: the model with layers[:i + 1] (cascading) or layers[i] random
+class RandomisationCheck(flax.struct.PyTreeNode):
+  """A pytree whose layer names are static, so jit / vmap can return it.
+
+  Spearman correlations are of ranks: piecewise constant in the parameters, so their
+  gradient is zero wherever it exists; `maps` and `original` are differentiable.
+  """
+  layers: tuple[str, ...] = flax.struct.field(pytree_node=False)  # row i: the model with
+  # layers[:i + 1] (cascading) or layers[i] random
   spearman: Any  # (L, B) rank correlation with the trained model's map, per image
   maps: Any  # (L, B, ...) the randomised models' maps
   original: Any  # (B, ...) the trained model's map (each a dict for a dict explainer)
@@ -88,6 +95,8 @@ def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
   top-1 class of the trained model, so every model explains the same class. absolute:
   compare |map| (channels summed), the paper's main setting. chunk: models explained per
   vmapped call (None: all at once; 1 compiles fastest). key: the re-initialisation draw.
+  Jits, vmaps and shards (the layer names are static fields of the result); the Spearman
+  correlations have a zero parameter gradient (see RandomisationCheck).
   """
   key = jax.random.key(0) if key is None else key
   layers, stacked = randomised_variables(model, variables, x, key, mode)
@@ -110,4 +119,4 @@ def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
                        randomised, original)
     return rho, randomised, original
 
-  return RandomisationCheck(layers, *explain_all(variables, stacked, x, target))
+  return RandomisationCheck(tuple(layers), *explain_all(variables, stacked, x, target))

@@ -109,7 +109,7 @@ class InceptionResNetV2(nn.Module):
                           name=f"{kind}_{i}")(x, train)
     x = KerasConvBN(1536, (1, 1), self.act, dtype=self.dtype, name="conv_7b")(x, train)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 
 
 @register("inception_resnet_v2")

@@ -129,7 +129,7 @@ class InceptionV3(nn.Module):
     for i, (cls, options) in enumerate(BLOCKS):
       x = cls(self.act, self.dtype, **options, name=f"mixed{i}")(x, train)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 
 
 @register("inception_v3")

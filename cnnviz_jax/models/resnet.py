@@ -120,7 +120,7 @@ class ResNet(nn.Module):
       x = _Stage(self.block, size, 64 * 2**i, 1 if i == 0 else 2, block_kwargs,
                  name=f"layer{i + 1}")(x)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 
 
 _STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),

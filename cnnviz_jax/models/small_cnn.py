@@ -40,7 +40,7 @@ class SmallCNN(nn.Module):
       if pool:
         x = MaxPool(name=f"block{b}")(x)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 
 
 @register("small_cnn")

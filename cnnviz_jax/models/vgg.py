@@ -75,7 +75,7 @@ class VGG(nn.Module):
                         name="head")(x, train=train)
     else:
       x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 
 
 def _factory(depth: int, batch_norm: bool = False, keras: bool = False):

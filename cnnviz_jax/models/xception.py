@@ -106,7 +106,7 @@ class Xception(nn.Module):
       x = Block(widths, self.act, pool, first_act, self.dtype, name=f"block{b}")(x, train)
     x = ExitBlock14(self.act, self.dtype, name="block14")(x, train)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 
 
 @register("xception")

@@ -21,6 +21,7 @@ from cnnviz_jax.models import taps
 from cnnviz_jax.report import (compute, data_figures, display, explain_figures, faithful,
                                gradient_figures, html, inside_figures, results_figures, samples,
                                training_figures)
+from cnnviz_jax.report import mask_figures
 from cnnviz_jax.report import workdir as workdir_lib
 
 _SHOWN = 4  # images in the wide CAM grids
@@ -187,6 +188,7 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   batch = samples.examples(cfg, split, num_images)
   looks, e = looks_section(run, batch, pool, show, directory, cam_layer, feature_layers, quick)
   sections.append(looks)
+  sections.extend(mask_figures.section(run, show, directory, split, e.layer))  # masks only
   timer.mark("explanations")
   if quick:
     sections.append(html.Section("faithful", notes=["Faithfulness checks skipped (quick)."]))

@@ -18,7 +18,8 @@ from PIL import Image
 from cnnviz_jax.report.display import Figure
 
 SECTIONS = (("data", "Data"), ("training", "Training"), ("results", "Results"),
-            ("looks", "What the model looks at"), ("faithful", "Is the explanation faithful?"))
+            ("looks", "What the model looks at"), ("masks", "Right for the right reasons?"),
+            ("faithful", "Is the explanation faithful?"))
 _MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 _CSS = """

@@ -13,7 +13,7 @@ from jax.experimental import multihost_utils
 
 from cnnviz_jax.data import pipeline
 from cnnviz_jax.models import taps
-from cnnviz_jax.train import from_config
+from cnnviz_jax.train import explanation_loss, from_config
 
 _MODEL_KEYS = ("image", "label", "mask")
 
@@ -39,6 +39,10 @@ class Input:
     self.num_classes = self._train.num_classes
     self.image_shape = self._train.image_shape
     self._features = None
+    self._train_keys = _MODEL_KEYS
+    if explanation_loss.enabled(config.get("explanation_loss")):  # the penalty needs masks
+      explanation_loss.check_masks(self._train.source)
+      self._train_keys = _MODEL_KEYS + ("object_mask",)
 
   def describe(self) -> str:
     return self._train.describe()
@@ -51,7 +55,7 @@ class Input:
       self._train.set_state({"step": start_step})
     for _ in range(num_steps):
       batch = next(self._train)
-      yield {k: batch[k] for k in _MODEL_KEYS}
+      yield {k: batch[k] for k in self._train_keys}
 
   def eval_batches(self, split: str) -> Iterator[dict]:
     if self._features is not None:

@@ -14,7 +14,8 @@ import numpy as np
 from clu import metric_writers, periodic_actions
 
 from cnnviz_jax.train import checkpoint as checkpoint_lib
-from cnnviz_jax.train import evaluate, freeze, from_config, inputs, mesh as mesh_lib
+from cnnviz_jax.train import evaluate, explanation_loss, freeze, from_config, inputs
+from cnnviz_jax.train import mesh as mesh_lib
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train.state import TrainState
 from cnnviz_jax.train.workdir import Workdir
@@ -92,7 +93,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     train_step = steps_lib.jit_train_step(
         steps_lib.make_train_step(model, tx, mask, label_smoothing=config.label_smoothing,
                                   freeze_bn=stage.get("freeze_bn", False),
-                                  features_input_shape=features_shape), shardings)
+                                  features_input_shape=features_shape,
+                                  explanation_penalty=explanation_loss.make(
+                                      config.get("explanation_loss"), model,
+                                      freeze_bn=stage.get("freeze_bn", False))), shardings)
     start_epoch, best, patience_left = 0, None, config.early_stopping.patience
     done_steps, done_metrics = 0, []  # of an epoch a mid-epoch checkpoint interrupted
     if progress.get("stage") == stage_index and progress.get("epoch") is not None:

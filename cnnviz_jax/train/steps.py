@@ -56,11 +56,14 @@ def classification_metrics(logits, labels, weights) -> dict[str, jax.Array]:
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainable_mask, *,
                     label_smoothing: float = 0.0, freeze_bn: bool = False,
-                    features_input_shape: tuple[int, ...] | None = None) -> Callable:
+                    features_input_shape: tuple[int, ...] | None = None,
+                    explanation_penalty: Callable | None = None) -> Callable:
   """-> step(state, batch) -> (state, metrics). batch: {'image', 'label'[, 'mask']}.
 
   features_input_shape: train the head alone on cached backbone features
   (batch['image'] holds features; the shape is that of one input batch).
+  explanation_penalty(variables, batch, weights, key) -> scalar added to the loss
+  (train/explanation_loss.py; the batch then carries 'object_mask').
   """
 
   def forward(params, batch_stats, images, rng):
@@ -74,15 +77,21 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
     return model.apply(variables, images, **kwargs)
 
   def loss_fn(trainable, frozen, batch_stats, batch, rng):
-    logits, updates = forward(freeze.merge(trainable, frozen), batch_stats, batch["image"], rng)
+    params = freeze.merge(trainable, frozen)
+    logits, updates = forward(params, batch_stats, batch["image"], rng)
     weights = batch.get("mask", jnp.ones(logits.shape[0]))
     loss = cross_entropy(logits, batch["label"], weights, label_smoothing)
-    return loss, (logits, updates.get("batch_stats", batch_stats))
+    penalty = None
+    if explanation_penalty is not None:
+      variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+      penalty = explanation_penalty(variables, batch, weights, jax.random.fold_in(rng, 1))
+      loss = loss + penalty
+    return loss, (logits, updates.get("batch_stats", batch_stats), penalty)
 
   def step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
     trainable, frozen = freeze.split(state.params, trainable_mask)
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    (loss, (logits, batch_stats, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         trainable, frozen, state.batch_stats, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, trainable)
     trainable = optax.apply_updates(trainable, updates)
@@ -94,6 +103,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
     applied = optimizers.applied_learning_rate(opt_state)
     if applied is not None:  # the rate this update used, read back for the logs
       metrics["lr"] = applied
+    if penalty is not None:
+      metrics["explanation_loss"] = penalty  # included in "loss"
     new_state = state.replace(step=state.step + 1, params=freeze.merge(trainable, frozen),
                               batch_stats=batch_stats, opt_state=opt_state)
     return new_state, metrics

@@ -3,11 +3,11 @@ import ml_collections
 
 from cnnviz_jax import models
 from cnnviz_jax.data import config as data_config
-from cnnviz_jax.train import optimizers, schedules
+from cnnviz_jax.train import explanation_loss, from_config, optimizers, schedules
 
 TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_smoothing",
              "stages", "early_stopping", "checkpoint_keep", "checkpoint_every_steps",
-             "eval_splits"}
+             "eval_splits", "explanation_loss"}
 STAGE = {"epochs", "optimizer", "schedule", "freeze", "freeze_fraction", "freeze_bn"}
 SPLITS = ("train", "validation", "test")
 
@@ -56,3 +56,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.checkpoint_every_steps must be an int >= 0; got {every!r}")
   if not 0.0 <= config.label_smoothing < 1.0:
     raise ValueError(f"config.label_smoothing must be in [0, 1); got {config.label_smoothing}")
+  if explanation_loss.enabled(config.get("explanation_loss")):
+    _check_explanation_loss(config)
+
+
+def _check_explanation_loss(config: ml_collections.ConfigDict) -> None:
+  if config.get("feature_extraction"):
+    raise ValueError("config.explanation_loss needs the images: it cannot train on cached "
+                     "features (config.feature_extraction = True)")
+  size = from_config.data_config(config)["image_size"]  # the weights' size where it rules
+  explanation_loss.check(config.explanation_loss, from_config.model(config, 2),
+                         (1, size, size, 3))

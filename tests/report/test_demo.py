@@ -11,14 +11,15 @@ from PIL import Image
 import report_runs
 from cnnviz_jax.report import build, compute, workdir as workdir_lib
 
-SECTIONS = ["data", "training", "results", "looks", "faithful"]
+SECTIONS = ["data", "training", "results", "looks", "masks", "faithful"]  # shapes: masks
 CORE_FIGURES = {"class_distribution", "samples", "augmented_samples", "training_curves",
                 "confusion_test", "per_class_accuracy", "grad_cam_top_classes",
                 "grad_cam_all_classes", "grad_cam_all_classes_gif", "guided_grad_cam",
                 "guided_backprop_deconvnet", "guided_backprop_per_class",
                 "guided_backprop_neuron", "feature_maps", "filters", "receptive_fields",
                 "max_activating_patches", "activation_maximisation", "deletion_insertion",
-                "pointing_game", "randomisation_check", "randomisation_maps"}
+                "pointing_game", "randomisation_check", "randomisation_maps",
+                "in_mask_grad_cam"}
 
 
 def _index(workdir):

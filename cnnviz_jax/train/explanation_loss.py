@@ -1,0 +1,189 @@
+"""Right for the right reasons: a training penalty on the explanation outside the object.
+
+Ross, Hughes & Doshi-Velez, "Right for the Right Reasons: Training Differentiable Models by
+Constraining their Explanations", IJCAI 2017 (arXiv:1703.03717), eq. 1:
+  L = CE + λ Σ_d (A_d ∂/∂x_d Σ_k log p_k)²,   A = 1 where the input should not matter.
+`config.explanation_loss = dict(kind=…, weight=λ, layer=…, target=…)`; kind "" is off.
+Here A = 1 − object_mask (the batches carry the data's masks), and per image:
+  input kinds  (input_gradient, gradient_x_input, integrated_gradients): Σ_{h,w,c}
+               ((1 − m_hw) a_hwc)², the paper's term (a = the attribution; with target
+               'log_prob_sum' exactly eq. 1);
+               normalise=True: (Σ (1 − m) a² / Σ a²)², the squared share of the attribution
+               energy outside — scale-free like the CAM kinds', so the model cannot lower it
+               by flattening its input gradients everywhere (see configs/right_reasons.py);
+  CAM kinds    (grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam), maps at `layer`'s
+               resolution (h, w): (1 − mass_inside)², mass_inside = Σ cam·m↓ / Σ cam with
+               the mask area-averaged to (h, w) (explain.mass_inside). Normalised by the
+               map's own mass, so shrinking every activation cannot lower it, and a map with
+               no mass counts as all outside.
+The batch's term is the mean over its real examples (Ross et al. sum; the mean keeps λ
+independent of the batch size), times λ.
+Targets: 'label' (the labelled class's logit), 'predicted' (top-1), 'log_prob_sum'
+(Σ_k log p_k, Ross et al.'s choice). The explainers are the library's own (cj.explain), on
+the function the cross-entropy trains: BatchNorm with batch statistics (running ones with
+freeze_bn), no dropout. integrated_gradients is Sundararajan et al.'s path integral from the
+black image sampled at one uniform α per image and step, x · ∇S(αx) (unbiased, one gradient
+per step: Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature
+can be gamed between its nodes); it uses the running BatchNorm statistics, as batch
+statistics would normalise the path's scaling away.
+Evasion (measured on the decoy shapes, configs/right_reasons.py): a penalty moves the
+explanation it sees, and a model can keep a shortcut out of that sight — flattening the
+local gradients of the shortcut's pathway, hiding it in Grad-CAM's channel-averaged weights
+or in negative evidence, or making it scale-invariant along integrated gradients' path.
+There no kind recovered the decoy-free accuracy: check test data without the shortcut.
+"""
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnnviz_jax import explain
+from cnnviz_jax.models import taps
+
+INPUT_KINDS = {"input_gradient": explain.gradient, "gradient_x_input": explain.gradient_x_input,
+               "integrated_gradients": None}  # sampled: see _sampled_integrated_gradients
+CAM_KINDS = {"grad_cam": explain.grad_cam, "grad_cam_plus_plus": explain.grad_cam_plus_plus,
+             "xgrad_cam": explain.xgrad_cam, "layer_cam": explain.layer_cam}
+KINDS = tuple(INPUT_KINDS) + tuple(CAM_KINDS)
+TARGETS = ("label", "predicted", "log_prob_sum")
+FIELDS = ("kind", "weight", "layer", "target", "normalise")
+
+Penalty = Callable[[Any, Mapping[str, jax.Array], jax.Array, jax.Array], jax.Array]
+
+
+def enabled(spec) -> bool:
+  return bool(spec) and bool(spec.get("kind"))
+
+
+def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+  """Raises ValueError naming the field for a bad `config.explanation_loss`."""
+  unknown = sorted(set(spec.keys()) - set(FIELDS))
+  if unknown:
+    raise ValueError(f"unknown config field(s) {', '.join('config.explanation_loss.' + k for k in unknown)}; "
+                     f"valid: {', '.join(FIELDS)}")
+  if spec["kind"] not in KINDS:
+    raise ValueError(f"config.explanation_loss.kind: unknown kind {spec['kind']!r}; valid: "
+                     f"{', '.join(KINDS)} (or '' for no penalty)")
+  weight = spec.get("weight")
+  if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+    raise ValueError(f"config.explanation_loss.weight must be a number >= 0; got {weight!r}")
+  if spec.get("target", "label") not in TARGETS:
+    raise ValueError(f"config.explanation_loss.target: unknown target {spec.get('target')!r}; "
+                     f"valid: {', '.join(TARGETS)}")
+  if not isinstance(spec.get("normalise", False), bool):
+    raise ValueError(f"config.explanation_loss.normalise must be True or False; got "
+                     f"{spec.get('normalise')!r}")
+  layer = spec.get("layer") or ""
+  if spec["kind"] in INPUT_KINDS:
+    if layer:
+      raise ValueError(f"config.explanation_loss.layer is for the CAM kinds "
+                       f"({', '.join(CAM_KINDS)}); {spec['kind']!r} explains the input: "
+                       f"leave it ''")
+    return
+  valid = taps.layer_names(model, jax.eval_shape(model.init, jax.random.key(0),
+                                                 jax.ShapeDtypeStruct(input_shape, jnp.float32)),
+                           jax.ShapeDtypeStruct(input_shape, jnp.float32))
+  if layer and layer not in valid:
+    raise ValueError(f"config.explanation_loss.layer: unknown layer {layer!r} of "
+                     f"{type(model).__name__}; valid layers: {', '.join(valid)} "
+                     "('' = the last one)")
+
+
+def check_masks(source) -> None:
+  """Raises ValueError when the training split has no object masks for the penalty."""
+  if source.has_object_mask:
+    return
+  missing = getattr(source, "missing_masks", ())
+  detail = (f"; {len(missing)} of {source.num_examples} images have none, e.g. "
+            f"{', '.join(missing[:3])} (image folders: cat/001.jpg needs cat/001.mask.png)"
+            if missing else "")
+  raise ValueError(f"config.explanation_loss needs object masks, and {source.name} split "
+                   f"{source.split!r} has none{detail}")
+
+
+def _batch_statistics_batchnorm(next_fun, args, kwargs, context):
+  """Interceptor: every BatchNorm normalises with the batch's statistics (as in training),
+  without touching its running averages."""
+  module = context.module
+  if not isinstance(module, nn.BatchNorm) or context.method_name != "__call__":
+    return next_fun(*args, **kwargs)
+  x = args[0]
+  if module.axis not in (-1, x.ndim - 1):
+    raise NotImplementedError(f"the explanation penalty supports BatchNorm over the last axis, "
+                              f"not {module.axis}")
+  xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  axes = tuple(range(x.ndim - 1))
+  mean = jnp.mean(xf, axes)
+  var = jnp.maximum(jnp.mean(jnp.square(xf), axes) - jnp.square(mean), 0.0)  # as flax
+  y = (xf - mean) * jax.lax.rsqrt(var + module.epsilon)
+  params = module.variables.get("params", {})
+  if module.use_scale:
+    y = y * params["scale"]
+  if module.use_bias:
+    y = y + params["bias"]
+  return y.astype(module.dtype or x.dtype)
+
+
+def _sampled_integrated_gradients(model, variables, x, target, key) -> jax.Array:
+  """x · ∇S(αx), α ~ U(0, 1) per image: E_α of it is integrated gradients from black."""
+  alpha = jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
+  return x * explain.gradient(model, variables, alpha * x, target)
+
+
+def _target(name: str, labels: jax.Array):
+  if name == "label":
+    return labels.astype(jnp.int32)
+  if name == "predicted":
+    return None
+  return lambda outputs: jnp.sum(jax.nn.log_softmax(
+      outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32))), axis=-1)
+
+
+def per_example(spec, model: nn.Module, variables, images: jax.Array, object_mask: jax.Array,
+                labels: jax.Array, *, batch_statistics: bool = True,
+                key: jax.Array | None = None) -> jax.Array:
+  """(B,) the penalty of each image before λ (see the module docstring). key: the draw of
+  the sampled kinds (integrated_gradients)."""
+  kind, target = spec["kind"], _target(spec.get("target", "label"), labels)
+
+  def attribution():
+    if kind == "integrated_gradients":
+      return _sampled_integrated_gradients(model, variables, images, target,
+                                           jax.random.key(0) if key is None else key)
+    if kind in INPUT_KINDS:
+      return INPUT_KINDS[kind](model, variables, images, target)
+    return CAM_KINDS[kind](model, variables, images, spec.get("layer") or None, target)
+
+  if batch_statistics and kind != "integrated_gradients":
+    with nn.intercept_methods(_batch_statistics_batchnorm):
+      heat = attribution()
+  else:
+    heat = attribution()
+  dtype = jnp.promote_types(heat.dtype, jnp.float32)  # bf16 models: the sums in float32
+  mask = object_mask.astype(dtype)
+  if kind in INPUT_KINDS and spec.get("normalise"):  # energy a² as the mass
+    return jnp.square(1.0 - explain.mass_inside(jnp.square(heat.astype(dtype)), mask))
+  if kind in INPUT_KINDS:  # (B, H, W, C)
+    outside = (1.0 - mask)[..., None] * heat.astype(dtype)
+    return jnp.sum(jnp.square(outside), axis=(1, 2, 3))
+  return jnp.square(1.0 - explain.mass_inside(heat, mask))  # (B,)
+
+
+def make(spec, model: nn.Module, *, freeze_bn: bool = False) -> Penalty | None:
+  """-> penalty(variables, batch, weights, key) -> λ · mean penalty, or None when off.
+
+  batch needs 'image', 'label' and 'object_mask' (B, H, W); weights (B,) mark real rows;
+  key: a fresh random key per step (the sampled kinds draw from it).
+  """
+  if not enabled(spec):
+    return None
+  spec = dict(spec)
+  weight = float(spec["weight"])
+
+  def penalty(variables, batch, weights, key):
+    terms = per_example(spec, model, variables, batch["image"], batch["object_mask"],
+                        batch["label"], batch_statistics=not freeze_bn, key=key)
+    return weight * jnp.sum(terms * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+  return penalty

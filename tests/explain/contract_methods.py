@@ -1,0 +1,107 @@
+"""Every explainer `cnnviz_jax.explain` exports, as a call on a tiny net, for the contract tests.
+
+Shared by test_contract.py and its 8-device subprocess (contract_sharded.py). Each method:
+  call(model, variables, x) -> output pytree; `x` is (B, 16, 16, 3), B divisible by 8;
+  batched: the output's leading axis follows x's (shard it) — else it has no batch axis;
+  uses_variables: a function of the variables (vmap over an ensemble applies);
+  differentiable(out) -> the outputs that are differentiable in the parameters, or None
+  where the method is not (its docstring says so, and test_contract pins it).
+"""
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import cnnviz_jax as cj
+
+E = cj.explain
+LAYER = "block3_conv1"  # 4×4 at 16 px: small maps, every method has something to do
+SIZE, BATCH, CLASSES = 16, 8, 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  call: Callable[..., Any]
+  batched: bool = True
+  uses_variables: bool = True
+  differentiable: Callable[[Any], Any] | None = lambda out: out
+
+
+def tiny_model(dtype=jnp.float32):
+  return cj.models.create("small_cnn_bn", num_classes=CLASSES, filters=(4, 8, 8, 8), dtype=dtype)
+
+
+def tiny_variables(model, seed: int, x):
+  """Random weights and random BN statistics (eval-mode BN is then not the identity)."""
+  variables = model.init(jax.random.key(seed), x)
+  rng = np.random.RandomState(seed + 100)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, v: jnp.asarray(rng.uniform(0.5, 2, v.shape), v.dtype)
+      if "var" in jax.tree_util.keystr(path) else (
+          jnp.asarray(rng.uniform(-0.1, 0.1, v.shape), v.dtype)
+          if "mean" in jax.tree_util.keystr(path) else v), variables)
+
+
+def images(seed: int = 0, batch: int = BATCH):
+  return jnp.asarray(np.random.RandomState(seed).rand(batch, SIZE, SIZE, 3), jnp.float32)
+
+
+def fixed_saliency(x):  # (B, 4, 4) >= 0: a map of the images, not of the parameters
+  return x[:, ::4, ::4, 0] + x[:, 1::4, 2::4, 1]
+
+
+def fixed_masks(x):  # (B, 16, 16) in {0, 1}, from the images (so it shards with them)
+  return (x[..., 2] > 0.5).astype(x.dtype)
+
+
+def _cam(fn, **kw):
+  return Method(lambda m, v, x: fn(m, v, x, LAYER, **kw))
+
+
+METHODS = {
+    "activations": Method(lambda m, v, x: E.activations(m, v, x, ["block2", LAYER])),
+    "filters": Method(lambda m, v, x: E.filters(m, v, x, "block2_conv1"), batched=False),
+    "grad_cam": _cam(E.grad_cam),
+    "grad_cam_plus_plus": _cam(E.grad_cam_plus_plus),
+    "xgrad_cam": _cam(E.xgrad_cam),
+    "layer_cam": _cam(E.layer_cam),
+    "eigen_cam": _cam(E.eigen_cam),
+    "guided_grad_cam": _cam(E.guided_grad_cam),
+    "score_cam": Method(lambda m, v, x: E.score_cam(m, v, x, LAYER, chunk=4)),
+    "gradient": Method(lambda m, v, x: E.gradient(m, v, x)),
+    "gradient_x_input": Method(lambda m, v, x: E.gradient_x_input(m, v, x, target=[0, 2])),
+    "smoothgrad": Method(lambda m, v, x: E.smoothgrad(m, v, x, samples=2, chunk=None)),
+    "integrated_gradients": Method(lambda m, v, x: E.integrated_gradients(m, v, x, steps=3)),
+    "guided_backprop": Method(lambda m, v, x: E.guided_backprop(m, v, x)),
+    "deconvnet": Method(lambda m, v, x: E.deconvnet(m, v, x, target=1)),
+    "deletion_insertion": Method(
+        lambda m, v, x: E.deletion_insertion(m, v, x, fixed_saliency(x), steps=4)),
+    "max_activating_patches": Method(
+        lambda m, v, x: E.max_activating_patches(m, v, x, "block2", [0, 3], k=3, batch_size=4),
+        batched=False, differentiable=lambda out: out.activations),
+    "activation_maximisation": Method(
+        lambda m, v, x: E.activation_maximisation(m, v, LAYER, [0, 1], size=SIZE, steps=3,
+                                                  parametrisation="pixel"),
+        batched=False, differentiable=None),  # see test_activation_maximisation_*
+    "randomisation_check": Method(
+        lambda m, v, x: E.randomisation_check(m, v, x, E.gradient),
+        differentiable=lambda out: (out.maps, out.original)),
+    "mass_inside": Method(lambda m, v, x: E.mass_inside(fixed_saliency(x), fixed_masks(x)),
+                          uses_variables=False, differentiable=None),
+    "pointing_game": Method(lambda m, v, x: E.pointing_game(fixed_saliency(x), fixed_masks(x),
+                                                            tolerance=1.0),
+                            uses_variables=False, differentiable=None),
+    "receptive_field": Method(lambda m, v, x: E.receptive_field(m, LAYER), batched=False,
+                              uses_variables=False, differentiable=None),
+}
+# What `cj.explain` exports besides explainers: activation rules, layer plumbing, map
+# helpers and target forms (covered by their own tests).
+HELPERS = {"deconv", "guided", "guided_relu", "layer_vjp", "resolve_layers", "gaussian_blur",
+           "normalise", "upsample", "top_k", "receptive_fields"}
+
+
+def leading_batch(out) -> list:
+  """The array leaves of an output (NamedTuples and dicts flattened; ints dropped)."""
+  return [a for a in jax.tree.leaves(out) if isinstance(a, jax.Array)]

@@ -1,0 +1,170 @@
+"""The explanation penalty: its definition, its gradient, the jitted step, and config errors."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+import cnnviz_jax as cj
+import runs
+from cnnviz_jax.train import explanation_loss, freeze, optimizers, steps, validate
+from cnnviz_jax.train.state import TrainState
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  """small_cnn_bn (3 classes, widths 4-8-8-8) at 16 px, 4 images, masks and labels."""
+  model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
+  rng = np.random.RandomState(0)
+  x = jnp.asarray(rng.rand(4, 16, 16, 3), jnp.float32)
+  variables = model.init(jax.random.key(0), x)
+  variables["batch_stats"] = jax.tree_util.tree_map_with_path(  # running != batch statistics
+      lambda path, v: v * jnp.asarray(rng.uniform(0.5, 2, v.shape), v.dtype)
+      if "var" in jax.tree_util.keystr(path) else v + jnp.asarray(rng.uniform(-0.1, 0.1, v.shape),
+                                                                   v.dtype),
+      variables["batch_stats"])
+  mask = np.zeros((4, 16, 16), np.float32)
+  for i in range(4):
+    mask[i, 2 + i:9 + i, 3:12 - i] = 1
+  return model, variables, x, jnp.asarray(mask), jnp.asarray([0, 2, 1, 2])
+
+
+def test_input_gradient_penalty_is_ross_et_al_term_on_the_trained_function(tiny):
+  """Σ ((1 − m) ∂/∂x Σ_n Σ_k log p_nk)², with BatchNorm on the batch's statistics as the
+  cross-entropy sees it (flax's own train mode), or on the running ones with freeze_bn."""
+  model, variables, x, mask, labels = tiny
+  spec = dict(kind="input_gradient", target="log_prob_sum")
+  for train in (True, False):
+    def log_probs(z, train=train):
+      out = model.apply(variables, z, train=train, mutable=["batch_stats"] if train else False)
+      return jnp.sum(jax.nn.log_softmax((out[0] if train else out)))
+    expected = np.sum(((1 - mask)[..., None] * jax.grad(log_probs)(x)) ** 2, axis=(1, 2, 3))
+    ours = explanation_loss.per_example(spec, model, variables, x, mask, labels,
+                                        batch_statistics=train)
+    assert float(expected.min()) > 0
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, err_msg=f"train={train}")
+
+
+def test_normalised_penalties_are_the_squared_share_of_energy_outside(tiny):
+  """normalise=True: (Σ (1 − m) a² / Σ a²)², with a the label logit's input gradient; and
+  integrated gradients on the running BatchNorm statistics, by their definition
+  sampled at α ~ U(0, 1) per image: x · ∇S(αx)."""
+  model, variables, x, mask, labels = tiny
+
+  def logit_gradient(z, train):
+    def score(z):
+      out = model.apply(variables, z, train=train, mutable=["batch_stats"] if train else False)
+      return jnp.sum(jnp.take_along_axis(out[0] if train else out, labels[:, None], 1))
+    return jax.grad(score)(z)
+
+  def share_outside(a):
+    energy = np.sum(np.asarray(a) ** 2, -1)
+    return (energy * (1 - np.asarray(mask))).sum((1, 2)) / energy.sum((1, 2))
+
+  spec = dict(kind="input_gradient", target="label", normalise=True)
+  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels),
+                             share_outside(logit_gradient(x, True)) ** 2, rtol=1e-4)
+  key = jax.random.key(3)
+  alpha = jax.random.uniform(key, (4, 1, 1, 1))
+  assert float(alpha.max() - alpha.min()) > 0.1  # a different point of the path per image
+  sampled = x * logit_gradient(alpha * x, False)
+  spec = dict(kind="integrated_gradients", target="label", normalise=True)
+  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels,
+                                                          key=key),
+                             share_outside(sampled) ** 2, rtol=1e-4)
+
+
+def test_grad_cam_penalty_is_the_squared_mass_outside_at_the_layer_resolution(tiny):
+  model, variables, x, mask, labels = tiny
+  spec = dict(kind="grad_cam", layer="block4_conv1", target="predicted")  # random net: the
+  ours = explanation_loss.per_example(spec, model, variables, x, mask, labels,  # top-1 map
+                                      batch_statistics=False)  # is the one sure to be non-zero
+  heat = np.asarray(cj.explain.grad_cam(model, variables, x, "block4_conv1"))  # 4×4
+  assert heat.shape == (4, 4, 4)
+  cover = np.asarray(mask).reshape(4, 4, 4, 4, 4).mean(axis=(2, 4))  # 4×4-pixel cells
+  inside = (heat * cover).sum((1, 2)) / heat.sum((1, 2))
+  assert 0.05 < inside.min() and inside.max() < 0.95
+  np.testing.assert_allclose(ours, (1 - inside) ** 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", explanation_loss.KINDS)
+def test_every_kind_has_a_parameter_gradient_that_matches_finite_differences(tiny, kind):
+  model, variables, x, mask, labels = tiny
+  layer = "" if kind in explanation_loss.INPUT_KINDS else "block3_conv1"
+  spec = dict(kind=kind, weight=1.0, layer=layer, target="label")
+  with jax.enable_x64(True):
+    model64 = model.clone(dtype=jnp.float64)
+    v64, x64, m64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (variables, x, mask))
+    penalty = explanation_loss.make(spec, model64)
+    batch = {"image": x64, "object_mask": m64, "label": labels}
+    loss = lambda p: penalty({**v64, "params": p}, batch, jnp.ones(4, jnp.float64),
+                             jax.random.key(5))
+    grads = jax.jit(jax.grad(loss))(v64["params"])
+    rng = np.random.RandomState(1)
+    direction = jax.tree.map(lambda p: jnp.asarray(rng.randn(*p.shape)), grads)
+    eps = 1e-6  # small: ReLU kinks must not be crossed
+    shift = lambda s: jax.tree.map(lambda p, d: p + s * eps * d, v64["params"], direction)
+    numeric = (loss(shift(1)) - loss(shift(-1))) / (2 * eps)
+    analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads),
+                                                   jax.tree.leaves(direction)))
+    assert abs(float(analytic)) > 1e-8
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5)
+
+
+def _state_and_step(model, variables, weight, kind="grad_cam"):
+  tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.0}), 0.1)
+  mask = jax.tree.map(lambda _: True, variables["params"])
+  state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
+                     tx.init(freeze.split(variables["params"], mask)[0]), jax.random.PRNGKey(0))
+  penalty = explanation_loss.make(dict(kind=kind, weight=weight, layer="", target="label"),
+                                  model)
+  return state, jax.jit(steps.make_train_step(model, tx, mask, explanation_penalty=penalty))
+
+
+def test_the_jitted_step_adds_the_penalty_and_weight_zero_is_plain_training(tiny):
+  model, variables, x, mask, labels = tiny
+  batch = {"image": x, "label": labels, "object_mask": mask}
+  plain_state, plain = _state_and_step(model, variables, 0.0)
+  plain_state, plain_metrics = plain(plain_state, batch)
+  reference = jax.jit(steps.make_train_step(model, optimizers.make(ml_collections.ConfigDict(
+      {"name": "sgd", "momentum": 0.0}), 0.1), jax.tree.map(lambda _: True, variables["params"])))
+  ref_state, ref_metrics = reference(_state_and_step(model, variables, 0.0)[0], batch)
+  jax.tree.map(np.testing.assert_array_equal, plain_state.params, ref_state.params)
+  state, step = _state_and_step(model, variables, 5.0)
+  state, metrics = step(state, batch)
+  assert float(metrics["explanation_loss"]) > 0
+  np.testing.assert_allclose(metrics["loss"], ref_metrics["loss"] + metrics["explanation_loss"],
+                             rtol=1e-6)
+  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), state.params, ref_state.params)
+  assert max(jax.tree.leaves(moved)) > 1e-6
+
+
+def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
+  config = runs.tiny_config("unused")
+  config.explanation_loss.kind = "gradcam"
+  with pytest.raises(ValueError, match=r"config.explanation_loss.kind: unknown kind 'gradcam'; "
+                                       r"valid: input_gradient, gradient_x_input, "
+                                       r"integrated_gradients, grad_cam"):
+    validate.validate(config)
+  config.explanation_loss.update(kind="grad_cam", layer="block9")
+  with pytest.raises(ValueError, match=r"unknown layer 'block9' of SmallCNN; valid layers: "
+                                       r"block1_conv1, block1, block2_conv1, block2, "
+                                       r"block3_conv1, block4_conv1"):
+    validate.validate(config)
+  config.explanation_loss.update(kind="input_gradient", layer="block2")
+  with pytest.raises(ValueError, match="layer is for the CAM kinds"):
+    validate.validate(config)
+  config.explanation_loss.update(layer="", target="logit")
+  with pytest.raises(ValueError, match="target: unknown target 'logit'; valid: label, "
+                                       "predicted, log_prob_sum"):
+    validate.validate(config)
+  config.explanation_loss.update(target="label", weight=-1.0)
+  with pytest.raises(ValueError, match="weight must be a number >= 0"):
+    validate.validate(config)
+  with pytest.raises(ValueError, match="normalise must be True or False"):  # a plain dict
+    explanation_loss.check(dict(kind="input_gradient", weight=1.0, normalise="yes"), None, ())
+  config.explanation_loss.weight = 1.0
+  validate.validate(config)  # now fine
+  config.feature_extraction = True
+  with pytest.raises(ValueError, match="cannot train on cached features"):
+    validate.validate(config)

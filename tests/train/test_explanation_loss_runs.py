@@ -1,0 +1,112 @@
+"""The explanation penalty under the training machinery: 8 sharded devices equal 1, and
+stages with freezing resume exactly."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+import cnnviz_jax as cj
+import runs
+from cnnviz_jax import xla_flags
+from cnnviz_jax.train import inputs, loop
+from cnnviz_jax.weights import store
+from configs import default
+
+_SHARDED = textwrap.dedent("""
+    import jax, jax.numpy as jnp, ml_collections, numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    import cnnviz_jax as cj
+    from cnnviz_jax.train import explanation_loss, freeze, optimizers, steps
+    from cnnviz_jax.train.state import TrainState
+    assert jax.device_count() == 8
+    rs = np.random.RandomState(0)
+    batch = {"image": jnp.asarray(rs.rand(16, 16, 16, 3), jnp.float32),
+             "label": jnp.asarray(rs.randint(0, 3, 16), jnp.int32),
+             "object_mask": jnp.asarray(rs.rand(16, 16, 16) > 0.7, jnp.float32)}
+    model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
+    variables = model.init(jax.random.key(0), batch["image"])
+    tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd"}), 0.1)
+    mask = jax.tree.map(lambda _: True, variables["params"])
+    for kind, layer in (("input_gradient", ""), ("integrated_gradients", ""),
+                        ("grad_cam", "block2_conv1")):
+      spec = dict(kind=kind, weight=1.0, layer=layer, target="label", normalise=True)
+      step = steps.make_train_step(model, tx, mask,
+                                   explanation_penalty=explanation_loss.make(spec, model))
+      out = []
+      for devices in (jax.devices()[:1], jax.devices()):
+        mesh = Mesh(np.asarray(devices), ("data",))
+        fresh = jax.tree.map(jnp.array, variables)  # copies: the step donates its state
+        state = TrainState(jnp.asarray(0), fresh["params"], fresh["batch_stats"],
+                           tx.init(fresh["params"]), jax.random.key(1))
+        shardings = (NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
+        jitted = steps.jit_train_step(step, shardings)
+        state = jax.device_put(state, shardings[0])
+        for _ in range(2):
+          state, metrics = jitted(state, jax.device_put(batch, shardings[1]))
+        out.append((jax.device_get(state.params), float(metrics["explanation_loss"])))
+      assert out[0][1] > 0, kind
+      np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-5, err_msg=kind)
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6,
+                                                           err_msg=kind), out[0][0], out[1][0])
+      print(kind, "ok", flush=True)
+""")
+
+
+def test_a_penalised_step_on_8_sharded_devices_equals_one_device():
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"{xla_flags.CPU_FLAGS} --xla_force_host_platform_device_count=8")
+  result = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=runs.ROOT)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  assert result.stdout.count(" ok") == 3, result.stdout
+
+
+def _two_stage_config(data_dir, second_epochs):
+  config = runs.tiny_config(data_dir, epochs=1)
+  config.data.shapes.decoy = 2
+  config.explanation_loss.update(kind="input_gradient", weight=1.0, target="label",
+                                 normalise=True)
+  config.stages = [  # head only, then everything with BatchNorm frozen: both with the penalty
+      default.stage(epochs=1, optimizer="sgd", lr=0.05, schedule="constant",
+                    freeze=default.HEAD_ONLY),
+      default.stage(epochs=second_epochs, optimizer="sgd", lr=0.05, schedule="constant",
+                    freeze_bn=True)]
+  config.checkpoint_keep = 3  # keep the end of stage 0 (step 8) to check the freezing
+  return config
+
+
+def _state_at(workdir, step):
+  path = workdir / "checkpoints" / str(step) / "state"
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(path, store.on_this_host(checkpointer, path))
+
+
+def test_stages_with_freezing_and_the_penalty_resume_exactly(tmp_path, data_dir):
+  config = _two_stage_config(data_dir, 2)
+  complete = tmp_path / "complete"
+  loop.train_and_evaluate(config, complete)
+  interrupted = tmp_path / "interrupted"  # stopped after stage 1's first epoch, then resumed
+  loop.train_and_evaluate(_two_stage_config(data_dir, 1), interrupted)
+  loop.train_and_evaluate(_two_stage_config(data_dir, 2), interrupted)
+  history = runs.history(interrupted)
+  assert [(h["stage"], h["epoch"], h["step"]) for h in history] == [(0, 0, 8), (1, 0, 16),
+                                                                    (1, 1, 24)]
+  for a, b in zip(history, runs.history(complete)):
+    assert {k: v for k, v in a.items() if k != "epoch_seconds"} == \
+        {k: v for k, v in b.items() if k != "epoch_seconds"}
+  end, resumed = runs.final_state(complete), runs.final_state(interrupted)
+  jax.tree.map(np.testing.assert_array_equal, resumed["params"], end["params"])
+  # freezing held with the penalty on: stage 0 moved only the head, stage 1 no BN statistic
+  model = cj.models.create("small_cnn_bn", num_classes=3, filters=(8, 8, 16, 16))
+  initial = inputs.initial_variables(config, model, jax.ShapeDtypeStruct((32, 32, 32, 3),
+                                                                         jnp.float32))
+  stage0 = _state_at(complete, 8)
+  for name in stage0["params"]:
+    same = jax.tree.map(np.array_equal, stage0["params"][name], initial["params"][name])
+    assert all(jax.tree.leaves(same)) == (name != "head"), name
+  jax.tree.map(np.testing.assert_array_equal, end["batch_stats"], stage0["batch_stats"])

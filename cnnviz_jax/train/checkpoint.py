@@ -20,10 +20,15 @@ from cnnviz_jax.weights import store, tree
 def _manager(directory, keep: int | None, best_metric: str | None = None,
              best_mode: str = "max", item: str = "state", read_only: bool = False
              ) -> ocp.CheckpointManager:
+  # Reading is this process's own business: no barrier with the others, so process 0 can
+  # restore for the report while they wait (orbax syncs every process by default).
+  alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                             active_processes={jax.process_index()})
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=not read_only, enable_async_checkpointing=False,
       cleanup_tmp_directories=not read_only, read_only=read_only,
       save_interval_steps=0 if read_only else 1,
+      multiprocessing_options=alone if read_only else ocp.options.MultiprocessingOptions(),
       best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
       best_mode=best_mode)
   # Handlers named up front, so a fresh manager (after a restart) can read item metadata.

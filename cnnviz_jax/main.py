@@ -48,7 +48,12 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
   import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (XLA flags)
+  from cnnviz_jax import storage  # pylint: disable=import-outside-toplevel
   from cnnviz_jax.train import loop, mesh, validate  # pylint: disable=import-outside-toplevel
+  try:  # a mistyped URL fails here, not as a local folder named 'gs:'
+    storage.path(FLAGS.workdir)
+  except storage.PathError as e:
+    raise app.UsageError(f"--workdir: {e}") from e
 
   if FLAGS.mode == "report":
     _report(FLAGS.workdir)

@@ -17,13 +17,15 @@ import concurrent.futures
 import importlib.util
 import json
 import os
-import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app, flags, logging
+from etils import epath
 
+from cnnviz_jax import storage
 from cnnviz_jax.train.workdir import Workdir
 from experiments import space, sweep_plots, sweep_table, trials as trials_lib
 
@@ -51,7 +53,7 @@ SWEEP_KEYS = ("config", "parameters", "random", "seed", "metric")
 
 def _sweep_file(path: str) -> dict:
   spec = importlib.util.spec_from_file_location("sweep_file", path)
-  if spec is None or not pathlib.Path(path).is_file():
+  if spec is None or not os.path.isfile(path):
     raise app.UsageError(f"--sweep {path}: no such file")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -98,23 +100,36 @@ def _plan(argv) -> tuple[str, list[str], list[dict], str]:
   return config, fixed, trials, metric
 
 
-def _run_trial(argv: list[str], trial_dir: pathlib.Path, env: dict) -> int:
+def _run_trial(argv: list[str], trial_dir: epath.Path, env: dict) -> int:
   """One trial, its output appended to trial_dir/sweep.log; its wall time adds up over
   resumed attempts in trial_dir/sweep_trial.json."""
   trial_dir.mkdir(parents=True, exist_ok=True)
   record_path = trial_dir / sweep_table.RECORD_FILE
   record = json.loads(record_path.read_text()) if record_path.exists() else {"wall_seconds": 0.0}
   start = time.perf_counter()
-  with (trial_dir / "sweep.log").open("a") as log:
-    returncode = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                check=False).returncode
+  returncode = _run_logged(argv, trial_dir / "sweep.log", env)
   record.update(command=trials_lib.shell_line(argv), returncode=returncode,
                 wall_seconds=record["wall_seconds"] + time.perf_counter() - start)
   record_path.write_text(json.dumps(record, indent=1))
   return returncode
 
 
-def run_trials(jobs: list[tuple[dict, list[str]]], workdir: pathlib.Path, parallel: int) -> None:
+def _run_logged(argv: list[str], log: epath.Path, env: dict) -> int:
+  """Runs argv, its output appended to `log`. A cloud object cannot be appended to while the
+  trial runs: at a URL the output goes to a local file first and is added when it ends."""
+  if not storage.is_url(log):
+    with open(log, "a") as f:
+      return subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env,
+                            check=False).returncode
+  with tempfile.TemporaryFile() as f:
+    returncode = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env,
+                                check=False).returncode
+    f.seek(0)
+    log.write_bytes((log.read_bytes() if log.exists() else b"") + f.read())
+  return returncode
+
+
+def run_trials(jobs: list[tuple[dict, list[str]]], workdir: epath.Path, parallel: int) -> None:
   """Runs (trial, argv) jobs, `parallel` at a time. With parallel > 1 the first runs alone,
   so one process prepares the dataset (tfds download / generation) before the others read it."""
   env = dict(os.environ)
@@ -136,7 +151,7 @@ def run_trials(jobs: list[tuple[dict, list[str]]], workdir: pathlib.Path, parall
     list(pool.map(run, jobs))
 
 
-def write_outputs(workdir: pathlib.Path, trials: list[dict], metric: str, skipped=()) -> list[dict]:
+def write_outputs(workdir: epath.Path, trials: list[dict], metric: str, skipped=()) -> list[dict]:
   """results.csv / .md and the figures of every trial in trials.json."""
   table = sweep_table.rows(workdir, trials, skipped)
   parameters = list(dict.fromkeys(p for t in trials for p in t["params"]))
@@ -155,7 +170,10 @@ def main(argv):
   if FLAGS.parallel < 1:
     raise app.UsageError(f"--parallel must be ≥ 1; got {FLAGS.parallel}")
   config, fixed, planned, metric = _plan(argv)
-  workdir = pathlib.Path(FLAGS.workdir)
+  try:
+    workdir = storage.path(FLAGS.workdir)
+  except storage.PathError as e:
+    raise app.UsageError(f"--workdir: {e}") from e
   try:
     trials = trials_lib.merge(workdir, config, fixed, planned)
   except ValueError as e:

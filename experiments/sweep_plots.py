@@ -2,17 +2,18 @@
 and the parameters' correlation with / importance for the metric — and the trials' accuracies
 side by side (a study's variants)."""
 import math
-import pathlib
 import warnings
 from collections.abc import Sequence
 
 import matplotlib
+from etils import epath
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 from scipy import stats  # noqa: E402  pylint: disable=wrong-import-position
 
+from cnnviz_jax import storage  # noqa: E402  pylint: disable=wrong-import-position
 from experiments.sweep_table import (  # noqa: E402  pylint: disable=wrong-import-position
     short_name, short_value)
 
@@ -52,7 +53,7 @@ def _axis(values: Sequence[str]) -> tuple[np.ndarray, list[tuple[float, str]]]:
 
 
 def parallel_coordinates(table: Sequence[dict], parameters: Sequence[str], metric: str,
-                         path: pathlib.Path) -> None:
+                         path: epath.Path) -> None:
   """One polyline per finished trial across the parameters' axes and the metric's, coloured
   by the metric."""
   done = _finished(table, metric)
@@ -81,7 +82,7 @@ def parallel_coordinates(table: Sequence[dict], parameters: Sequence[str], metri
     ax.spines[side].set_visible(False)
   ax.set_title(f"Parallel coordinates of {len(done)} trial(s), coloured by {metric}")
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  storage.write_figure(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -125,7 +126,7 @@ def importance(table: Sequence[dict], parameters: Sequence[str],
 
 
 def parameter_importance(table: Sequence[dict], parameters: Sequence[str], metric: str,
-                         path: pathlib.Path) -> None:
+                         path: epath.Path) -> None:
   """Two bar charts: correlation with the metric, and importance (see `importance`)."""
   correlation, share = importance(table, parameters, metric)
   fig, (left, right) = plt.subplots(1, 2, figsize=(12, 1.2 + 0.42 * max(len(correlation), 5)))
@@ -144,7 +145,7 @@ def parameter_importance(table: Sequence[dict], parameters: Sequence[str], metri
   left.set_title(f"Spearman correlation with {metric}", fontsize=10)
   right.set_title(f"Importance: share of {metric}'s\nrank variance explained alone", fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  storage.write_figure(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -155,7 +156,7 @@ def _label(row: dict, parameters: Sequence[str]) -> str:
                                     for p in parameters)])
 
 
-def accuracy_bars(table: Sequence[dict], parameters: Sequence[str], path: pathlib.Path) -> None:
+def accuracy_bars(table: Sequence[dict], parameters: Sequence[str], path: epath.Path) -> None:
   """Train / val / test accuracy of every finished trial, side by side."""
   done = _finished(table, "val_accuracy")
   fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(done) + 2), 4.8))
@@ -171,5 +172,5 @@ def accuracy_bars(table: Sequence[dict], parameters: Sequence[str], path: pathli
   ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
   ax.set_title(f"Accuracy of {len(done)} finished trial(s)")
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  storage.write_figure(fig, path, dpi=110)
   plt.close(fig)

@@ -1,9 +1,11 @@
 """The sweep's results table: one row per trial from its results.json, as CSV and markdown."""
 import csv
+import io
 import json
 import math
-import pathlib
 from collections.abc import Collection, Sequence
+
+from etils import epath
 
 from cnnviz_jax.train.workdir import Workdir
 
@@ -12,7 +14,7 @@ SPLITS = {"train": "train", "validation": "val", "test": "test"}  # results.json
 METRICS = tuple(f"{prefix}_{m}" for prefix in SPLITS.values() for m in ("accuracy", "loss"))
 
 
-def status(trial_dir: pathlib.Path, skipped: Collection[str] = ()) -> str:
+def status(trial_dir: epath.Path, skipped: Collection[str] = ()) -> str:
   """finished | skipped (finished before this run) | failed | incomplete | not started."""
   if Workdir(trial_dir).results_json.exists():
     return "skipped" if trial_dir.name in skipped else "finished"
@@ -22,7 +24,7 @@ def status(trial_dir: pathlib.Path, skipped: Collection[str] = ()) -> str:
   return "incomplete" if trial_dir.exists() else "not started"
 
 
-def rows(workdir: pathlib.Path, trials: Sequence[dict],
+def rows(workdir: epath.Path, trials: Sequence[dict],
          skipped: Collection[str] = ()) -> list[dict]:
   """{id, trial, <parameters>, status, train/val/test accuracy and loss, wall_s} per trial;
   numbers are those of results.json (None where missing)."""
@@ -53,12 +55,13 @@ def best(table: Sequence[dict], metric: str) -> dict | None:
   return min(done, key=key)
 
 
-def write_csv(table: Sequence[dict], path: pathlib.Path) -> None:
+def write_csv(table: Sequence[dict], path: epath.Path) -> None:
   """Full-precision numbers (Python's repr round-trips a float), empty cells where missing."""
-  with path.open("w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(table[0]))
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in table)
+  text = io.StringIO(newline="")
+  writer = csv.DictWriter(text, fieldnames=list(table[0]))
+  writer.writeheader()
+  writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in table)
+  path.write_text(text.getvalue())
 
 
 def _cell(key: str, value) -> str:
@@ -83,7 +86,7 @@ def short_name(parameter: str) -> str:
   return parameter.removeprefix("config.")
 
 
-def write_markdown(table: Sequence[dict], path: pathlib.Path, metric: str, title: str) -> None:
+def write_markdown(table: Sequence[dict], path: epath.Path, metric: str, title: str) -> None:
   """A markdown table (4 decimals) headed by the best trial on `metric`."""
   keys = list(table[0])
   lines = [f"# {title}", ""]

@@ -2,12 +2,12 @@
 check that every trial's config loads and validates before any trial runs."""
 import importlib.util
 import json
-import pathlib
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
 
 from absl import flags
+from etils import epath
 from ml_collections import config_flags
 
 from experiments import space
@@ -95,7 +95,7 @@ def check(config: str, fixed: Sequence[str], trials: Sequence[Mapping[str, str]]
       raise ValueError(f"trial {dict(trial)}: {e}") from e
 
 
-def merge(workdir: pathlib.Path, config: str, fixed: Sequence[str],
+def merge(workdir: epath.Path, config: str, fixed: Sequence[str],
           trials: Sequence[Mapping[str, str]]) -> list[dict]:
   """W/trials.json after adding `trials`: earlier trials keep their ids, new ones are
   appended. A different config or fixed overrides in the same workdir is an error."""

@@ -5,7 +5,8 @@ scale, which still reads every byte), so corrupt, truncated, zero-byte and non-i
 are skipped and counted up front, identically on every host, never mid-epoch. The count
 and the first few paths are logged once. Grayscale, RGBA, palette, CMYK and 16-bit images
 are converted to 8-bit RGB (re-encoded as PNG) when loaded; RGB/gray JPEGs and 8-bit
-PNGs go to TF's decoder unchanged.
+PNGs go to TF's decoder unchanged. The root may be local or a URL (gs://bucket/images:
+cnnviz_jax/storage.py); every file is read as bytes and decoded from memory.
 
 Object masks (optional, for the explanation penalty): `cat/001.mask.png` next to
 `cat/001.jpg` (the image's name without its extension, plus MASK_SUFFIX), the image's size,
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from cnnviz_jax import storage
 from cnnviz_jax.data import splits
 from cnnviz_jax.data.source import Source
 
@@ -47,9 +49,10 @@ def check_image(path: str) -> tuple[bool, bool, str]:
   if not path.lower().endswith(EXTENSIONS):
     return False, False, "not an image file"
   try:
-    if os.path.getsize(path) == 0:
+    data = storage.path(path).read_bytes()
+    if not data:
       return False, False, "zero bytes"
-    with Image.open(path) as img:
+    with Image.open(io.BytesIO(data)) as img:
       fmt, mode = img.format, img.mode
       if fmt == "JPEG":
         img.draft("RGB", (img.width // 8 + 1, img.height // 8 + 1))  # fast, reads all data
@@ -61,7 +64,7 @@ def check_image(path: str) -> tuple[bool, bool, str]:
 
 def to_rgb_png(path: str) -> bytes:
   """Any PIL-readable image -> 8-bit RGB PNG bytes (16-bit scaled, alpha dropped)."""
-  with Image.open(path) as img:
+  with Image.open(io.BytesIO(storage.path(path).read_bytes())) as img:
     img.load()
     if img.mode in _SIXTEEN_BIT:
       a = np.asarray(img, np.float64)
@@ -75,17 +78,19 @@ def to_rgb_png(path: str) -> bytes:
 @functools.lru_cache(maxsize=16)
 def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> FolderListing:
   """Class folders, their usable images (at most max_per_class each) and what was skipped."""
-  if not os.path.isdir(root):
+  top = storage.path(root)
+  if not top.is_dir():
     raise ValueError(f"image folder {root!r} does not exist or is not a directory")
-  class_names = tuple(sorted(d for d in os.listdir(root)
-                             if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")))
+  class_names = tuple(sorted(d.name for d in top.iterdir()
+                             if not d.name.startswith(".") and d.is_dir()))
   if not class_names:
     raise ValueError(f"image folder {root!r} has no class sub-folders (expected root/<class>/*)")
-  paths, labels, convert, skipped = [], [], [], []
+  paths, labels, convert, skipped, mask_files = [], [], [], [], set()
   for label, name in enumerate(class_names):
-    folder = os.path.join(root, name)
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
-                   if not f.lower().endswith(MASK_SUFFIX))
+    folder = str(top / name)
+    every = [str(d / f) for d, _, fs in storage.walk(folder) for f in fs]
+    mask_files.update(f for f in every if f.lower().endswith(MASK_SUFFIX))
+    files = sorted(f for f in every if not f.lower().endswith(MASK_SUFFIX))
     # the cap picks a seeded random subset, checking files until enough are usable
     order = np.random.default_rng([seed, label]).permutation(len(files)) if max_per_class \
         else range(len(files))
@@ -109,7 +114,7 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
     shown = "; ".join(f"{p} ({r})" for p, r in skipped[:5])
     logging.warning("image folder %s: skipped %d unusable files, e.g. %s", root, len(skipped),
                     shown)
-  masks = tuple(m if os.path.isfile(m) else None for m in map(mask_path, paths))
+  masks = tuple(m if m in mask_files else None for m in map(mask_path, paths))
   return FolderListing(root, class_names, tuple(paths), np.asarray(labels, np.int32),
                        np.asarray(convert, bool), tuple(skipped), masks)
 
@@ -121,7 +126,7 @@ def mask_path(image_path: str) -> str:
 
 def mask_png(path: str, size: tuple[int, int]) -> bytes:
   """A mask file -> 1-channel PNG bytes in {0, 1} (non-zero = object), checked for size."""
-  with Image.open(path) as img:
+  with Image.open(io.BytesIO(storage.path(path).read_bytes())) as img:
     if img.size != size:
       raise ValueError(f"mask {path} is {img.size[0]}x{img.size[1]} but its image is "
                        f"{size[0]}x{size[1]}")
@@ -134,7 +139,9 @@ def mask_png(path: str, size: tuple[int, int]) -> bytes:
 def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                   max_per_class: int | None = None, seed: int = 0) -> Source:
   """`split` of a stratified, seeded train/validation/test split of an image folder."""
-  listing = list_folder(os.path.abspath(root), max_per_class, seed)
+  root = os.fspath(root)
+  listing = list_folder(root if storage.is_url(root) else os.path.abspath(root), max_per_class,
+                        seed)
   positions = splits.stratified_split(listing.labels, fractions, seed)[splits.split_index(split)]
   if not len(positions):
     raise ValueError(f"split {split!r} of image folder {root!r} is empty "
@@ -152,10 +159,9 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
       if listing.convert[i]:
         images[j] = to_rgb_png(listing.paths[i])
       else:
-        with open(listing.paths[i], "rb") as f:
-          images[j] = f.read()
+        images[j] = storage.path(listing.paths[i]).read_bytes()
       if has_masks:
-        with Image.open(listing.paths[i]) as img:
+        with Image.open(io.BytesIO(storage.path(listing.paths[i]).read_bytes())) as img:
           masks[j] = mask_png(listing.masks[i], img.size)
     return {"image": images, "object_mask": masks} if has_masks else {"image": images}
 

@@ -9,13 +9,13 @@ demo's train + report stays within its time budget.
 """
 import json
 import logging
-import pathlib
 import time
 
 import jax
 import numpy as np
+from etils import epath
 
-from cnnviz_jax import explain
+from cnnviz_jax import explain, storage
 from cnnviz_jax.data import stats as data_stats
 from cnnviz_jax.models import taps
 from cnnviz_jax.report import (compute, data_figures, display, explain_figures, faithful,
@@ -44,7 +44,7 @@ def _eval_split(run: workdir_lib.Run) -> str:
   return "test" if "test" in splits else splits[-1]
 
 
-def data_section(run: workdir_lib.Run, show, directory: pathlib.Path) -> html.Section:
+def data_section(run: workdir_lib.Run, show, directory: epath.Path) -> html.Section:
   cfg, section = run.data_config, html.Section("data")
   stats = data_stats.dataset_stats(cfg)
   section.figures.append(data_figures.class_distribution(stats, directory))
@@ -57,7 +57,7 @@ def data_section(run: workdir_lib.Run, show, directory: pathlib.Path) -> html.Se
   return section
 
 
-def training_section(run: workdir_lib.Run, directory: pathlib.Path) -> html.Section:
+def training_section(run: workdir_lib.Run, directory: epath.Path) -> html.Section:
   section = html.Section("training")
   if run.history:
     section.figures.append(training_figures.training_curves(run.history, directory,
@@ -68,7 +68,7 @@ def training_section(run: workdir_lib.Run, directory: pathlib.Path) -> html.Sect
 
 
 def results_section(run: workdir_lib.Run, show, pool: samples.Examples,
-                    probabilities: np.ndarray, directory: pathlib.Path) -> html.Section:
+                    probabilities: np.ndarray, directory: epath.Path) -> html.Section:
   section = html.Section("results")
   if run.results is None:
     section.notes.append("Training did not finish, so there is no results.json: accuracy, "
@@ -88,7 +88,7 @@ def results_section(run: workdir_lib.Run, show, pool: samples.Examples,
 
 
 def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.Examples,
-                  show, directory: pathlib.Path, cam_layer: str | None = None,
+                  show, directory: epath.Path, cam_layer: str | None = None,
                   feature_layers: list[str] | None = None, quick: bool = False
                   ) -> tuple[html.Section, dict]:
   """Attributions and the inside of the network for a batch; also returns the
@@ -142,7 +142,7 @@ def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.E
 
 
 def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
-                 directory: pathlib.Path) -> list[display.Figure]:
+                 directory: epath.Path) -> list[display.Figure]:
   """Max-activating test patches and activation maximisation for the CAM layer's channels
   that fire most on the batch (fewer channels on large inputs: optimisation costs)."""
   size = pool.images.shape[1]
@@ -163,7 +163,7 @@ def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
 
 def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str | None = None,
                    feature_layers: list[str] | None = None, quick: bool = False
-                   ) -> pathlib.Path:
+                   ) -> epath.Path:
   """Writes the report of `workdir` (default W/report.html) and returns its path.
 
   quick: skip what costs most to compile or run on a CPU (max-activating patches,
@@ -171,8 +171,8 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   """
   timer = _Timer()
   run = workdir_lib.load_run(workdir)
-  directory = pathlib.Path(run.workdir.figures)
-  output = pathlib.Path(output) if output else pathlib.Path(run.workdir.report_html)
+  directory = run.workdir.figures
+  output = storage.path(output) if output else run.workdir.report_html
   cfg = run.data_config
   show = lambda x: display.to_display(x, cfg["normalization"], cfg["mean"], cfg["std"])
   apply = jax.jit(lambda v, x: jax.nn.softmax(run.model.apply(v, x, train=False), -1))

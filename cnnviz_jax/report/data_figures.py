@@ -1,5 +1,5 @@
 """The data section: class distribution per split, a labelled sample grid, augmentations."""
-import pathlib
+from etils import epath
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -8,7 +8,7 @@ import numpy as np
 from cnnviz_jax.report import display
 
 
-def class_distribution(stats: dict, directory: pathlib.Path) -> display.Figure:
+def class_distribution(stats: dict, directory: epath.Path) -> display.Figure:
   """Bars of examples per class, one colour per split (seed 004's distribution plot)."""
   names = stats["class_names"]
   splits = list(stats["splits"])
@@ -38,7 +38,7 @@ def class_distribution(stats: dict, directory: pathlib.Path) -> display.Figure:
 
 
 def sample_grid(images: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
-                directory: pathlib.Path, split: str = "train") -> display.Figure:
+                directory: epath.Path, split: str = "train") -> display.Figure:
   """Images (N, H, W, 3) in [0, 1] with their class names, 8 per row."""
   n = len(images)
   cols = min(8, n)
@@ -51,7 +51,7 @@ def sample_grid(images: np.ndarray, labels: Sequence[int], class_names: Sequence
 
 
 def augmented_grid(originals: np.ndarray, augmented: np.ndarray, description: str,
-                   directory: pathlib.Path) -> display.Figure:
+                   directory: epath.Path) -> display.Figure:
   """Row i: original i, then its augmented versions. originals (R, H, W, 3), augmented
   (R, K, H, W, 3), both in [0, 1]."""
   rows, k = augmented.shape[:2]

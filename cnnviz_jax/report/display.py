@@ -5,8 +5,9 @@ normalisation, colour a heatmap with a perceptually uniform colormap, blend it o
 image, scale signed attributions, and save a matplotlib figure (PNG, nothing clipped).
 """
 import dataclasses
-import pathlib
 from typing import Sequence
+
+from etils import epath
 
 import matplotlib
 
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-posi
 from matplotlib import patches as mpatches  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
+from cnnviz_jax import storage  # noqa: E402  pylint: disable=wrong-import-position
 from cnnviz_jax.explain import maps as maps_lib  # noqa: E402  pylint: disable=wrong-import-position
 from cnnviz_jax.weights import preprocessing  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -31,7 +33,7 @@ class Figure:
   name: str  # file stem, unique within a report
   title: str
   caption: str
-  path: pathlib.Path  # PNG or GIF
+  path: epath.Path  # PNG or GIF, local or at a URL
   texts: list[str] = dataclasses.field(default_factory=list)  # annotations drawn on the axes
 
 
@@ -190,14 +192,16 @@ class Panels:
                  color="0.4")
 
 
-def save(fig, directory: pathlib.Path, name: str, title: str, caption: str = "") -> Figure:
+def save(fig, directory: epath.Path, name: str, title: str, caption: str = "") -> Figure:
   """Writes directory/name.png (tight bounding box: no label is cut off) and closes `fig`
   (a matplotlib Figure or Panels)."""
   fig = getattr(fig, "fig", fig)
+  directory = storage.path(directory)
   directory.mkdir(parents=True, exist_ok=True)
   path = directory / f"{name}.png"
   texts = [t.get_text() for ax in fig.axes for t in ax.texts]  # for content checks
-  fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.08, facecolor="white")
+  storage.write_figure(fig, path, dpi=DPI, bbox_inches="tight", pad_inches=0.08,
+                       facecolor="white")
   plt.close(fig)
   return Figure(name, title, caption, path, texts)
 

@@ -1,12 +1,15 @@
 """Where the model looks: Grad-CAM for the top classes, for every class (grid and GIF),
 and Guided Grad-CAM."""
-import pathlib
+import os
+import tempfile
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from etils import epath
 from matplotlib import animation
 
+from cnnviz_jax import storage
 from cnnviz_jax.report import display
 
 
@@ -16,7 +19,7 @@ def _interp(image: np.ndarray) -> str:
 
 def top_class_cams(images: np.ndarray, probabilities: np.ndarray, classes: np.ndarray,
                    cams: np.ndarray, class_names: Sequence[str], labels: np.ndarray,
-                   directory: pathlib.Path, layer: str) -> display.Figure:
+                   directory: epath.Path, layer: str) -> display.Figure:
   """Per image: the image, then Grad-CAM of its k most probable classes with p (seed 002).
 
   Maps are scaled by the image's largest map, so a weak class looks weak.
@@ -46,7 +49,7 @@ def _by_class(classes: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def all_class_grid(images: np.ndarray, classes: np.ndarray, cams: np.ndarray,
                    probabilities: np.ndarray, class_names: Sequence[str],
-                   directory: pathlib.Path) -> display.Figure:
+                   directory: epath.Path) -> display.Figure:
   """Rows: images; columns: Grad-CAM of every class (class order), one scale per image."""
   b, k = classes.shape
   every = k == len(class_names)
@@ -69,7 +72,7 @@ def all_class_grid(images: np.ndarray, classes: np.ndarray, cams: np.ndarray,
 
 def all_class_gif(image: np.ndarray, classes: np.ndarray, cams: np.ndarray,
                   probabilities: np.ndarray, class_names: Sequence[str],
-                  directory: pathlib.Path, label: int | None = None,
+                  directory: epath.Path, label: int | None = None,
                   fps: float = 1.5) -> display.Figure:
   """An animated GIF: one frame per class (class order), Grad-CAM over one image."""
   every = len(classes) == len(class_names)
@@ -91,10 +94,14 @@ def all_class_gif(image: np.ndarray, classes: np.ndarray, cams: np.ndarray,
     title.set_text(f"{display.short(class_names[c], 18)}{mark}: p={probabilities[c]:.1%}")
     return shown, title
 
+  directory = storage.path(directory)
   directory.mkdir(parents=True, exist_ok=True)
   path = directory / "grad_cam_all_classes.gif"
   movie = animation.FuncAnimation(fig, frame, frames=len(classes), blit=False)
-  movie.save(path, writer=animation.PillowWriter(fps=fps), dpi=display.DPI)
+  with tempfile.TemporaryDirectory() as local:  # matplotlib's movie writers need a local file
+    movie.save(os.path.join(local, path.name), writer=animation.PillowWriter(fps=fps),
+               dpi=display.DPI)
+    path.write_bytes((epath.Path(local) / path.name).read_bytes())
   plt.close(fig)
   return display.Figure("grad_cam_all_classes_gif", "Grad-CAM for every class, animated",
                         f"{len(classes)} frames, one per class (seed 002's GIF).", path)
@@ -102,7 +109,7 @@ def all_class_gif(image: np.ndarray, classes: np.ndarray, cams: np.ndarray,
 
 def guided_grad_cam(images: np.ndarray, cams: np.ndarray, guided: np.ndarray,
                     guided_cam: np.ndarray, classes: np.ndarray, class_names: Sequence[str],
-                    directory: pathlib.Path) -> display.Figure:
+                    directory: epath.Path) -> display.Figure:
   """Per image: image | Grad-CAM | guided backprop | Guided Grad-CAM, for the top-1 class."""
   b = len(images)
   panels = display.Panels(b, 4, cell=1.8, label_lines=1)

@@ -4,7 +4,7 @@ and guided backprop against trivial baselines, on the report's batch of test ima
 (reusing its maps). Compilation dominates the cost on CPU, so each metric compiles one
 small program."""
 import functools
-import pathlib
+from etils import epath
 
 import flax.linen as nn
 import jax
@@ -74,7 +74,7 @@ def randomisation(model: nn.Module, variables, x: np.ndarray, layer: str, target
 
 
 def faithful_section(model: nn.Module, variables, batch: samples.Examples, e, show,
-                     directory: pathlib.Path, seed: int = 0) -> html.Section:
+                     directory: epath.Path, seed: int = 0) -> html.Section:
   """e: the batch's compute.Explanations (its top-1 Grad-CAM and guided backprop)."""
   section = html.Section("faithful", intro=(
       "Three checks that an explanation reflects the model: removing what it marks should "

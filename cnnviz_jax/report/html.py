@@ -10,11 +10,13 @@ import dataclasses
 import datetime
 import html
 import importlib.metadata
+import io
 import json
-import pathlib
 
+from etils import epath
 from PIL import Image
 
+from cnnviz_jax import storage
 from cnnviz_jax.report.display import Figure
 
 SECTIONS = (("data", "Data"), ("training", "Training"), ("results", "Results"),
@@ -67,7 +69,7 @@ def image_tag(figure: Figure) -> str:
   """<img> with the file embedded as a data: URI and its pixel size."""
   data = figure.path.read_bytes()
   mime = _MIME.get(figure.path.suffix.lower(), "application/octet-stream")
-  with Image.open(figure.path) as image:
+  with Image.open(io.BytesIO(data)) as image:
     width, height = image.size
   encoded = base64.b64encode(data).decode("ascii")
   return (f'<img src="data:{mime};base64,{encoded}" width="{width}" height="{height}" '
@@ -135,8 +137,9 @@ def render(title: str, sections: list[Section], *, subtitle: str = "",
   return "".join(parts)
 
 
-def write(path: pathlib.Path, page: str) -> pathlib.Path:
-  """Writes atomically (a reader never sees half a report)."""
+def write(path, page: str) -> epath.Path:
+  """Writes atomically (a reader never sees half a report); local or at a URL."""
+  path = storage.path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_suffix(path.suffix + ".tmp")
   tmp.write_text(page, encoding="utf-8")

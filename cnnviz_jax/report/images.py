@@ -8,16 +8,17 @@ straight to the model's input size (no crop), so every map covers the whole pict
 """
 import dataclasses
 import functools
-import pathlib
+import io
 from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from PIL import Image, UnidentifiedImageError
 
-from cnnviz_jax import explain, models, weights
+from cnnviz_jax import explain, models, storage, weights
 from cnnviz_jax.report import display, html
 from cnnviz_jax.report import workdir as workdir_lib
 from cnnviz_jax.report.workdir import ReportError
@@ -80,13 +81,17 @@ def check_methods(methods: Sequence[str]) -> list[str]:
 
 
 def read_image(path) -> np.ndarray:
-  """uint8 (H, W, 3) RGB of an image file; ReportError naming the file if it cannot."""
-  path = pathlib.Path(path)
+  """uint8 (H, W, 3) RGB of an image file (local or at a URL); ReportError naming the file
+  if it cannot."""
   try:
-    with Image.open(path) as image:
+    path = storage.path(path)
+  except storage.PathError as e:
+    raise ReportError(f"cannot read image: {e}") from e
+  if not path.exists() or path.is_dir():
+    raise ReportError(f"cannot read image {path}: no such file")
+  try:
+    with Image.open(io.BytesIO(path.read_bytes())) as image:
       return np.asarray(image.convert("RGB"))
-  except (FileNotFoundError, IsADirectoryError) as e:
-    raise ReportError(f"cannot read image {path}: no such file") from e
   except (UnidentifiedImageError, OSError, ValueError) as e:
     raise ReportError(f"cannot read image {path}: not a readable image ({e})") from e
 
@@ -112,10 +117,10 @@ def _run(method: str, model: nn.Module, layer: str | None, variables, x, target)
 
 
 def explain_images(who: Explainee, paths: Sequence, methods: Sequence[str], output,
-                   layer: str | None = None, target: int | None = None) -> pathlib.Path:
+                   layer: str | None = None, target: int | None = None) -> epath.Path:
   """Writes overlays, per-image summaries and report.html into `output`; returns the report."""
   methods = check_methods(methods)
-  output = pathlib.Path(output)
+  output = storage.path(output)
   originals = [read_image(p) for p in paths]  # every file is checked before any work
   if not originals:
     raise ReportError("no image given: pass --images a.jpg [b.png …]")
@@ -141,9 +146,9 @@ def explain_images(who: Explainee, paths: Sequence, methods: Sequence[str], outp
       f"{'; CAMs at layer ' + layer if layer else ''}. Overlays at the images' own sizes "
       f"are in {output}."))
   for i, path in enumerate(paths):
-    section.figures.append(_summary(i, pathlib.Path(path), originals[i], written[i], maps,
+    section.figures.append(_summary(i, storage.path(path), originals[i], written[i], maps,
                                     probabilities[i], targets[i], who.class_names, output))
-  top = [[pathlib.Path(p).name] + [f"{display.short(who.class_names[c], 24)} "
+  top = [[storage.path(p).name] + [f"{display.short(who.class_names[c], 24)} "
                                    f"{probabilities[i, c]:.1%}"
                                    for c in np.argsort(-probabilities[i])[:3]]
          for i, p in enumerate(paths)]
@@ -153,7 +158,7 @@ def explain_images(who: Explainee, paths: Sequence, methods: Sequence[str], outp
   return html.write(output / "report.html", page)
 
 
-def _write_overlays(originals, paths, maps, output: pathlib.Path) -> list[dict[str, np.ndarray]]:
+def _write_overlays(originals, paths, maps, output: epath.Path) -> list[dict[str, np.ndarray]]:
   """output/<stem>_<method>.png at the original size; -> per image {method: picture}."""
   output.mkdir(parents=True, exist_ok=True)
   out = []
@@ -169,13 +174,15 @@ def _write_overlays(originals, paths, maps, output: pathlib.Path) -> list[dict[s
       else:  # |attribution| as a heatmap over the image
         heat = display.resize(display.magnitude(m[i]), (h, w))
         picture = display.to_uint8(display.overlay(image, heat))
-      Image.fromarray(picture).save(output / f"{pathlib.Path(path).stem}_{method}.png")
+      buffer = io.BytesIO()
+      Image.fromarray(picture).save(buffer, format="PNG")
+      (output / f"{storage.path(path).stem}_{method}.png").write_bytes(buffer.getvalue())
       pictures[method] = picture
     out.append(pictures)
   return out
 
 
-def _summary(i: int, path: pathlib.Path, original: np.ndarray, pictures: dict, maps: dict,
+def _summary(i: int, path: epath.Path, original: np.ndarray, pictures: dict, maps: dict,
              probabilities: np.ndarray, target: int, class_names, output) -> display.Figure:
   panels = display.Panels(1, len(pictures) + 1, cell=2.2, label_lines=1)
   top3 = ", ".join(f"{display.short(class_names[c], 18)} {probabilities[c]:.0%}"

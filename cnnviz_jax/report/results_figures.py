@@ -1,5 +1,5 @@
 """The results section: confusion matrices, per-class accuracy, the most confident mistakes."""
-import pathlib
+from etils import epath
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -29,7 +29,7 @@ def _matrix(ax, fig, values: np.ndarray, names: Sequence[str], title: str, fmt: 
               color="black" if v > 0.6 * top else "white")
 
 
-def confusion_matrices(results: dict, directory: pathlib.Path,
+def confusion_matrices(results: dict, directory: epath.Path,
                        split: str = "test") -> display.Figure:
   """Counts and row-normalised (recall) confusion matrices of one split of results.json."""
   names = results["class_names"]
@@ -54,7 +54,7 @@ def confusion_matrices(results: dict, directory: pathlib.Path,
                       caption)
 
 
-def per_class_accuracy(results: dict, directory: pathlib.Path) -> display.Figure:
+def per_class_accuracy(results: dict, directory: epath.Path) -> display.Figure:
   """Per-class accuracy (recall) on every evaluated split, as horizontal bars."""
   names = results["class_names"]
   splits = [s for s in ("train", "validation", "test") if s in results["splits"]]
@@ -85,7 +85,7 @@ def per_class_accuracy(results: dict, directory: pathlib.Path) -> display.Figure
 
 
 def confidently_wrong(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                      class_names: Sequence[str], directory: pathlib.Path,
+                      class_names: Sequence[str], directory: epath.Path,
                       k: int = 8) -> display.Figure | None:
   """The k misclassified images with the highest predicted probability (None if none)."""
   predicted = probabilities.argmax(-1)

@@ -1,5 +1,5 @@
 """The training section: loss, accuracy and learning rate per epoch, stages marked."""
-import pathlib
+from etils import epath
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,7 +13,7 @@ def _stage_starts(history: list[dict]) -> list[tuple[float, int]]:
           if h["stage"] != history[i - 1]["stage"]]
 
 
-def training_curves(history: list[dict], directory: pathlib.Path,
+def training_curves(history: list[dict], directory: epath.Path,
                     planned_epochs: int | None = None) -> display.Figure:
   """Three panels over epochs: loss and accuracy (train vs validation), learning rate.
 

@@ -9,8 +9,8 @@
   W/report.html      the report; its figures in W/figures/
   W/events.out.*     TensorBoard scalars (clu)
 
-Paths are `etils.epath` paths (local or a cloud URL such as gs://bucket/W), the path type
-orbax and tfds use. JSON files are written by process 0 only.
+Paths are `etils.epath` paths (local or a cloud URL such as gs://bucket/W: cnnviz_jax/storage.py).
+JSON files are written by process 0 only.
 """
 import json
 from typing import Any
@@ -19,6 +19,8 @@ import jax
 import ml_collections
 from etils import epath
 
+from cnnviz_jax import storage
+
 
 class WorkdirError(ValueError):
   """A workdir that is missing, not a training workdir, or holds an unreadable file."""
@@ -26,9 +28,10 @@ class WorkdirError(ValueError):
 
 class Workdir:
   def __init__(self, path):
-    self.path = epath.Path(path)
-    if "://" not in str(path) and not self.path.is_absolute():
-      self.path = self.path.absolute()  # orbax wants absolute local paths
+    try:
+      self.path = storage.absolute(path)  # orbax wants absolute local paths
+    except storage.PathError as e:
+      raise WorkdirError(f"workdir {e}") from e
 
   config_json = property(lambda self: self.path / "config.json")
   history_json = property(lambda self: self.path / "history.json")

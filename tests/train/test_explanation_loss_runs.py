@@ -8,13 +8,11 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 import cnnviz_jax as cj
 import runs
 from cnnviz_jax import xla_flags
-from cnnviz_jax.train import inputs, loop
-from cnnviz_jax.weights import store
+from cnnviz_jax.train import from_config, loop
 from configs import default
 
 _SHARDED = textwrap.dedent("""
@@ -80,12 +78,6 @@ def _two_stage_config(data_dir, second_epochs):
   return config
 
 
-def _state_at(workdir, step):
-  path = workdir / "checkpoints" / str(step) / "state"
-  with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(path, store.on_this_host(checkpointer, path))
-
-
 def test_stages_with_freezing_and_the_penalty_resume_exactly(tmp_path, data_dir):
   config = _two_stage_config(data_dir, 2)
   complete = tmp_path / "complete"
@@ -103,9 +95,9 @@ def test_stages_with_freezing_and_the_penalty_resume_exactly(tmp_path, data_dir)
   jax.tree.map(np.testing.assert_array_equal, resumed["params"], end["params"])
   # freezing held with the penalty on: stage 0 moved only the head, stage 1 no BN statistic
   model = cj.models.create("small_cnn_bn", num_classes=3, filters=(8, 8, 16, 16))
-  initial = inputs.initial_variables(config, model, jax.ShapeDtypeStruct((32, 32, 32, 3),
-                                                                         jnp.float32))
-  stage0 = _state_at(complete, 8)
+  initial = from_config.initial_variables(
+      config, model, jax.ShapeDtypeStruct((32, 32, 32, 3), jnp.float32))
+  stage0 = runs.state_at(complete, 8)
   for name in stage0["params"]:
     same = jax.tree.map(np.array_equal, stage0["params"][name], initial["params"][name])
     assert all(jax.tree.leaves(same)) == (name != "head"), name

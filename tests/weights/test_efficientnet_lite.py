@@ -117,7 +117,7 @@ def test_foreign_or_missing_keys_are_named(randomize_torch_bn):
   with pytest.raises(ValueError, match=r"not part of efficientnet_lite0: \['_blocks.16._bn0"):
     cj.weights.from_efficientnet_lite("efficientnet_lite0", extra)
   missing = {k: v for k, v in state_dict.items() if k != "_blocks.3._depthwise_conv.weight"}
-  with pytest.raises(ValueError, match="missing: params/block3/mbconv0/depthwise/conv/kernel"):
+  with pytest.raises(ValueError, match="missing in the source: params/block3/mbconv0/depthwise/conv/kernel"):
     cj.weights.from_efficientnet_lite("efficientnet_lite0", missing)
 
 

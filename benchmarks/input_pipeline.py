@@ -3,21 +3,28 @@ vs what a ResNet-50 training step consumes.
 
   python benchmarks/input_pipeline.py                 # all modes, 2 cores (taskset 0,1)
   python benchmarks/input_pipeline.py --cores 0 --images 128
+  python benchmarks/input_pipeline.py --images 50000 --size 224 --root /tmp/folder50k \
+      --modes ours,ours_stream,resnet50          # data larger than RAM (issue 15)
 
 Modes, each in its own process pinned to --cores (TensorFlow and torch never share one):
   ours     cnnviz_jax.data.train_iterator over an image folder -> global jax.Arrays
+  ours_stream  the same, streaming (cache_budget_mb=0: each image read when its step comes)
   keras    ImageDataGenerator(rotation 40, shifts 0.2, shear 0.2, zoom 0.2, h-flip,
            nearest fill).flow_from_directory(target_size=224) (tf_keras if installed,
            else Keras 3's identical legacy copy)
   torch    torchvision ImageFolder + DataLoader(num_workers=#cores), Resize(224) +
            RandomAffine(40, 0.2, 0.8-1.2, shear) + RandomHorizontalFlip + ToTensor
   resnet50 one jitted ResNet-50 SGD step (fwd + bwd + update) at batch --batch, img/s
-The images are synthetic 500x375 JPEGs (cats_vs_dogs' typical size), generated once.
+The images are synthetic 500x375 JPEGs (cats_vs_dogs' typical size; --size S: SxS),
+generated once (into --root if it is empty). Each mode reports its peak RSS and how long
+building the iterator took (the cached mode reads every image first).
 Goals (issue 4): ours >= 2x the ResNet-50 step, >= 1.5x the seeds' way (Keras).
+Goals (issue 15): ours_stream >= 0.8x ours and >= 2x the ResNet-50 step, RSS < 2 GB.
 """
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -26,13 +33,14 @@ import time
 import numpy as np
 
 
-def make_images(root: str, count: int) -> None:
-  """`count` smooth-plus-grain 500x375 JPEGs in two class folders (realistic decode cost)."""
+def make_images(root: str, count: int, size: tuple[int, int] = (500, 375)) -> None:
+  """`count` smooth-plus-grain JPEGs (width, height) in two class folders (realistic
+  decode cost)."""
   from PIL import Image  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   for c in ("cat", "dog"):
     os.makedirs(os.path.join(root, c), exist_ok=True)
-  yy, xx = np.mgrid[:375, :500] / 100.0
+  yy, xx = np.mgrid[:size[1], :size[0]] / 100.0
   for i in range(count):
     f = rng.uniform(0.5, 3, (3, 2))
     base = np.stack([127 + 90 * np.sin(f[k, 0] * xx + f[k, 1] * yy + i) for k in range(3)], -1)
@@ -54,11 +62,13 @@ def _rate(next_batch, batch: int, steps: int, warmup: int = 3) -> float:
   return float(np.median(rates))
 
 
-def run_ours(args) -> float:
+def run_ours(args, budget_mb: int = 4096) -> float:
   from cnnviz_jax import data  # pylint: disable=import-outside-toplevel
+  start = time.perf_counter()
   it = data.train_iterator(name="folder", root=args.root, split_fractions=(1.0, 0.0, 0.0),
                            batch_size=args.batch, image_size=224, normalization="unit",
-                           augment=data.KERAS_SEED_001)
+                           augment=data.KERAS_SEED_001, cache_budget_mb=budget_mb)
+  print(json.dumps({"build_s": time.perf_counter() - start}), flush=True)
 
   def step():
     batch = next(it)
@@ -133,13 +143,15 @@ def run_resnet50(args) -> float:
   return _rate(step, args.batch, max(1, args.steps // 8), warmup=1)
 
 
-MODES = {"ours": run_ours, "keras": run_keras, "torch": run_torch, "resnet50": run_resnet50}
+MODES = {"ours": run_ours, "ours_stream": lambda args: run_ours(args, budget_mb=0),
+         "keras": run_keras, "torch": run_torch, "resnet50": run_resnet50}
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--cores", default="0,1", help="taskset core list for every mode")
   parser.add_argument("--images", type=int, default=256)
+  parser.add_argument("--size", type=int, default=None, help="generate SxS images")
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--steps", type=int, default=8, help="batches per timed window")
   parser.add_argument("--modes", default=",".join(MODES))
@@ -148,12 +160,16 @@ def main():
   args = parser.parse_args()
   if args.worker:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-    print(json.dumps({args.worker: MODES[args.worker](args)}), flush=True)
+    rate = MODES[args.worker](args)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({args.worker: rate, "rss_mb": peak_mb}), flush=True)
     return
   with tempfile.TemporaryDirectory() as tmp:
     root = args.root or tmp
-    if not args.root:
-      make_images(root, args.images)
+    if not os.path.isdir(root) or not os.listdir(root):
+      start = time.perf_counter()
+      make_images(root, args.images, (args.size, args.size) if args.size else (500, 375))
+      print(f"generated {args.images} images in {time.perf_counter() - start:.0f} s")
     rates = {}
     for mode in args.modes.split(","):
       cmd = ["taskset", "-c", args.cores, sys.executable, __file__, "--worker", mode,
@@ -164,14 +180,19 @@ def main():
       if out.returncode or not lines:
         print(f"{mode}: failed\n{out.stderr[-2000:]}")
         continue
-      rates.update(json.loads(lines[-1]))
-      print(f"{mode:9s} {rates[mode]:8.1f} images/s", flush=True)
+      found = {k: v for line in lines for k, v in json.loads(line).items()}
+      rates[mode] = found[mode]
+      built = f", iterator built in {found['build_s']:.1f} s" if "build_s" in found else ""
+      print(f"{mode:11s} {rates[mode]:8.1f} images/s, peak RSS {found['rss_mb']:7.0f} MB{built}",
+            flush=True)
   cores = len(args.cores.split(","))
   print(f"\n{cores} core(s), batch {args.batch}, 224x224, seed-001 augmentation")
-  for other, goal in (("keras", 1.5), ("torch", None), ("resnet50", 2.0)):
-    if "ours" in rates and other in rates:
+  for ours, other, goal in (("ours", "keras", 1.5), ("ours", "torch", None),
+                            ("ours", "resnet50", 2.0), ("ours_stream", "ours", 0.8),
+                            ("ours_stream", "resnet50", 2.0)):
+    if ours in rates and other in rates:
       need = f" (goal >= {goal}x)" if goal else ""
-      print(f"ours / {other:8s} = {rates['ours'] / rates[other]:6.2f}x{need}")
+      print(f"{ours} / {other:8s} = {rates[ours] / rates[other]:6.2f}x{need}")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
   config.data = data_config.default_config()  # synthetic shapes, 32 px, 5 classes
   # Optional fields as typed placeholders, so `--config.data.data_dir=…` can set them.
-  for name, kind in (("data_dir", str), ("root", str), ("max_per_class", int),
+  for name, kind in (("data_dir", str), ("root", str), ("file_format", str),
+                     ("max_per_class", int),
                      ("eval_batch_size", int), ("resize_size", int)):
     if config.data[name] is None:
       config.data[name] = ml_collections.config_dict.placeholder(kind)

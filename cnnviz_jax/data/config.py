@@ -27,6 +27,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.name = "shapes"  # see sources.NAMES
   c.data_dir = None  # tfds data_dir (shapes is generated here); None: tfds' default
   c.download = True  # let tfds download a missing dataset (never under the tfds mock)
+  c.file_format = None  # tfds datasets: None (tfds' tfrecord) or 'array_record' (read by
+  # index: can stream above cache_budget_mb; prepare it in a data_dir of its own)
   c.root = None  # name='folder': root/<class>/<images>
   c.classes = None  # class subset by name (caltech101 defaults to seed 004's five)
   c.max_per_class = None  # image folders: keep at most this many per class (seed 000: 1000)
@@ -50,6 +52,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.augment = ml_collections.ConfigDict(dict(kind=None))  # or KERAS_SEED_001, …
   c.seed = 0  # order of training examples and augmentation randomness
   c.prefetch = 4  # batches tf.data prepares ahead
+  # each process caches its share of the encoded images in RAM up to this many MB; above
+  # it, an image folder streams (reads each image when its step comes); 0: always stream
+  c.cache_budget_mb = 4096
   return c
 
 
@@ -93,6 +98,12 @@ def resolve(config=None, **overrides) -> dict:
   if kind is not None and kind not in augment.KINDS:
     raise ValueError(f"unknown augmentation kind {kind!r}; valid: "
                      f"{', '.join(augment.KINDS)} or None")
+  if out["file_format"] not in (None, "tfrecord", "array_record"):
+    raise ValueError(f"unknown file_format {out['file_format']!r}; valid: None, 'tfrecord', "
+                     "'array_record'")
+  if not isinstance(out["cache_budget_mb"], int) or out["cache_budget_mb"] < 0:
+    raise ValueError(f"data config cache_budget_mb must be an int >= 0; got "
+                     f"{out['cache_budget_mb']!r}")
   for key in ("batch_size", "image_size"):
     if not isinstance(out[key], int) or out[key] <= 0:
       raise ValueError(f"data config {key} must be a positive int; got {out[key]!r}")

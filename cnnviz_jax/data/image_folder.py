@@ -42,24 +42,25 @@ class FolderListing:
   convert: np.ndarray  # (N,) bool: needs PIL conversion to RGB
   skipped: tuple[tuple[str, str], ...]  # (path, reason)
   masks: tuple[str | None, ...] = ()  # per path: its MASK_SUFFIX file, None if it has none
+  sizes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))  # bytes
 
 
-def check_image(path: str) -> tuple[bool, bool, str]:
-  """(usable, needs_conversion, reason if not usable) for one file."""
+def check_image(path: str) -> tuple[bool, bool, str, int]:
+  """(usable, needs_conversion, reason if not usable, bytes) for one file."""
   if not path.lower().endswith(EXTENSIONS):
-    return False, False, "not an image file"
+    return False, False, "not an image file", 0
   try:
     data = storage.path(path).read_bytes()
     if not data:
-      return False, False, "zero bytes"
+      return False, False, "zero bytes", 0
     with Image.open(io.BytesIO(data)) as img:
       fmt, mode = img.format, img.mode
       if fmt == "JPEG":
         img.draft("RGB", (img.width // 8 + 1, img.height // 8 + 1))  # fast, reads all data
       img.load()  # raises on truncated / corrupt data
   except Exception as e:  # pylint: disable=broad-except
-    return False, False, f"unreadable ({type(e).__name__}: {e})"
-  return True, (fmt, mode) not in _NATIVE, ""
+    return False, False, f"unreadable ({type(e).__name__}: {e})", len(data)
+  return True, (fmt, mode) not in _NATIVE, "", len(data)
 
 
 def to_rgb_png(path: str) -> bytes:
@@ -85,7 +86,7 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
                              if not d.name.startswith(".") and d.is_dir()))
   if not class_names:
     raise ValueError(f"image folder {root!r} has no class sub-folders (expected root/<class>/*)")
-  paths, labels, convert, skipped, mask_files = [], [], [], [], set()
+  paths, labels, convert, sizes, skipped, mask_files = [], [], [], [], [], set()
   for label, name in enumerate(class_names):
     folder = str(top / name)
     every = [str(d / f) for d, _, fs in storage.walk(folder) for f in fs]
@@ -96,9 +97,9 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
         else range(len(files))
     kept = []
     for i in order:
-      ok, conv, reason = check_image(files[i])
+      ok, conv, reason, size = check_image(files[i])
       if ok:
-        kept.append((files[i], conv))
+        kept.append((files[i], conv, size))
         if max_per_class and len(kept) == max_per_class:
           break
       else:
@@ -107,8 +108,9 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
       raise ValueError(f"class folder {folder!r} has no usable images "
                        f"({len(files)} files, all skipped)")
     kept.sort()
-    paths += [p for p, _ in kept]
-    convert += [c for _, c in kept]
+    paths += [p for p, _, _ in kept]
+    convert += [c for _, c, _ in kept]
+    sizes += [n for _, _, n in kept]
     labels += [label] * len(kept)
   if skipped:
     shown = "; ".join(f"{p} ({r})" for p, r in skipped[:5])
@@ -116,7 +118,8 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
                     shown)
   masks = tuple(m if m in mask_files else None for m in map(mask_path, paths))
   return FolderListing(root, class_names, tuple(paths), np.asarray(labels, np.int32),
-                       np.asarray(convert, bool), tuple(skipped), masks)
+                       np.asarray(convert, bool), tuple(skipped), masks,
+                       np.asarray(sizes, np.int64))
 
 
 def mask_path(image_path: str) -> str:
@@ -167,4 +170,5 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
 
   return Source(name=f"folder:{root}", split=split, class_names=listing.class_names,
                 labels=listing.labels[positions], load=load, has_object_mask=has_masks,
-                missing_masks=missing)
+                missing_masks=missing, random_access=True,
+                mean_encoded_bytes=float(listing.sizes[positions].mean()))

@@ -20,7 +20,11 @@ replaying data (only the index stream is skipped), so a restart is exact.
 Memory: each process caches its share of the split in RAM as encoded bytes (JPEG/PNG as
 stored), decoded again each epoch: decoded images of mixed sizes would not stack, and at
 224 px they would take ~10x the memory. Small images (shapes, 32 px) decode in microseconds.
+Above `cache_budget_mb` a source that reads any example directly (image folders, tfds in
+array_record) streams instead: each example is read from disk or bucket when its step comes
+(_Reader); the batches, the resume and the eval pass are the same as when cached.
 """
+import logging
 from collections.abc import Iterator
 
 import jax
@@ -92,13 +96,31 @@ def eval_order(num_examples: int, global_batch: int, rows: np.ndarray) -> np.nda
 
 
 class _Reader:
-  """One process's examples of a split in RAM, and the per-example TF transform."""
+  """One process's examples of a split, and the per-example TF transform.
+
+  Cached (the default): the process's share of the encoded images in RAM, read once.
+  Streaming: when that share would exceed `cache_budget_mb` and the source reads any
+  example directly (image folders, tfds array_record), each example's bytes are read when its step comes.
+  Both address examples by position, so they yield the very same batches.
+  """
 
   def __init__(self, cfg: dict, source: Source, positions: np.ndarray, train: bool):
     self.cfg, self.source, self.train = cfg, source, train
     self.positions = np.unique(positions[positions >= 0])
     if not len(self.positions):  # this process holds only padding: keep one real example
       self.positions = np.zeros(1, np.int64)
+    share_mb = len(self.positions) * source.mean_encoded_bytes / 2**20
+    self.streaming = bool(source.random_access and share_mb > cfg["cache_budget_mb"])
+    if self.streaming:
+      self.keys = ("image", "object_mask") if source.has_object_mask else ("image",)
+      logging.info("%s/%s: streaming %d examples (~%.0f MB encoded > cache_budget_mb %d)",
+                   source.name, source.split, len(self.positions), share_mb,
+                   cfg["cache_budget_mb"])
+      return
+    if share_mb > cfg["cache_budget_mb"]:
+      logging.warning("%s/%s: caching ~%.0f MB, over cache_budget_mb %d: this source reads "
+                      "only in order, so it cannot stream", source.name, source.split,
+                      share_mb, cfg["cache_budget_mb"])
     loaded = source.load(self.positions)
     self.store = {k: tf.Variable(tf.constant(v), trainable=False) for k, v in loaded.items()}
 
@@ -108,15 +130,27 @@ class _Reader:
     valid = flat >= 0
     safe = np.where(valid, flat, self.positions[0])
     keys = np.zeros((len(flat), 2), np.int64) if keys is None else keys.reshape(-1, 2)
-    return (np.searchsorted(self.positions, safe).astype(np.int64),
-            self.source.labels[safe].astype(np.int32), np.where(valid, flat, -1).astype(np.int32),
-            valid.astype(np.float32), keys.astype(np.int64))
+    where = safe if self.streaming else np.searchsorted(self.positions, safe)
+    return (where.astype(np.int64), self.source.labels[safe].astype(np.int32),
+            np.where(valid, flat, -1).astype(np.int32), valid.astype(np.float32),
+            keys.astype(np.int64))
 
-  def example(self, store_index, label, index, valid, key) -> dict:
-    mask = self.store.get("object_mask")
-    out = model_input(self.cfg, tf.gather(self.store["image"], store_index),
-                      None if mask is None else tf.gather(mask, store_index),
-                      key if self.train else None)
+  def _read(self, position) -> list[bytes]:
+    loaded = self.source.load(np.asarray([position]))
+    return [loaded[k][0] for k in self.keys]
+
+  def example(self, where, label, index, valid, key) -> dict:
+    """where: the position (streaming) or the index into the RAM store (cached)."""
+    if self.streaming:
+      encoded = tf.numpy_function(self._read, [where], [tf.string] * len(self.keys),
+                                  stateful=False)
+      encoded = [tf.ensure_shape(e, []) for e in encoded]
+      image, mask = encoded[0], encoded[1] if len(encoded) > 1 else None
+    else:
+      image = tf.gather(self.store["image"], where)
+      mask = self.store.get("object_mask")
+      mask = None if mask is None else tf.gather(mask, where)
+    out = model_input(self.cfg, image, mask, key if self.train else None)
     return {**out, "label": label, "mask": valid, "index": index}
 
 
@@ -174,10 +208,16 @@ class _Base:
   def image_shape(self) -> tuple[int, int, int]:
     return (self.config["image_size"], self.config["image_size"], 3)
 
+  @property
+  def streaming(self) -> bool:
+    """True when this process reads each example when its step comes (no RAM cache)."""
+    return self._reader.streaming
+
   def describe(self) -> str:
     return (f"{self.source.name}/{self.source.split}: {self.num_examples} examples, "
             f"{self.num_classes} classes, global batch {self.global_batch} "
-            f"({self.local_batch} on process {jax.process_index()} of {jax.process_count()})")
+            f"({self.local_batch} on process {jax.process_index()} of {jax.process_count()}), "
+            f"{'streamed' if self.streaming else 'cached in RAM'}")
 
   def _global(self, local: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(

@@ -116,12 +116,15 @@ def _png(array: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
-def prepare(data_dir: str | None = None, **config) -> tfds.core.DatasetBuilder:
-  """Builds (once) and returns the shapes builder for `config` (see make_config's args)."""
+def prepare(data_dir: str | None = None, file_format: str | None = None,
+            **config) -> tfds.core.DatasetBuilder:
+  """Builds (once) and returns the shapes builder for `config` (see make_config's args);
+  file_format: tfds' ('tfrecord' by default; 'array_record' is read by index)."""
   cfg = make_config(**config)
   # tfds refuses a custom config object named like a predefined one: pass the name then.
   predefined = {c.name for c in Shapes.BUILDER_CONFIGS}
-  builder = Shapes(config=cfg.name if cfg.name in predefined else cfg, data_dir=data_dir)
+  builder = Shapes(config=cfg.name if cfg.name in predefined else cfg, data_dir=data_dir,
+                   file_format=file_format)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       compute_stats=tfds.download.ComputeStatsMode.SKIP))  # stats: slow and unused
   return builder

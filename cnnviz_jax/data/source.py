@@ -21,6 +21,10 @@ class Source:
   load: Callable[[np.ndarray], dict[str, np.ndarray]]
   has_object_mask: bool = False
   missing_masks: tuple[str, ...] = ()  # examples that have no mask where others do (folders)
+  # `load` of a few positions costs only their bytes (files), not a pass over the split
+  # (tfds record files): such a source can stream instead of caching (data/pipeline.py)
+  random_access: bool = False
+  mean_encoded_bytes: float = 0.0  # per example, as stored: the cache's size estimate
 
   @property
   def num_examples(self) -> int:

@@ -14,13 +14,14 @@ def get_source(config: Mapping, split: str) -> Source:
   if name == "shapes":
     from cnnviz_jax.data import tfds_sources  # pylint: disable=import-outside-toplevel
     return tfds_sources.shapes_source(split, data_dir=config.get("data_dir"),
+                                      file_format=config.get("file_format"),
                                       **dict(config.get("shapes") or {}))
   if name in TFDS_NAMES:
     from cnnviz_jax.data import tfds_sources  # pylint: disable=import-outside-toplevel
     return tfds_sources.tfds_source(
         name, split, data_dir=config.get("data_dir"), fractions=config["split_fractions"],
         classes=config.get("classes"), seed=config.get("split_seed", 0),
-        download=config.get("download", True))
+        download=config.get("download", True), file_format=config.get("file_format"))
   if name == "folder":
     from cnnviz_jax.data import image_folder  # pylint: disable=import-outside-toplevel
     if not config.get("root"):

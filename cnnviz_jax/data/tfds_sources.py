@@ -52,7 +52,12 @@ def _feature_keys(builder) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=32)
 def _scan_labels(builder, tfds_split: str) -> np.ndarray:
-  """Every label of a tfds split in read order, without touching the images."""
+  """Every label of a tfds split in read order, without decoding the images."""
+  if _random_access(builder):  # tfds reads array_record only by index
+    source, chunk = _data_source(builder, tfds_split), 4096
+    return np.asarray([e["label"] for i in range(0, len(source), chunk)
+                       for e in source.__getitems__(list(range(i, min(i + chunk, len(source)))))],
+                      np.int32)
   ds = builder.as_dataset(split=tfds_split, read_config=_read_config(), shuffle_files=False,
                           decoders=tfds.decode.PartialDecoding({"label": True}))
   chunks = [b.numpy() for b in ds.map(lambda ex: ex["label"]).batch(8192)]
@@ -106,11 +111,39 @@ def builder_source(builder, split: str, tfds_split: str, part: int | None,
     raise ValueError(f"{builder.name} split {split!r} (from tfds split {tfds_split!r}) "
                      f"is empty; classes={classes}, fractions={tuple(fractions)}")
 
+  random_access = _random_access(builder)
+
   def load(pos: np.ndarray) -> dict[str, np.ndarray]:
+    if random_access:
+      return _read_directly(builder, tfds_split, positions[np.asarray(pos)])
     return _read_positions(builder, tfds_split, positions[np.asarray(pos)])
 
+  total = sum(s.num_examples for s in builder.info.splits.values())
+  mean_bytes = float(builder.info.dataset_size) / total if total else 0.0  # as prepared
   return Source(name=builder.name, split=split, class_names=names, labels=labels, load=load,
-                has_object_mask="object_mask" in builder.info.features)
+                has_object_mask="object_mask" in builder.info.features,
+                random_access=random_access, mean_encoded_bytes=mean_bytes)
+
+
+def _random_access(builder) -> bool:
+  """Prepared in a format read by index (array_record), not only in order (tfrecord)."""
+  formats = tfds.core.file_adapters.FileFormat.with_random_access()
+  return bool(set(builder.info.available_file_formats()) & set(formats))
+
+
+@functools.lru_cache(maxsize=32)
+def _data_source(builder, tfds_split: str):
+  keys = _feature_keys(builder)
+  return builder.as_data_source(split=tfds_split,
+                                decoders={k: tfds.decode.SkipDecoding() for k in keys})
+
+
+def _read_directly(builder, tfds_split: str, tfds_positions: np.ndarray) -> dict:
+  """Encoded images (and masks) of the given positions, read by index (tfds.data_source:
+  the same order as the sequential read of the split's files)."""
+  examples = _data_source(builder, tfds_split).__getitems__([int(i) for i in tfds_positions])
+  return {k: np.asarray([e[k] for e in examples] + [b""], object)[:-1]
+          for k in _feature_keys(builder)}
 
 
 def stratified_part(labels: np.ndarray, fractions: Sequence[float], split: str,
@@ -122,7 +155,7 @@ def stratified_part(labels: np.ndarray, fractions: Sequence[float], split: str,
 def tfds_source(name: str, split: str, data_dir: str | None = None,
                 fractions: Sequence[float] = (0.8, 0.1, 0.1),
                 classes: Sequence[str] | None = None, seed: int = 0,
-                download: bool = True) -> Source:
+                download: bool = True, file_format: str | None = None) -> Source:
   """`split` ('train' | 'validation' | 'test') of one of the seeds' tfds datasets."""
   if name not in SPECS:
     raise ValueError(f"unknown tfds source {name!r}; valid: {', '.join(SPECS)}")
@@ -138,7 +171,7 @@ def tfds_source(name: str, split: str, data_dir: str | None = None,
     full = np.zeros(3)
     full[[splits.split_index(s) for s in sharing]] = frac / frac.sum()
     fractions = tuple(full)
-  builder = _builder(name, data_dir, download)
+  builder = _builder(name, data_dir, download, file_format)
   return builder_source(builder, split, tfds_split, part, fractions,
                         classes if classes is not None else spec.default_classes, seed)
 
@@ -154,26 +187,27 @@ def _prepare_once(prepare):
 
 
 @functools.lru_cache(maxsize=16)
-def _builder(name: str, data_dir: str | None, download: bool):
-  builder = tfds.builder(name, data_dir=data_dir)
+def _builder(name: str, data_dir: str | None, download: bool, file_format: str | None = None):
+  builder = tfds.builder(name, data_dir=data_dir, file_format=file_format)
   if download:  # a no-op when prepared (and under the tfds mock)
     _prepare_once(builder.download_and_prepare)
   return builder
 
 
-def shapes_source(split: str, data_dir: str | None = None, **shapes_config) -> Source:
+def shapes_source(split: str, data_dir: str | None = None, file_format: str | None = None,
+                  **shapes_config) -> Source:
   """The synthetic shapes dataset (generated into data_dir on first use)."""
   hashable = {k: tuple(v) if isinstance(v, list) else v for k, v in shapes_config.items()}
-  builder = _shapes_builder(data_dir, tuple(sorted(hashable.items())))
+  builder = _shapes_builder(data_dir, file_format, tuple(sorted(hashable.items())))
   return builder_source(builder, split, split, None, (1.0, 0.0, 0.0), None, 0)
 
 
 @functools.lru_cache(maxsize=16)
-def _shapes_builder(data_dir, config_items):
-  return _prepare_once(lambda: shapes.prepare(data_dir, **dict(config_items)))
+def _shapes_builder(data_dir, file_format, config_items):
+  return _prepare_once(lambda: shapes.prepare(data_dir, file_format, **dict(config_items)))
 
 
 def clear_caches() -> None:
   """Forgets cached builders and label scans (e.g. between tfds.testing.mock_data blocks)."""
-  for cached in (_builder, _scan_labels, _shapes_builder):
+  for cached in (_builder, _scan_labels, _shapes_builder, _data_source):
     cached.cache_clear()

@@ -26,6 +26,15 @@ def shapes_dir(tmp_path_factory):
   return data_dir
 
 
+@pytest.fixture(scope="session")
+def shapes_array_record_dir(tmp_path_factory):
+  """The same shapes, prepared in array_record (read by index: the pipeline can stream)."""
+  from cnnviz_jax.data import shapes  # pylint: disable=import-outside-toplevel
+  data_dir = str(tmp_path_factory.mktemp("tfds_array_record"))
+  shapes.prepare(data_dir, file_format="array_record", **SHAPES)
+  return data_dir
+
+
 def run_worker(*args, env=None, timeout=240):
   """Starts tests/data/pipeline_worker.py; returns the Popen (not waited for)."""
   full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", **(env or {})}

@@ -3,7 +3,9 @@
 Usage: pipeline_worker.py OUT.npz DATA_DIR [PROCESS_ID NUM_PROCESSES PORT]
 With a process id it joins a local jax.distributed run (gloo CPU collectives). Simulated
 devices come from XLA_FLAGS, set by the caller before this process imports jax.
+With PIPELINE_STREAM=1, DATA_DIR holds the shapes in array_record and every example streams.
 """
+import os
 import sys
 
 import numpy as np
@@ -34,14 +36,18 @@ def main(out, data_dir, *dist):
   from cnnviz_jax.data import config, pipeline  # pylint: disable=import-outside-toplevel
   cfg = dict(name="shapes", data_dir=data_dir, shapes=SHAPES, batch_size=8, image_size=16,
              augment=config.KERAS_SEED_001, seed=1)
+  if os.environ.get("PIPELINE_STREAM") == "1":
+    cfg.update(file_format="array_record", cache_budget_mb=0)
   saved = {"num_devices": jax.device_count()}
   it = pipeline.train_iterator(cfg, start_step=12)  # crosses the epoch boundary at 15
+  saved["streaming"] = it.streaming
   for step in range(12, 18):
     batch = next(it)
     for key in ("image", "label", "index", "object_mask"):
       rows, saved[f"train_{step}_{key}"] = local_rows(batch[key])
     saved[f"train_{step}_rows"] = rows
   ev = pipeline.eval_iterator(cfg, eval_batch_size=16)
+  saved["eval_streaming"] = ev.streaming
   total = 0.0
   for i, batch in enumerate(ev):
     _, saved[f"eval_{i}_index"] = local_rows(batch["index"])

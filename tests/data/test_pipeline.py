@@ -1,5 +1,6 @@
 """The input pipeline: batch contents, determinism, exact resume, eval exactly-once, sharding
-over 8 simulated devices and over 2 local processes (same batches as 1 process)."""
+over 8 simulated devices and over 2 local processes (same batches as 1 process). The two
+processes stream their examples from array_record files; the reference caches tfrecord's."""
 import socket
 
 import numpy as np
@@ -10,7 +11,7 @@ from cnnviz_jax.data import config, pipeline
 
 
 @pytest.fixture(scope="module", autouse=True)
-def workers(shapes_dir, tmp_path_factory):
+def workers(shapes_dir, shapes_array_record_dir, tmp_path_factory):
   """Starts the 8-device and the 2-process runs first: they overlap the in-process tests."""
   out = tmp_path_factory.mktemp("workers")
   with socket.socket() as s:
@@ -19,7 +20,8 @@ def workers(shapes_dir, tmp_path_factory):
   procs = {"d8": run_worker(out / "d8.npz", shapes_dir,
                             env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})}
   for i in range(2):
-    procs[f"p{i}"] = run_worker(out / f"p{i}.npz", shapes_dir, i, 2, port)
+    procs[f"p{i}"] = run_worker(out / f"p{i}.npz", shapes_array_record_dir, i, 2, port,
+                                env={"PIPELINE_STREAM": "1"})
   yield {name: (proc, out / f"{name}.npz") for name, proc in procs.items()}
   for proc in procs.values():
     if proc.poll() is None:
@@ -115,7 +117,7 @@ def test_unknown_fields_and_values_are_clear_errors(shapes_dir):
 
 def test_eight_simulated_devices_give_the_single_device_batches(shapes_dir, workers):
   got = _result(workers, "d8")
-  assert got["num_devices"] == 8
+  assert got["num_devices"] == 8 and not got["streaming"]
   _compare_with_single_process(shapes_dir, [got])
   assert "global batch size 9 is not divisible by the 8 devices" in str(got["error"])
   assert got["eval_mask_total"] == 37
@@ -124,6 +126,7 @@ def test_eight_simulated_devices_give_the_single_device_batches(shapes_dir, work
 def test_two_processes_give_the_single_process_batches(shapes_dir, workers):
   got = [_result(workers, f"p{i}") for i in range(2)]
   assert [g["num_devices"] for g in got] == [2, 2]
+  assert all(g["streaming"] and g["eval_streaming"] for g in got)
   _compare_with_single_process(shapes_dir, got)
   assert got[0]["eval_mask_total"] == got[1]["eval_mask_total"] == 37
   # every eval example exactly once across the two hosts

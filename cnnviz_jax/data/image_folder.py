@@ -171,4 +171,6 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
   return Source(name=f"folder:{root}", split=split, class_names=listing.class_names,
                 labels=listing.labels[positions], load=load, has_object_mask=has_masks,
                 missing_masks=missing, random_access=True,
-                mean_encoded_bytes=float(listing.sizes[positions].mean()))
+                mean_encoded_bytes=float(listing.sizes[positions].mean()),
+                files=None if has_masks or listing.convert[positions].any()
+                else tuple(listing.paths[i] for i in positions))

@@ -24,7 +24,9 @@ Above `cache_budget_mb` a source that reads any example directly (image folders,
 array_record) streams instead: each example is read from disk or bucket when its step comes
 (_Reader); the batches, the resume and the eval pass are the same as when cached.
 """
+import atexit
 import logging
+import weakref
 from collections.abc import Iterator
 
 import jax
@@ -43,6 +45,15 @@ except RuntimeError:  # already initialised by the caller; tensorflow-cpu has no
   pass
 
 _FOREVER = 1 << 62
+# tf.data iterators still running Python reads (numpy_function) when the interpreter
+# finalises hang the process at exit: they are closed before that, at atexit.
+_OPEN = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_iterators() -> None:
+  for it in list(_OPEN):
+    it.close()
 
 
 def batch_sharding(mesh: Mesh | None = None) -> NamedSharding:
@@ -113,6 +124,7 @@ class _Reader:
     self.streaming = bool(source.random_access and share_mb > cfg["cache_budget_mb"])
     if self.streaming:
       self.keys = ("image", "object_mask") if source.has_object_mask else ("image",)
+      self.files = None if source.files is None else tf.constant(source.files)
       logging.info("%s/%s: streaming %d examples (~%.0f MB encoded > cache_budget_mb %d)",
                    source.name, source.split, len(self.positions), share_mb,
                    cfg["cache_budget_mb"])
@@ -141,7 +153,9 @@ class _Reader:
 
   def example(self, where, label, index, valid, key) -> dict:
     """where: the position (streaming) or the index into the RAM store (cached)."""
-    if self.streaming:
+    if self.streaming and self.files is not None:
+      image, mask = tf.io.read_file(tf.gather(self.files, where)), None
+    elif self.streaming:
       encoded = tf.numpy_function(self._read, [where], [tf.string] * len(self.keys),
                                   stateful=False)
       encoded = [tf.ensure_shape(e, []) for e in encoded]
@@ -236,6 +250,11 @@ class TrainIterator(_Base):
     mine = np.concatenate([self.streams[r] for r in self.rows])
     self._reader = _Reader(self.config, self.source, mine, train=True)
     self.set_state({"step": start_step})
+    _OPEN.add(self)
+
+  def close(self) -> None:
+    """Stops the background reads; next() then raises StopIteration."""
+    self._it = iter(())
 
   def _epoch(self, epoch):
     positions, keys = train_order(self.streams, self.rows, int(epoch), self.config["seed"])
@@ -292,13 +311,25 @@ class EvalIterator(_Base):
     ds = ds.map(self._reader.example, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(self.local_batch, drop_remainder=True).prefetch(self.config["prefetch"])
     self._dataset = ds.with_options(_tf_options())
+    self._passes = weakref.WeakSet()  # passes begun and not finished
+    _OPEN.add(self)
 
   def __len__(self) -> int:
     return len(self._positions)
 
   def __iter__(self) -> Iterator[dict]:
+    one_pass = self._pass()
+    self._passes.add(one_pass)
+    return one_pass
+
+  def _pass(self) -> Iterator[dict]:
     for local in self._dataset.as_numpy_iterator():
       yield self._global(local)
+
+  def close(self) -> None:
+    """Ends the passes still open (their background reads stop)."""
+    for one_pass in list(self._passes):
+      one_pass.close()
 
 
 def train_iterator(config=None, *, sharding=None, start_step: int = 0,

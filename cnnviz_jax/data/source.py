@@ -25,6 +25,9 @@ class Source:
   # (tfds record files): such a source can stream instead of caching (data/pipeline.py)
   random_access: bool = False
   mean_encoded_bytes: float = 0.0  # per example, as stored: the cache's size estimate
+  # per position, a file whose bytes are the encoded image (no conversion, no mask): then
+  # streaming reads it with a TensorFlow op, no Python (and no GIL) per example
+  files: tuple[str, ...] | None = None
 
   @property
   def num_examples(self) -> int:

@@ -1,5 +1,8 @@
-"""Shared test set-up: quiet TensorFlow, the `slow` marker, reference-model helpers."""
+"""Shared test set-up: quiet TensorFlow, the `slow` marker, a compilation cache for the run,
+reference-model helpers."""
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # references run on the CPU
@@ -15,6 +18,17 @@ except ImportError:
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: full-size checks (still run by the README command)")
+  # One XLA compilation cache per test run, empty at its start, shared by the xdist workers
+  # and every process the tests start: the demo's train step, compiled once, serves all the
+  # CLI runs that train it. Set in the controller before any process imports jax.
+  if not hasattr(config, "workerinput") and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    config.xla_cache_dir = tempfile.mkdtemp(prefix="cnnviz_jax_xla_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config.xla_cache_dir
+
+
+def pytest_unconfigure(config):
+  if getattr(config, "xla_cache_dir", None):
+    shutil.rmtree(config.xla_cache_dir, ignore_errors=True)
 
 
 def _randomize_torch_bn(module, seed: int = 0):

@@ -11,6 +11,8 @@ import json
 import math
 import pathlib
 import sys
+import threading
+from unittest import mock
 
 import flax
 import jax
@@ -18,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
+from tensorflow_datasets.testing import test_utils as tfds_test_utils
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # configs/ is a top-level package, as for `python -m cnnviz_jax.main`
@@ -99,10 +102,48 @@ def image_folder(root: pathlib.Path, classes: int,
   return root
 
 
+class _ThreadMockFs(tfds_test_utils.MockFs):
+  """tfds' mock file system, for the thread that entered it alone.
+
+  tfds.testing.mock_data swaps epath's file functions process-wide while `as_dataset` runs;
+  orbax's background thread, listing a checkpoint directory at that moment, was sent into
+  the mock's empty temporary directory and failed the run (seen once).
+  """
+
+  @contextlib.contextmanager
+  def mock(self):
+    self._owner = threading.get_ident()
+    with super().mock() as m:
+      yield m
+
+  def _mine(self):
+    return threading.get_ident() == getattr(self, "_owner", None)
+
+  def _mock_open(self, original_fn, p, mode="r", **kwargs):
+    if not self._mine():
+      return original_fn(p, mode, **kwargs)
+    return super()._mock_open(original_fn, p, mode, **kwargs)
+
+  def _mock_fn(self, original_fn, p, **kwargs):
+    return super()._mock_fn(original_fn, p, **kwargs) if self._mine() else original_fn(p, **kwargs)
+
+  def _mock_fn_2_args(self, original_fn, p, p2, **kwargs):
+    if not self._mine():
+      return original_fn(p, p2, **kwargs)
+    return super()._mock_fn_2_args(original_fn, p, p2, **kwargs)
+
+  def _mock_glob(self, original_fn, p):
+    return super()._mock_glob(original_fn, p) if self._mine() else original_fn(p)
+
+  def _mock_walk(self, original_fn, p):
+    return super()._mock_walk(original_fn, p) if self._mine() else original_fn(p)
+
+
 @contextlib.contextmanager
 def mock_tfds(num_examples: int):
   tfds_sources.clear_caches()  # listings made under another mock (or none) must not leak
-  with tfds.testing.mock_data(num_examples=num_examples):
+  with mock.patch.object(tfds_test_utils, "MockFs", _ThreadMockFs), \
+      tfds.testing.mock_data(num_examples=num_examples):
     yield
   tfds_sources.clear_caches()
 

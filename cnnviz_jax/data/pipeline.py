@@ -111,7 +111,8 @@ class _Reader:
 
   Cached (the default): the process's share of the encoded images in RAM, read once.
   Streaming: when that share would exceed `cache_budget_mb` and the source reads any
-  example directly (image folders, tfds array_record), each example's bytes are read when its step comes.
+  example directly (image folders, tfds array_record), each example's bytes are read when
+  its step comes: plain files by tf.io.read_file, the rest by the source's Python `load`.
   Both address examples by position, so they yield the very same batches.
   """
 

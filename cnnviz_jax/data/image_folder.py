@@ -63,9 +63,9 @@ def check_image(path: str) -> tuple[bool, bool, str, int]:
   return True, (fmt, mode) not in _NATIVE, "", len(data)
 
 
-def to_rgb_png(path: str) -> bytes:
-  """Any PIL-readable image -> 8-bit RGB PNG bytes (16-bit scaled, alpha dropped)."""
-  with Image.open(io.BytesIO(storage.path(path).read_bytes())) as img:
+def to_rgb_png(encoded: bytes) -> bytes:
+  """Any PIL-readable image's bytes -> 8-bit RGB PNG bytes (16-bit scaled, alpha dropped)."""
+  with Image.open(io.BytesIO(encoded)) as img:
     img.load()
     if img.mode in _SIXTEEN_BIT:
       a = np.asarray(img, np.float64)
@@ -159,12 +159,10 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
     images = np.empty(len(pos), object)
     masks = np.empty(len(pos), object)
     for j, i in enumerate(positions[np.asarray(pos)]):
-      if listing.convert[i]:
-        images[j] = to_rgb_png(listing.paths[i])
-      else:
-        images[j] = storage.path(listing.paths[i]).read_bytes()
+      encoded = storage.path(listing.paths[i]).read_bytes()  # once: image and mask check
+      images[j] = to_rgb_png(encoded) if listing.convert[i] else encoded
       if has_masks:
-        with Image.open(io.BytesIO(storage.path(listing.paths[i]).read_bytes())) as img:
+        with Image.open(io.BytesIO(encoded)) as img:  # the header alone: its size
           masks[j] = mask_png(listing.masks[i], img.size)
     return {"image": images, "object_mask": masks} if has_masks else {"image": images}
 

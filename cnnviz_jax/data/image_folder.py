@@ -143,8 +143,7 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
                   max_per_class: int | None = None, seed: int = 0) -> Source:
   """`split` of a stratified, seeded train/validation/test split of an image folder."""
   root = os.fspath(root)
-  listing = list_folder(root if storage.is_url(root) else os.path.abspath(root), max_per_class,
-                        seed)
+  listing = list_folder(os.fspath(storage.absolute(root)), max_per_class, seed)
   positions = splits.stratified_split(listing.labels, fractions, seed)[splits.split_index(split)]
   if not len(positions):
     raise ValueError(f"split {split!r} of image folder {root!r} is empty "

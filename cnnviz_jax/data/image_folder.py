@@ -71,9 +71,7 @@ def to_rgb_png(encoded: bytes) -> bytes:
       a = np.asarray(img, np.float64)
       img = Image.fromarray(np.clip(a / 257.0 + 0.5, 0, 255).astype(np.uint8))
     rgb = img.convert("RGB")  # CMYK, P, LA, RGBA, L -> RGB (torchvision's loader does this)
-  buffer = io.BytesIO()
-  rgb.save(buffer, format="PNG", compress_level=1)
-  return buffer.getvalue()
+  return storage.png_bytes(rgb)
 
 
 @functools.lru_cache(maxsize=16)
@@ -134,9 +132,7 @@ def mask_png(path: str, size: tuple[int, int]) -> bytes:
       raise ValueError(f"mask {path} is {img.size[0]}x{img.size[1]} but its image is "
                        f"{size[0]}x{size[1]}")
     values = np.asarray(img.convert("L")) > 0
-  buffer = io.BytesIO()
-  Image.fromarray(values.astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
-  return buffer.getvalue()
+  return storage.png_bytes(values.astype(np.uint8))
 
 
 def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1, 0.1),

@@ -174,9 +174,8 @@ def _write_overlays(originals, paths, maps, output: epath.Path) -> list[dict[str
       else:  # |attribution| as a heatmap over the image
         heat = display.resize(display.magnitude(m[i]), (h, w))
         picture = display.to_uint8(display.overlay(image, heat))
-      buffer = io.BytesIO()
-      Image.fromarray(picture).save(buffer, format="PNG")
-      (output / f"{storage.path(path).stem}_{method}.png").write_bytes(buffer.getvalue())
+      (output / f"{storage.path(path).stem}_{method}.png").write_bytes(
+          storage.png_bytes(picture, compress_level=6))  # PIL's default level
       pictures[method] = picture
     out.append(pictures)
   return out

@@ -17,13 +17,25 @@ except ImportError:
 
 
 def pytest_configure(config):
-  config.addinivalue_line("markers", "slow: full-size checks (still run by the README command)")
+  config.addinivalue_line("markers", "slow: full-size or long checks (a minute or more): still "
+                          "run by the README command, and their files are scheduled first")
   # One XLA compilation cache per test run, empty at its start, shared by the xdist workers
   # and every process the tests start: the demo's train step, compiled once, serves all the
   # CLI runs that train it. Set in the controller before any process imports jax.
   if not hasattr(config, "workerinput") and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     config.xla_cache_dir = tempfile.mkdtemp(prefix="cnnviz_jax_xla_cache_")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = config.xla_cache_dir
+    # every compilation, not only those over 1 s: the many small ones (eval step, metrics,
+    # the report's explainers) are most of a repeated CLI run's compile time
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def pytest_collection_modifyitems(items):
+  """Files holding a slow test first (xdist hands out whole files, in this order: see
+  setup.cfg), so the long ones do not end up alone at the end of the run on one worker."""
+  slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+  items.sort(key=lambda item: item.path not in slow_files)  # stable: collection order within
 
 
 def pytest_unconfigure(config):

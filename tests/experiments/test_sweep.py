@@ -66,6 +66,7 @@ def grid_sweep(tmp_path_factory, data_dir):
   return workdir
 
 
+@pytest.mark.slow  # its fixture runs the four-trial sweep
 def test_grid_table_equals_every_trials_results_json(grid_sweep):
   trials = json.loads((grid_sweep / "trials.json").read_text())["trials"]
   expected = [{"config.stages[0].schedule.lr": lr, "config.data.augment": augment}

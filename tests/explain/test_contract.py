@@ -92,6 +92,7 @@ def test_parameter_gradient_matches_finite_differences(setup, name):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow  # every method, compiled for 8 devices in a subprocess
 def test_sharded_over_8_devices_equals_one_device():
   flags = f"{xla_flags.CPU_FLAGS} --xla_force_host_platform_device_count=8"
   env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")

@@ -28,6 +28,7 @@ OBJECT_SIZE = (0.16, 0.24)  # radius / side: the demo's (0.24-0.36 of 32 px) in 
 # Zhang et al. allow 15 px on the original VOC/COCO images: 3-4% of a 375-500 px side, 6.7% of
 # the 224 px network input. 3 px is 6.3% of 48 px (at 2 px this model scores ~95%).
 TOLERANCE = 3
+pytestmark = pytest.mark.slow  # the model is trained here: ~2 min on 2 cores
 
 
 def _preprocess(images):  # uint8 -> roughly zero-mean, unit-scale float

@@ -26,6 +26,7 @@ def _index(workdir):
   return {f["name"]: f for f in json.loads((workdir / "figures/index.json").read_text())}
 
 
+@pytest.mark.slow  # its fixture trains the demo and builds its report
 def test_demo_command_trains_and_prints_where_the_report_is(demo_run):
   workdir, result = demo_run
   assert f"report: {workdir}/report.html" in result.stdout

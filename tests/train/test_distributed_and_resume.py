@@ -8,6 +8,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 import runs
 from cnnviz_jax import xla_flags
@@ -34,6 +35,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # five training runs
 def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   # SGD, not the demo's AdamW: Adam divides by sqrt(v), so a gradient entry at rounding-noise
   # level becomes a ±lr step and the last-bit differences of 8 partial sums vs 1 grow to ~1e-4
@@ -96,6 +98,7 @@ def _saved_steps(workdir) -> list[int]:
   return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
 
 
+@pytest.mark.slow  # five training runs
 def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uninterrupted_run(
     tmp_path, data_dir):
   # stage 1: 1 epoch, head only; stage 2: 4 epochs, warmup_cosine. Batch 8: 32 steps an

@@ -150,3 +150,23 @@ class KerasConvBN(nn.Module):
     x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
                      use_scale=self.bn_scale, dtype=self.dtype, name="bn")(x)
     return x if self.act is None else self.act(x)
+
+
+def conv_or_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+  """`lax.conv_general_dilated` for nn.Conv(conv_general_dilated=...), with 1×1 kernels as a
+  `dot_general` over the channels (after the stride's slicing). Same parameters, same maths;
+  on XLA-CPU the weight gradient of a 1×1 convolution otherwise transposes the whole
+  activation to batch-minor first, the costliest op of a ResNet-50 training step
+  (benchmarks/README.md)."""
+  pointwise = (rhs.shape[:2] == (1, 1) and feature_group_count == 1
+               and (padding == "VALID" or all(tuple(p) == (0, 0) for p in padding))
+               and not any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+               and lhs.ndim == 4 and not kwargs)
+  if not pointwise:
+    return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                        rhs_dilation, dimension_numbers, feature_group_count,
+                                        precision=precision, **kwargs)
+  sh, sw = window_strides
+  x = lhs[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else lhs
+  return jax.lax.dot_general(x, rhs[0, 0], (((3,), (0,)), ((), ())), precision=precision)

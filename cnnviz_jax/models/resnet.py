@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnviz_jax.models import heads
+from cnnviz_jax.models import heads, layers
 from cnnviz_jax.models.registry import register
 
 
@@ -108,7 +108,8 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = functools.partial(nn.Conv, use_bias=self.keras_v1, dtype=self.dtype)
+    conv = functools.partial(nn.Conv, use_bias=self.keras_v1, dtype=self.dtype,
+                             conv_general_dilated=layers.conv_or_dot)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=0.99 if self.keras_v1 else 0.9,
                              epsilon=1.001e-5 if self.keras_v1 else 1e-5, dtype=self.dtype)

@@ -1,0 +1,39 @@
+"""layers.conv_or_dot: 1×1 convolutions as a channel dot give lax's convolution, values and
+gradients; other kernels go to lax unchanged."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnviz_jax.models import layers
+
+
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
+@pytest.mark.parametrize("padding", ["VALID", ((0, 0), (0, 0))])
+def test_pointwise_equals_lax_convolution_and_its_gradients(strides, padding):
+  x = jax.random.normal(jax.random.key(0), (2, 9, 7, 5))
+  kernel = jax.random.normal(jax.random.key(1), (1, 1, 5, 6))
+  numbers = ("NHWC", "HWIO", "NHWC")
+
+  def ours(x, kernel):
+    dimension_numbers = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, numbers)
+    return layers.conv_or_dot(x, kernel, strides, padding, dimension_numbers=dimension_numbers)
+
+  def reference(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=numbers)
+
+  np.testing.assert_allclose(ours(x, kernel), reference(x, kernel), rtol=1e-5, atol=1e-5)
+  cotangent = jax.random.normal(jax.random.key(2), reference(x, kernel).shape)
+  grads = [jax.vjp(f, x, kernel)[1](cotangent) for f in (ours, reference)]
+  for a, b in zip(*grads):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_other_kernels_are_lax_convolution_bit_for_bit():
+  x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+  for kernel_size, padding in (((3, 3), ((1, 1), (1, 1))), ((1, 1), ((1, 1), (1, 1)))):
+    plain = nn.Conv(4, kernel_size, padding=padding)
+    routed = nn.Conv(4, kernel_size, padding=padding, conv_general_dilated=layers.conv_or_dot)
+    variables = plain.init(jax.random.key(1), x)
+    assert jnp.array_equal(plain.apply(variables, x), routed.apply(variables, x))

@@ -24,7 +24,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import common  # pylint: disable=wrong-import-position
 
 CATEGORIES = ("conv forward", "conv input-grad", "conv weight-grad", "conv backward (both)",
-              "dense", "reductions", "pooling", "layout copies", "elementwise", "other")
+              "1x1 conv as dot", "dense", "reductions", "pooling", "transposes (+ fused)",
+              "layout copies", "elementwise", "other")
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) (\w[\w\-]*)\(")
 
 
@@ -57,19 +58,22 @@ def _hlo_categories(hlo_text: str, kernel_shapes: set) -> dict[str, str]:
     for name, shape, opcode, line in body:
       ops = {opcode} | (called_ops(line) if opcode in ("fusion", "call", "custom-call") else set())
       if "convolution" in ops:
-        backward = "transpose(" in line
-        if not backward:
-          category = "conv forward"
-        elif tuple(sorted(_shape_dims(shape))) in kernel_shapes:
+        # XLA's rewrites drop the metadata of some weight-gradient convolutions: the output
+        # shape (a kernel's) names them
+        if tuple(sorted(_shape_dims(shape))) in kernel_shapes:
           category = "conv weight-grad"
-        else:
+        elif "transpose(" in line:
           category = "conv input-grad"
-      elif "dot" in ops:
-        category = "dense"
+        else:
+          category = "conv forward"
+      elif "dot" in ops:  # ResNet's 1×1 convolutions are dots (layers.conv_or_dot)
+        category = "1x1 conv as dot" if re.search(r'op_name="[^"]*conv[^"]*"', line) else "dense"
       elif ops & {"reduce-window", "select-and-scatter"}:
         category = "pooling"
       elif "reduce" in ops:
         category = "reductions"
+      elif "transpose" in ops and opcode != "transpose":  # with the elementwise fused in
+        category = "transposes (+ fused)"
       elif opcode in ("copy", "transpose") or ops <= {"copy", "transpose", "bitcast", "parameter"}:
         category = "layout copies"
       elif opcode == "fusion":
@@ -135,7 +139,7 @@ def _torch_category(name: str) -> str | None:
     return "conv forward" if name == "aten::mkldnn_convolution" else None
   if name == "aten::convolution_backward":
     return "conv backward (both)"
-  if name in ("aten::addmm", "aten::mm"):
+  if name in ("aten::addmm", "aten::mm"):  # the classifier only: torch's 1×1 are convolutions
     return "dense"
   if "batch_norm" in name:
     return "reductions"  # statistics and normalisation, forward and backward, in one kernel
@@ -196,10 +200,6 @@ def worker(args):
   print(f"{'named above':24s} {named(jax_totals):8.0f} ({named(jax_totals) / jax_wall:4.0%})"
         f" {named(torch_totals):8.0f} ({named(torch_totals) / torch_wall:4.0%})")
   print(f"{'step (wall, profiled)':24s} {jax_wall:8.0f}        {torch_wall:8.0f}")
-  conv_jax = sum(jax_totals.get(c, 0.0) for c in CATEGORIES[1:3])
-  print(f"convolution backward: XLA {conv_jax:.0f} ms = {conv_jax / jax_totals['conv forward']:.2f}"
-        f"× its forward; PyTorch {torch_totals['conv backward (both)']:.0f} ms = "
-        f"{torch_totals['conv backward (both)'] / torch_totals['conv forward']:.2f}× its forward")
 
 
 def main():

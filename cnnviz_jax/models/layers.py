@@ -159,14 +159,16 @@ def conv_or_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
   on XLA-CPU the weight gradient of a 1×1 convolution otherwise transposes the whole
   activation to batch-minor first, the costliest op of a ResNet-50 training step
   (benchmarks/README.md)."""
-  pointwise = (rhs.shape[:2] == (1, 1) and feature_group_count == 1
+  channels_last = lhs.ndim == 4 and dimension_numbers == jax.lax.conv_dimension_numbers(
+      lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))  # nn.Conv's; lax's own default is NCHW
+  pointwise = (channels_last and rhs.shape[:2] == (1, 1) and feature_group_count == 1
                and (padding == "VALID" or all(tuple(p) == (0, 0) for p in padding))
-               and not any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-               and lhs.ndim == 4 and not kwargs)
+               and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+               and not kwargs)
   if not pointwise:
     return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                         rhs_dilation, dimension_numbers, feature_group_count,
                                         precision=precision, **kwargs)
   sh, sw = window_strides
-  x = lhs[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else lhs
-  return jax.lax.dot_general(x, rhs[0, 0], (((3,), (0,)), ((), ())), precision=precision)
+  return jax.lax.dot_general(lhs[:, ::sh, ::sw, :], rhs[0, 0], (((3,), (0,)), ((), ())),
+                             precision=precision)

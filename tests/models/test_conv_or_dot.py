@@ -30,6 +30,19 @@ def test_pointwise_equals_lax_convolution_and_its_gradients(strides, padding):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_other_layouts_go_to_lax():
+  # kernels whose first two dims are 1 in another layout: a 3x3 OIHW kernel on one channel,
+  # the same shapes that a channels-last dot would silently accept
+  x = jax.random.normal(jax.random.key(0), (2, 1, 9, 3))
+  kernel = jax.random.normal(jax.random.key(1), (1, 1, 3, 3))
+  for dimension_numbers in (None, ("NCHW", "OIHW", "NCHW")):
+    numbers = dimension_numbers and jax.lax.conv_dimension_numbers(x.shape, kernel.shape,
+                                                                   dimension_numbers)
+    got = layers.conv_or_dot(x, kernel, (1, 1), "VALID", dimension_numbers=numbers)
+    assert jnp.array_equal(got, jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                                             dimension_numbers=numbers))
+
+
 def test_other_kernels_are_lax_convolution_bit_for_bit():
   x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
   for kernel_size, padding in (((3, 3), ((1, 1), (1, 1))), ((1, 1), ((1, 1), (1, 1)))):

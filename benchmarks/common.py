@@ -33,3 +33,63 @@ def alternate(timed: dict[str, Callable[[], None]], repeats: int, warmup: int = 
       fn()
       times[name].append(time.perf_counter() - start)
   return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def resnet50_jax_step(x, y, mode: str = "fp32"):
+  """The ResNet-50 training step the benchmarks time and profile (SGD momentum, lr 0.01).
+  mode: fp32, bf16 (activations), frozen90 (first 90% of layers), features (head only, on
+  cached features). -> (jitted step donating its state, state, batch, variables)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import ml_collections  # pylint: disable=import-outside-toplevel
+
+  import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import freeze, optimizers, steps  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train.state import TrainState  # pylint: disable=import-outside-toplevel
+
+  model = cj.models.create("resnet50", dtype=jnp.bfloat16 if mode == "bf16" else jnp.float32)
+  variables = jax.jit(model.init)(jax.random.key(0), x[:1])
+  order = cj.models.module_order(model, variables, x[:1])
+  mask = freeze.trainable_mask(variables["params"],
+                               freeze_fraction=0.9 if mode == "frozen90" else 0.0,
+                               module_order=order,
+                               freeze=[r"^(?!head/)"] if mode == "features" else ())
+  tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9}), 0.01)
+  state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
+                     tx.init(freeze.split(variables["params"], mask)[0]), jax.random.key(1))
+  inputs = np.asarray(cj.models.head_inputs(model, variables, x)) if mode == "features" else x
+  step = jax.jit(steps.make_train_step(model, tx, mask, features_input_shape=(
+      x.shape if mode == "features" else None)), donate_argnums=(0,))
+  batch = {"image": jax.device_put(inputs), "label": jax.device_put(y)}
+  return step, state, batch, variables
+
+
+def resnet50_torch_step(inputs, y, mode: str = "fp32") -> Callable[[], None]:
+  """The same step in PyTorch (torchvision's ResNet-50) -> step(). inputs: NHWC, the images
+  (or, for features, the head inputs of resnet50_jax_step's batch)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import torchvision  # pylint: disable=import-outside-toplevel
+
+  x_t = torch.from_numpy(np.asarray(inputs).transpose(0, 3, 1, 2).copy())
+  y_t = torch.from_numpy(np.asarray(y)).long()
+  model = torchvision.models.resnet50().train()
+  trainable = list(model.parameters())
+  if mode == "frozen90":  # the same first 90% of conv/BN layers, in forward order
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
+    for m in layers[:int(0.9 * len(layers))]:
+      for p in m.parameters():
+        p.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+  if mode == "features":  # the head on cached layer4 maps: pool + linear, as ours
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(2048, 1000))
+    trainable = list(model.parameters())
+  optimizer = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
+
+  def step():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+      optimizer.zero_grad(set_to_none=True)
+      torch.nn.functional.cross_entropy(model(x_t), y_t).backward()
+      optimizer.step()
+
+  return step

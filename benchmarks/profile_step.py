@@ -84,28 +84,10 @@ def _hlo_categories(hlo_text: str, kernel_shapes: set) -> dict[str, str]:
   return categories
 
 
-def _profile_jax(batch: int, steps: int):
+def _profile_jax(x, y, steps: int):
   import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import ml_collections  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
 
-  import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import freeze, optimizers  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import steps as steps_lib  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train.state import TrainState  # pylint: disable=import-outside-toplevel
-
-  rs = np.random.RandomState(0)
-  x = rs.randn(batch, 224, 224, 3).astype(np.float32)
-  y = rs.randint(0, 1000, batch).astype(np.int32)
-  model = cj.models.create("resnet50")
-  variables = jax.jit(model.init)(jax.random.key(0), x[:1])
-  mask = freeze.trainable_mask(variables["params"])
-  tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9}), 0.01)
-  state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
-                     tx.init(variables["params"]), jax.random.key(1))
-  batch_jax = {"image": jax.device_put(x), "label": jax.device_put(y)}
-  step = jax.jit(steps_lib.make_train_step(model, tx, mask), donate_argnums=(0,))
+  step, state, batch_jax, variables = common.resnet50_jax_step(x, y)
   compiled = step.lower(state, batch_jax).compile()
   kernel_shapes = {tuple(sorted(leaf.shape)) for leaf in jax.tree.leaves(variables["params"])
                    if leaf.ndim == 4}
@@ -154,23 +136,11 @@ def _torch_category(name: str) -> str | None:
   return None
 
 
-def _profile_torch(batch: int, steps: int):
-  import numpy as np  # pylint: disable=import-outside-toplevel
+def _profile_torch(x, y, steps: int):
   import torch  # pylint: disable=import-outside-toplevel
-  import torchvision  # pylint: disable=import-outside-toplevel
 
   torch.set_num_threads(len(os.sched_getaffinity(0)))
-  rs = np.random.RandomState(0)
-  x = torch.from_numpy(rs.randn(batch, 3, 224, 224).astype(np.float32))
-  y = torch.from_numpy(rs.randint(0, 1000, batch)).long()
-  model = torchvision.models.resnet50().train()
-  optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-  def step():
-    optimizer.zero_grad(set_to_none=True)
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-    optimizer.step()
-
+  step = common.resnet50_torch_step(x, y)
   for _ in range(2):
     step()
   start = time.perf_counter()
@@ -187,8 +157,15 @@ def _profile_torch(batch: int, steps: int):
 
 
 def worker(args):
-  jax_totals, jax_wall = _profile_jax(args.batch, args.steps)
-  torch_totals, torch_wall = _profile_torch(args.batch, args.steps)
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import torchvision  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  # (torchvision before cnnviz_jax's TensorFlow: the other order can segfault)
+
+  rs = np.random.RandomState(0)
+  x = rs.randn(args.batch, 224, 224, 3).astype(np.float32)
+  y = rs.randint(0, 1000, args.batch).astype(np.int32)
+  jax_totals, jax_wall = _profile_jax(x, y, args.steps)
+  torch_totals, torch_wall = _profile_torch(x, y, args.steps)
   print(f"ResNet-50 training step, batch {args.batch}, fp32, "
         f"{len(os.sched_getaffinity(0))} core(s); ms per step (share of the profiled step)")
   print(f"{'':24s} {'XLA':>16s} {'PyTorch':>16s}")

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class ConvAct(nn.Module):
@@ -40,33 +41,72 @@ class MaxPool(nn.Module):
     return tiled_max_pool(x, self.window)
 
 
-def _reduce_window_pool(x, window: int):
-  return nn.max_pool(x, (window, window), (window, window))
+def _windows(x, window: int, stride: int, padding):
+  """x padded with -inf, and the window's strided slices in row-major order: slice (i, j)
+  holds the (i, j)-th element of every window (VALID: the last partial window is dropped)."""
+  x = jnp.pad(x, ((0, 0), *padding, (0, 0)), constant_values=-jnp.inf)
+  out_h, out_w = (x.shape[1] - window) // stride + 1, (x.shape[2] - window) // stride + 1
+  return x, [x[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
+             for i in range(window) for j in range(window)]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def tiled_max_pool(x, window: int):
-  """`_reduce_window_pool`'s values, computed as the maximum of the window's strided slices.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def window_max_pool(x, window: int, stride: int, padding=((0, 0), (0, 0))):
+  """`nn.max_pool(x, (window,) * 2, (stride,) * 2, padding)` (NHWC, square windows, explicit
+  ((top, bottom), (left, right)) padding that never wins), computed as the maximum of the
+  window's strided slices, with the reduce-window's gradient.
 
   On XLA-CPU (jaxlib 0.10.2) YNNPACK's `reduce` fusion grows from a reduce-window over the
   neighbouring convolutions and dense layers, and runs VGG-16 2x slower than XLA's own
-  kernels (benchmarks/README.md); elementwise maxima stay out of it. The gradient is the
-  reduce-window's (one input per window), so explanations are unchanged bit for bit.
+  kernels (benchmarks/README.md); elementwise maxima stay out of it.
   """
-  h, w = x.shape[1] // window * window, x.shape[2] // window * window
-  tiles = [x[:, i:h:window, j:w:window] for i in range(window) for j in range(window)]
-  return functools.reduce(jnp.maximum, tiles)
+  return functools.reduce(jnp.maximum, _windows(x, window, stride, padding)[1])
 
 
-def _tiled_max_pool_fwd(x, window):
-  return tiled_max_pool(x, window), x
+def _window_max_pool_fwd(x, window, stride, padding):
+  return window_max_pool(x, window, stride, padding), x
 
 
-def _tiled_max_pool_bwd(window, x, g):
-  return jax.vjp(lambda x: _reduce_window_pool(x, window), x)[1](g)
+def _window_max_pool_bwd(window, stride, padding, x, g):
+  """The reduce-window's gradient (select-and-scatter: each window's cotangent goes to the
+  window's first maximum in row-major order) as elementwise selects and pads. XLA-CPU expands
+  a select-and-scatter into a reduce-window over four full-size index iotas and a scatter:
+  half of the demo CNN's training step (benchmarks/README.md). Where windows overlap, an
+  input's cotangents are summed in the windows' row-major order, as the scatter does, so the
+  result is the same bit for bit."""
+  padded, slices = _windows(x, window, stride, padding)
+  pooled = functools.reduce(jnp.maximum, slices)
+  taken = jnp.zeros(pooled.shape, bool)
+  zero = jnp.zeros((), g.dtype)
+  chosen = []
+  for values in slices:
+    first = (values == pooled) & ~taken
+    taken = taken | first
+    chosen.append(jnp.where(first, g, zero))
+  n, h, w, c = g.shape
+  if stride == window:  # tiles: interleaving them is a reshape (2x cheaper than the pads)
+    rows = [jnp.stack(chosen[i * window:(i + 1) * window], axis=3) for i in range(window)]
+    dx = jnp.stack(rows, axis=2).reshape(n, h * window, w * window, c)
+    dx = jnp.pad(dx, ((0, 0), (0, padded.shape[1] - h * window),
+                      (0, padded.shape[2] - w * window), (0, 0)))
+  else:  # each slice back to its strided positions; the last slice holds an input's first
+    # window among those it belongs to, so the sum runs from the last slice
+    dx = functools.reduce(jnp.add, [
+        jax.lax.pad(values, zero, ((0, 0, 0), (i, padded.shape[1] - i - stride * (h - 1) - 1,
+                                               stride - 1),
+                                   (j, padded.shape[2] - j - stride * (w - 1) - 1, stride - 1),
+                                   (0, 0, 0)))
+        for (i, j), values in reversed(list(zip(np.ndindex(window, window), chosen)))])
+  (top, _), (left, _) = padding
+  return (dx[:, top:top + x.shape[1], left:left + x.shape[2]],)
 
 
-tiled_max_pool.defvjp(_tiled_max_pool_fwd, _tiled_max_pool_bwd)
+window_max_pool.defvjp(_window_max_pool_fwd, _window_max_pool_bwd)
+
+
+def tiled_max_pool(x, window: int):
+  """Non-overlapping max-pool (stride = window), floor on odd sizes."""
+  return window_max_pool(x, window, window)
 
 
 def tf_padding(x, window, stride, mode: str):
@@ -86,8 +126,7 @@ def tf_padding(x, window, stride, mode: str):
 
 def max_pool(x, window: int = 3, stride: int = 2, mode: str = "valid"):
   """keras.layers.MaxPooling2D (padding never wins: it is -inf)."""
-  w, s = (window,) * 2, (stride,) * 2
-  return nn.max_pool(x, w, s, padding=tf_padding(x, w, s, mode))
+  return window_max_pool(x, window, stride, tf_padding(x, (window,) * 2, (stride,) * 2, mode))
 
 
 def avg_pool(x, window: int = 3, stride: int = 1, mode: str = "same"):

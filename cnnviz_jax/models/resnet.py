@@ -31,8 +31,8 @@ class _Stem(nn.Module):
     x = self.act(self.norm(name="bn1")(self.conv(64, (7, 7), (2, 2), padding=_pad(3),
                                                  name="conv1")(x)))
     if self.keras_pool:  # keras: ZeroPadding2D(1) then a valid max-pool
-      return nn.max_pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), (3, 3), (2, 2))
-    return nn.max_pool(x, (3, 3), (2, 2), padding=_pad(1))  # pads with -inf, as torch
+      return layers.window_max_pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 3, 2)
+    return layers.window_max_pool(x, 3, 2, _pad(1))  # pads with -inf, as torch
 
 
 class BasicBlock(nn.Module):

@@ -71,7 +71,8 @@ def worker(args):
   def report(name, seconds, peer_name, per_call_scale=1.0):
     ratio = seconds["peer"] * per_call_scale / seconds["jax"]
     print(f"{name:22s} {seconds['jax']:9.3f} {seconds['peer'] * per_call_scale:9.3f} "
-          f"{ratio:8.2f}x {seconds['jax'] / forward['jax']:8.2f}  {peer_name}", flush=True)
+          f"{ratio:8.2f}x {seconds['jax'] / forward['jax']:8.2f}  {peer_name}"
+          f"{common.goal_note(name.split(' (')[0], ratio)}", flush=True)
 
   def cam_peer(cls, inputs, targets):
     def run():

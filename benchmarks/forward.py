@@ -43,8 +43,9 @@ def worker(args):
       seconds = common.alternate({"jax": lambda: forward(variables, x_jax).block_until_ready(),
                                   "torch": run_torch}, repeats=args.repeats)
       jax_rate, torch_rate = batch / seconds["jax"], batch / seconds["torch"]
+      ratio = jax_rate / torch_rate
       print(f"{arch:10s} {batch:5d} {jax_rate:10.1f} {torch_rate:12.1f} "
-            f"{jax_rate / torch_rate:5.2f}x", flush=True)
+            f"{ratio:5.2f}x{common.goal_note('forward ' + arch, ratio)}", flush=True)
 
 
 def main():

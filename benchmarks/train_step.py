@@ -43,8 +43,9 @@ def worker(args):
     run_torch = common.resnet50_torch_step(jax.device_get(batch_jax["image"]), y, mode)
     seconds = common.alternate({"jax": run_jax, "torch": run_torch}, repeats=args.repeats)
     jax_rate, torch_rate = batch / seconds["jax"], batch / seconds["torch"]
+    ratio = jax_rate / torch_rate
     print(f"{mode:9s} jax {jax_rate:9.1f} img/s   torch {torch_rate:9.1f} img/s   "
-          f"ratio {jax_rate / torch_rate:5.2f}x", flush=True)
+          f"ratio {ratio:5.2f}x{common.goal_note('train ' + mode, ratio)}", flush=True)
 
 
 def main():

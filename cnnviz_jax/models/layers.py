@@ -86,7 +86,9 @@ def _window_max_pool_bwd(window, stride, padding, x, g):
   n, h, w, c = g.shape
   if stride == window:  # tiles: interleaving them is a reshape (2x cheaper than the pads)
     rows = [jnp.stack(chosen[i * window:(i + 1) * window], axis=3) for i in range(window)]
-    dx = jnp.stack(rows, axis=2).reshape(n, h * window, w * window, c)
+    # the batch's sharding, where its axes are explicit (else nothing to say)
+    dx = jnp.reshape(jnp.stack(rows, axis=2), (n, h * window, w * window, c),
+                     out_sharding=jax.typeof(g).sharding)
     dx = jnp.pad(dx, ((0, 0), (0, padded.shape[1] - h * window),
                       (0, padded.shape[2] - w * window), (0, 0)))
   else:  # each slice back to its strided positions; the last slice holds an input's first

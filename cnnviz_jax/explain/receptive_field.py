@@ -265,7 +265,7 @@ def receptive_field(model: nn.Module, layer: str, variables=None, *,
 
 def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args):
   """Evaluates `jaxpr` with every max-pool replaced by an average pool of the same window
-  (a reduce-window max, or a maximum of two arrays as in layers.tiled_max_pool).
+  (a reduce-window max, or a maximum of two arrays as in layers.window_max_pool).
 
   A max-pool routes gradient to one input of its window; the average reaches all of
   them, so the gradient support of a unit becomes its whole receptive field.
@@ -281,7 +281,7 @@ def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args):
                                 p["base_dilation"], p["window_dilation"]) / math.prod(window)]
     elif eqn.primitive.name == "max" and not any(isinstance(v, jcore.Literal)
                                                  for v in eqn.invars):
-      outs = [(invals[0] + invals[1]) / 2]  # a pool's maximum of tiles (layers.tiled_max_pool)
+      outs = [(invals[0] + invals[1]) / 2]  # a pool's maximum of slices (layers.window_max_pool)
     elif (body := _call_body(eqn)) is not None:  # jit, relu's custom_jvp, ...: plain gradient
       outs = _eval_with_avg_pool(*body, *invals)
     else:

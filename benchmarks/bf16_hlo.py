@@ -15,12 +15,17 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np  # pylint: disable=wrong-import-position
 
 import common  # pylint: disable=wrong-import-position
+import profile_step  # pylint: disable=wrong-import-position
 
 
 def _ops_by_type(hlo_text: str) -> collections.Counter:
-  return collections.Counter(
-      (op, dtype) for dtype, op in re.findall(r"= (\w+)\[[^\]]*\]\S* (convolution|dot)\(",
-                                              hlo_text))
+  """(opcode, result element type) -> count, for every convolution and dot."""
+  counts = collections.Counter()
+  for line in hlo_text.splitlines():
+    match = profile_step.HLO_INSTRUCTION.match(line)
+    if match and match.group(3) in ("convolution", "dot"):
+      counts[(match.group(3), match.group(2).split("[")[0])] += 1
+  return counts
 
 
 def main():

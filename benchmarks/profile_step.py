@@ -26,7 +26,7 @@ import common  # pylint: disable=wrong-import-position
 CATEGORIES = ("conv forward", "conv input-grad", "conv weight-grad", "conv backward (both)",
               "1x1 conv as dot", "dense", "reductions", "pooling", "transposes (+ fused)",
               "layout copies", "elementwise", "other")
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) (\w[\w\-]*)\(")
+HLO_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) (\w[\w\-]*)\(")
 
 
 def _shape_dims(shape: str) -> tuple[int, ...]:
@@ -42,7 +42,7 @@ def _hlo_categories(hlo_text: str, kernel_shapes: set) -> dict[str, str]:
     if header:
       current = computations.setdefault(header.group(2), [])
       continue
-    match = _INSTRUCTION.match(line)
+    match = HLO_INSTRUCTION.match(line)
     if match and current is not None:
       current.append((match.group(1), match.group(2), match.group(3), line))
   opcodes = {name: {op for _, _, op, _ in body} for name, body in computations.items()}

@@ -39,7 +39,7 @@ def initial_variables(config: ml_collections.ConfigDict, net: nn.Module, example
   """A fresh initialisation, or the converted weights' backbone with a new head."""
   rng = jax.random.key(config.seed)
   if not config.get("weights"):
-    return jax.jit(net.init)(rng, example)
+    return models.initialise(net, rng, example)
   pretrained, meta = weights.load(config.weights)
   variables, report = weights.transfer(pretrained, net, rng, example)
   logging.info("weights %s (%s %s): %s", config.weights, meta.source, meta.arch, report)

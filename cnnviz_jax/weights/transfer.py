@@ -10,6 +10,7 @@ import flax
 import jax
 import numpy as np
 
+from cnnviz_jax import models
 from cnnviz_jax.weights.tree import Path, mismatches, path_str
 
 
@@ -29,16 +30,6 @@ def _is_head(path: Path) -> bool:
   return len(path) > 1 and path[1] == "head"
 
 
-def _initialise_only(model, rng, x, paths: list[Path]) -> dict[Path, jax.Array]:
-  """`model.init(rng, x)`'s values at `paths` alone. XLA drops the rest of the init, whose
-  random draws dominate its compile time on a CPU (InceptionResNetV2: ~35 s in all, ~1.5 s
-  for a new head); the kept draws are the full init's, bit for bit."""
-  def init(rng, x):
-    variables = flax.traverse_util.flatten_dict(flax.core.unfreeze(model.init(rng, x)))
-    return [variables[p] for p in paths]
-  return dict(zip(paths, jax.jit(init)(rng, x))) if paths else {}
-
-
 def transfer(pretrained, model, rng, x) -> tuple[dict, TransferReport]:
   """-> (variables for `model` with the pretrained backbone, report).
 
@@ -53,7 +44,7 @@ def transfer(pretrained, model, rng, x) -> tuple[dict, TransferReport]:
     raise ValueError("the pretrained backbone does not fit this model (another "
                      "architecture?):\n  " + "\n  ".join(problems[:25]))
   loaded = [p for p, v in fresh.items() if p in old and tuple(old[p].shape) == tuple(v.shape)]
-  initialised = _initialise_only(model, rng, x, [p for p in fresh if p not in loaded])
+  initialised = models.initialise(model, rng, x, [p for p in fresh if p not in loaded])
   out = {p: np.asarray(old[p]) if p in loaded else initialised[p] for p in fresh}
   new = [path_str(p) for p in fresh if p not in loaded]  # a head of another shape
   dropped = [path_str(p) for p in old if p not in loaded]

@@ -49,7 +49,7 @@ def main(argv):
   logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
   import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (XLA flags)
   from cnnviz_jax import storage  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import loop, mesh, validate  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import mesh, validate  # pylint: disable=import-outside-toplevel
   try:  # a mistyped URL fails here, not as a local folder named 'gs:'
     storage.path(FLAGS.workdir)
   except storage.PathError as e:
@@ -65,6 +65,7 @@ def main(argv):
     raise app.UsageError("--config is required to train (or use --mode=report)")
   validate.validate(FLAGS.config)
   mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  from cnnviz_jax.train import loop  # pylint: disable=import-outside-toplevel  (TensorFlow: after validation)
   try:
     results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except loop.Preempted as e:

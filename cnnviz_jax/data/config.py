@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from cnnviz_jax.data import augment, shapes_render, sources
+from cnnviz_jax.data import shapes_render, sources
 from cnnviz_jax.weights import preprocessing
 
 # The seeds' augmentations, ready to assign to config.augment.
@@ -95,6 +95,8 @@ def resolve(config=None, **overrides) -> dict:
     raise ValueError(f"unknown normalization {out['normalization']!r}; "
                      f"valid: {', '.join(preprocessing.NORMALIZATIONS)}")
   kind = (out["augment"] or {}).get("kind")
+  if kind is not None:
+    from cnnviz_jax.data import augment  # pylint: disable=import-outside-toplevel  (TensorFlow)
   if kind is not None and kind not in augment.KINDS:
     raise ValueError(f"unknown augmentation kind {kind!r}; valid: "
                      f"{', '.join(augment.KINDS)} or None")

@@ -35,7 +35,7 @@ def tiny_model(dtype=jnp.float32):
 
 def tiny_variables(model, seed: int, x):
   """Random weights and random BN statistics (eval-mode BN is then not the identity)."""
-  variables = model.init(jax.random.key(seed), x)
+  variables = cj.models.initialise(model, jax.random.key(seed), x)
   rng = np.random.RandomState(seed + 100)
   return jax.tree_util.tree_map_with_path(
       lambda path, v: jnp.asarray(rng.uniform(0.5, 2, v.shape), v.dtype)

@@ -37,7 +37,7 @@ def test_gradient_matches_finite_differences():
   with jax.enable_x64(True):
     model = _SmoothNet()
     x = jnp.asarray(np.random.RandomState(4).randn(2, 12, 12, 3))
-    variables = model.init(jax.random.key(0), x)
+    variables = cj.models.initialise(model, jax.random.key(0), x)
     grads = E.gradient(model, variables, x, 2)
     direction = jnp.asarray(np.random.RandomState(5).randn(*x.shape))
     eps = 1e-5
@@ -58,7 +58,7 @@ def test_integrated_gradients_completeness(baseline):
   with jax.enable_x64(True):
     model = _SmoothNet()
     x = jnp.asarray(np.random.RandomState(6).randn(2, 12, 12, 3))
-    variables = model.init(jax.random.key(1), x)
+    variables = cj.models.initialise(model, jax.random.key(1), x)
     ig = E.integrated_gradients(model, variables, x, 1, baseline=baseline, steps=64,
                                 blur_sigma=1.5, chunk=50)
     base = jnp.zeros_like(x) if baseline is None else maps.gaussian_blur(x, 1.5)

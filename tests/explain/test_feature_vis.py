@@ -16,7 +16,7 @@ def net():
   model = cj.models.create("small_cnn_bn", num_classes=5)
   images, _, _ = shapes_render.render(0, 512, 32)
   x = jnp.asarray(images, jnp.float32) / 255.0  # the model's input is the [0, 1] image here
-  variables = model.init(jax.random.key(0), x[:1])
+  variables = cj.models.initialise(model, jax.random.key(0), x[:1])
   acts = cj.models.apply_with_taps(model, variables, x, [LAYER])[1][LAYER][..., :len(CHANNELS)]
   return model, variables, acts
 

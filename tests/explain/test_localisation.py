@@ -34,7 +34,7 @@ def _squares(n: int, seed: int):
 def trained():
   model = cj.models.create("small_cnn_bn", num_classes=3)
   x, y, _ = _squares(2048, seed=0)
-  variables = model.init(jax.random.key(0), x[:1])
+  variables = cj.models.initialise(model, jax.random.key(0), x[:1])
   optimizer = optax.adam(3e-3)
   opt_state = optimizer.init(variables["params"])
 

@@ -15,7 +15,7 @@ def data():
   model = cj.models.create("small_cnn_bn", num_classes=5)
   images, _, _ = shapes_render.render(0, 300, 32)
   x = images.astype(np.float32) / 255.0
-  return model, model.init(jax.random.key(0), x[:1]), x
+  return model, cj.models.initialise(model, jax.random.key(0), x[:1]), x
 
 
 @pytest.mark.parametrize("layer", ["block2", "block4_conv1"])

@@ -16,7 +16,7 @@ from cnnviz_jax.models.taps import parameter_layers
 def net():
   model = cj.models.create("small_cnn_bn", num_classes=4)
   x = jnp.asarray(np.random.RandomState(0).randn(3, 32, 32, 3), jnp.float32)
-  return model, model.init(jax.random.key(0), x), x
+  return model, cj.models.initialise(model, jax.random.key(0), x), x
 
 
 def test_spearman_matches_scipy_with_ties():

@@ -46,7 +46,7 @@ def trained():
   """~100 s on 2 cores: 6000 images, 12 epochs of batch 32, AdamW warmup + cosine 3e-3."""
   x, _, y = _split(0, 6000)
   model = cj.models.create("small_cnn_bn", num_classes=CLASSES)
-  variables = model.init(jax.random.key(0), x[:1])
+  variables = cj.models.initialise(model, jax.random.key(0), x[:1])
   batch, epochs = 32, 12
   steps = epochs * (len(x) // batch)
   optimiser = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 20, steps),

@@ -17,7 +17,7 @@ def tiny():
   model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
   rng = np.random.RandomState(0)
   x = jnp.asarray(rng.rand(4, 16, 16, 3), jnp.float32)
-  variables = model.init(jax.random.key(0), x)
+  variables = cj.models.initialise(model, jax.random.key(0), x)
   variables["batch_stats"] = jax.tree_util.tree_map_with_path(  # running != batch statistics
       lambda path, v: v * jnp.asarray(rng.uniform(0.5, 2, v.shape), v.dtype)
       if "var" in jax.tree_util.keystr(path) else v + jnp.asarray(rng.uniform(-0.1, 0.1, v.shape),

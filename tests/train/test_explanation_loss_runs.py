@@ -27,7 +27,7 @@ _SHARDED = textwrap.dedent("""
              "label": jnp.asarray(rs.randint(0, 3, 16), jnp.int32),
              "object_mask": jnp.asarray(rs.rand(16, 16, 16) > 0.7, jnp.float32)}
     model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
-    variables = model.init(jax.random.key(0), batch["image"])
+    variables = cj.models.initialise(model, jax.random.key(0), batch["image"])
     tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd"}), 0.1)
     mask = jax.tree.map(lambda _: True, variables["params"])
     for kind, layer in (("input_gradient", ""), ("integrated_gradients", ""),

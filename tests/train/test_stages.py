@@ -40,7 +40,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path, data_dir):
 
 
 def _step_flops(model, x, mask):
-  variables = model.init(jax.random.key(0), x)
+  variables = cj.models.initialise(model, jax.random.key(0), x)
   tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9}), 0.01)
   state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
                      tx.init(freeze.split(variables["params"], mask(variables))[0]),

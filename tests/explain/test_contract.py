@@ -78,14 +78,14 @@ def test_parameter_gradient_matches_finite_differences(setup, name):
       got = method.differentiable(method.call(model, {**variables, "params": params}, x))
       return sum(jnp.vdot(w, g) for w, g in zip(jax.tree.leaves(weights), jax.tree.leaves(got)))
 
-    grads = jax.jit(jax.grad(scalar))(variables["params"])
+    value_and_grad = jax.jit(jax.value_and_grad(scalar))  # one compile serves both checks
+    grads = value_and_grad(variables["params"])[1]
     direction = jax.tree.map(lambda p: jnp.asarray(rng.randn(*p.shape)), grads)
     eps = 1e-7  # small: a ReLU or max-pool switch must not fall inside the step (1e-6 did
     # for randomisation_check: its fresh layers have zero biases, so pre-activations sit at 0)
     shifted = [jax.tree.map(lambda p, d, s=s: p + s * eps * d, variables["params"], direction)
                for s in (1, -1)]
-    value = jax.jit(scalar)
-    numeric = (value(shifted[0]) - value(shifted[1])) / (2 * eps)
+    numeric = (value_and_grad(shifted[0])[0] - value_and_grad(shifted[1])[0]) / (2 * eps)
     analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads),
                                                    jax.tree.leaves(direction)))
     assert abs(float(analytic)) > 1e-6, name

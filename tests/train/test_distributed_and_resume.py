@@ -48,7 +48,7 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   # Later steps can amplify it: a pre-activation within rounding of 0 (BatchNorm's batch
   # statistics are summed in another order) switches a ReLU or a max-pool's winner, one
   # gradient entry changes by O(1), and after 8 steps of lr 0.1 kernels differed by 2.3e-4
-  # (seen after a last-bit change of the init). A wrong topology (a gradient summed instead
+  # (seen with an init that differed in its last bits). A wrong topology (a gradient summed instead
   # of averaged, BatchNorm on a device's share of the batch) is off by ~1e-2 and fails both.
   epoch = ["--config.stages[0].epochs=1", "--config.stages[0].optimizer.name=sgd",
            "--config.stages[0].schedule.lr=0.1", "--config.checkpoint_every_steps=1",

@@ -35,9 +35,10 @@ def tiny(data_dir) -> list[str]:
 
 
 def environment(data_dir) -> dict:
-  """CPU, and a persistent compilation cache shared by the trials (next to the data)."""
-  return dict(os.environ, JAX_PLATFORMS="cpu",
-              JAX_COMPILATION_CACHE_DIR=str(pathlib.Path(data_dir) / "jax_cache"))
+  """CPU, and a persistent compilation cache shared by the trials: the test run's (see
+  tests/conftest.py, which the other CLI runs fill too), else one next to the data."""
+  return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=os.environ.get(
+      "JAX_COMPILATION_CACHE_DIR", str(pathlib.Path(data_dir) / "jax_cache")))
 
 
 def sweep(workdir, data_dir, *flags, grid=GRID, config="configs/demo.py", python=None):

@@ -97,9 +97,9 @@ def resolve(config=None, **overrides) -> dict:
   kind = (out["augment"] or {}).get("kind")
   if kind is not None:
     from cnnviz_jax.data import augment  # pylint: disable=import-outside-toplevel  (TensorFlow)
-  if kind is not None and kind not in augment.KINDS:
-    raise ValueError(f"unknown augmentation kind {kind!r}; valid: "
-                     f"{', '.join(augment.KINDS)} or None")
+    if kind not in augment.KINDS:
+      raise ValueError(f"unknown augmentation kind {kind!r}; valid: "
+                       f"{', '.join(augment.KINDS)} or None")
   if out["file_format"] not in (None, "tfrecord", "array_record"):
     raise ValueError(f"unknown file_format {out['file_format']!r}; valid: None, 'tfrecord', "
                      "'array_record'")

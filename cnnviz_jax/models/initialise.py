@@ -6,9 +6,9 @@ import jax
 
 # Init runs once, so its compile is most of what it costs. At XLA's optimisation level 1 the
 # parameters' random draws compile faster than at the default 2, and run as fast: trace,
-# compile and run 2.2 -> 1.0 s (demo CNN), 13.6 -> 8.9 s (InceptionV3), 5.3 -> 3.2 s (VGG-19)
+# compile and run 2.1 -> 0.8 s (demo CNN), 15.4 -> 11.1 s (InceptionV3), 5.6 -> 3.2 s (VGG-19)
 # on 2 cores (benchmarks/init_compile.py). Level 0 compiles faster still but draws VGG's
-# 140M values slowly (8 s). Level 1 gave level 2's values bit for bit where measured.
+# 140M values slowly (7.8 s). Level 1 gave level 2's values bit for bit where checked.
 _ONE_OFF = {"xla_backend_optimization_level": 1}
 
 
@@ -26,7 +26,7 @@ def initialise(model: flax.linen.Module, rng: jax.Array, x, paths=None):
 
   paths: only these flattened variable paths (tuples of names) -> {path: value}, the full
   init's values bit for bit, compiled without the rest (a new head under a pretrained
-  backbone: InceptionResNetV2's init compiles in ~1.5 s instead of ~35 s).
+  backbone: InceptionResNetV2's takes 2.1 s instead of 29 s).
   """
   if paths is None:
     return _init(model, rng, x, None)

@@ -1,6 +1,6 @@
 """Time to a model's initial variables, each in a fresh process (no compilation cache):
 flax's `jax.jit(model.init)` (what training ran before), `cj.models.initialise` (training's
-init now: XLA level 0), its head-only subset (what `weights.transfer` initialises under a
+init now: XLA level 1), its head-only subset (what `weights.transfer` initialises under a
 pretrained backbone), and torchvision's constructor where it has the architecture.
 
   python benchmarks/init_compile.py [--models resnet50,inception_resnet_v2]

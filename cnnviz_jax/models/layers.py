@@ -211,5 +211,9 @@ def conv_or_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
                                         rhs_dilation, dimension_numbers, feature_group_count,
                                         precision=precision, **kwargs)
   sh, sw = window_strides
-  return jax.lax.dot_general(lhs[:, ::sh, ::sw, :], rhs[0, 0], (((3,), (0,)), ((), ())),
-                             precision=precision)
+  x = lhs[:, ::sh, ::sw, :]
+  # A 2-D dot: with 4-D operands XLA-CPU transposes the output gradient to [C, N·H·W] for the
+  # weight gradient; with [N·H·W, C] operands it contracts them in place.
+  y = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), rhs[0, 0], (((1,), (0,)), ((), ())),
+                          precision=precision)
+  return y.reshape(*x.shape[:-1], y.shape[-1])

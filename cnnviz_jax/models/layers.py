@@ -211,9 +211,30 @@ def conv_or_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
                                         rhs_dilation, dimension_numbers, feature_group_count,
                                         precision=precision, **kwargs)
   sh, sw = window_strides
-  x = lhs[:, ::sh, ::sw, :]
-  # A 2-D dot: with 4-D operands XLA-CPU transposes the output gradient to [C, N·H·W] for the
-  # weight gradient; with [N·H·W, C] operands it contracts them in place.
-  y = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), rhs[0, 0], (((1,), (0,)), ((), ())),
-                          precision=precision)
-  return y.reshape(*x.shape[:-1], y.shape[-1])
+  return _channel_dot(lhs[:, ::sh, ::sw, :], rhs[0, 0], precision)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _channel_dot(x, kernel, precision):
+  """[N,H,W,Cin]·[Cin,Cout] -> [N,H,W,Cout]."""
+  return jax.lax.dot_general(x, kernel, (((3,), (0,)), ((), ())), precision=precision)
+
+
+def _channel_dot_jvp(precision, primals, tangents):
+  """The kernel's term is a 2-D dot over [N·H·W, Cin], so its transpose, the weight
+  gradient, is one matmul reading both operands in place. Its 4-D form made XLA-CPU copy the
+  output gradient to [Cout, N,H,W] first (benchmarks/README.md). The forward keeps the 4-D
+  dot: spatial positions stay apart for the receptive-field analysis."""
+  (x, kernel), (dx, dkernel) = primals, tangents
+  y = _channel_dot(x, kernel, precision)
+  dy = None
+  if not isinstance(dx, jax.custom_derivatives.SymbolicZero):
+    dy = _channel_dot(dx, kernel, precision)
+  if not isinstance(dkernel, jax.custom_derivatives.SymbolicZero):
+    term = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), dkernel, (((1,), (0,)), ((), ())),
+                               precision=precision).reshape(y.shape)
+    dy = term if dy is None else dy + term
+  return y, jnp.zeros_like(y) if dy is None else dy
+
+
+_channel_dot.defjvp(_channel_dot_jvp, symbolic_zeros=True)

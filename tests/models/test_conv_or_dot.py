@@ -28,11 +28,15 @@ def test_pointwise_equals_lax_convolution_and_its_gradients(strides, padding):
   grads = [jax.vjp(f, x, kernel)[1](cotangent) for f in (ours, reference)]
   for a, b in zip(*grads):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-  # forward mode too (its own rule), with one tangent at a time and both together
+  # forward mode too (its own rule): both tangents, and each alone (the other one a symbolic
+  # zero, as in an input gradient)
   dx, dkernel = jax.random.normal(jax.random.key(3), x.shape), jax.random.normal(
       jax.random.key(4), kernel.shape)
-  for tangents in ((dx, jnp.zeros_like(kernel)), (jnp.zeros_like(x), dkernel), (dx, dkernel)):
-    got, want = (jax.jvp(f, (x, kernel), tangents)[1] for f in (ours, reference))
+  for f_of, primal, tangent in (
+      (lambda f: lambda x, k: f(x, k), (x, kernel), (dx, dkernel)),
+      (lambda f: lambda x: f(x, kernel), (x,), (dx,)),
+      (lambda f: lambda k: f(x, k), (kernel,), (dkernel,))):
+    got, want = (jax.jvp(f_of(f), primal, tangent)[1] for f in (ours, reference))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   # and the gradient of a gradient (the explanation penalties differentiate input gradients)
   second = [jax.grad(lambda k, f=f: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.sin(f(x, k))))(x)

@@ -26,8 +26,38 @@ def goal_note(key: str, ratio: float) -> str:
   return f"  goal >= {goal}x: {'met' if ratio >= goal else 'NOT met'}"
 
 
+def gpu_requested() -> bool:
+  """`--gpu` on the command line: JAX and the PyTorch peer both run on the GPU, once."""
+  return "--gpu" in sys.argv
+
+
+def choose_devices() -> None:
+  """Before importing JAX: hide GPUs from a CPU benchmark; on a GPU, let the PyTorch peer share
+  the card (JAX would otherwise preallocate 75% of its memory)."""
+  if gpu_requested():
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  else:
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+def torch_device() -> str:
+  return "cuda" if gpu_requested() else "cpu"
+
+
+def torch_sync() -> None:
+  """Waits for PyTorch's queued GPU work, so a timed call includes it (a no-op on the CPU)."""
+  if gpu_requested():
+    import torch  # pylint: disable=import-outside-toplevel
+    torch.cuda.synchronize()
+
+
 def run_per_core_count(script: str, extra_args: list[str], core_sets=("0", "0,1")) -> None:
-  """Re-runs `script --worker` pinned to each core set (XLA sizes its pool from them)."""
+  """Re-runs `script --worker` pinned to each core set (XLA sizes its pool from them); with
+  --gpu, once, on all cores."""
+  if gpu_requested():
+    subprocess.run([sys.executable, script, "--worker", "--gpu",
+                    *[a for a in extra_args if a != "--gpu"]], check=True)
+    return
   available = os.sched_getaffinity(0)
   for cores in core_sets:
     if not {int(c) for c in cores.split(",")} <= available:
@@ -82,15 +112,20 @@ def resnet50_jax_step(x, y, mode: str = "fp32"):
   return step, state, batch, variables
 
 
-def resnet50_torch_step(inputs, y, mode: str = "fp32") -> Callable[[], None]:
+def resnet50_torch_step(inputs, y, mode: str = "fp32", device: str = "cpu"
+                        ) -> Callable[[], None]:
   """The same step in PyTorch (torchvision's ResNet-50) -> step(). inputs: NHWC, the images
-  (or, for features, the head inputs of resnet50_jax_step's batch)."""
+  (or, for features, the head inputs of resnet50_jax_step's batch). On "cuda": channels-last
+  and cuDNN's autotuner, as PyTorch's performance guide advises; step() waits for the GPU."""
   import torch  # pylint: disable=import-outside-toplevel
   import torchvision  # pylint: disable=import-outside-toplevel
 
-  x_t = torch.from_numpy(np.asarray(inputs).transpose(0, 3, 1, 2).copy())
-  y_t = torch.from_numpy(np.asarray(y)).long()
-  model = torchvision.models.resnet50().train()
+  layout = torch.channels_last if device == "cuda" else torch.contiguous_format
+  torch.backends.cudnn.benchmark = device == "cuda"
+  x_t = torch.from_numpy(np.asarray(inputs).transpose(0, 3, 1, 2).copy()).to(
+      device, memory_format=layout)
+  y_t = torch.from_numpy(np.asarray(y)).long().to(device)
+  model = torchvision.models.resnet50().train().to(device, memory_format=layout)
   trainable = list(model.parameters())
   if mode == "frozen90":  # the same first 90% of conv/BN layers, in forward order
     layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
@@ -100,14 +135,16 @@ def resnet50_torch_step(inputs, y, mode: str = "fp32") -> Callable[[], None]:
     trainable = [p for p in model.parameters() if p.requires_grad]
   if mode == "features":  # the head on cached layer4 maps: pool + linear, as ours
     model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                torch.nn.Linear(2048, 1000))
+                                torch.nn.Linear(2048, 1000)).to(device)
     trainable = list(model.parameters())
   optimizer = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
 
   def step():
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=mode == "bf16"):
       optimizer.zero_grad(set_to_none=True)
       torch.nn.functional.cross_entropy(model(x_t), y_t).backward()
       optimizer.step()
+    if device == "cuda":
+      torch.cuda.synchronize()
 
   return step

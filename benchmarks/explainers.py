@@ -6,6 +6,7 @@ units of our own forward pass. Run on 1 core (taskset -c 0) and on 2 cores:
 
   python benchmarks/explainers.py                    # everything, repeats=3
   python benchmarks/explainers.py --only grad_cam,score_cam --score-cam-size 112
+  python benchmarks/explainers.py --gpu --batch 64   # on a GPU: both sides on CUDA
 
 Score-CAM masks one image (2,048 masked forwards at layer4) and both sides batch 64
 masked images; all-class CAM explains one image for all 1,000 classes, pytorch-grad-cam
@@ -17,9 +18,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-
 import common  # pylint: disable=wrong-import-position
+
+common.choose_devices()
 
 METHODS = ("grad_cam", "grad_cam_plus_plus", "guided_backprop", "smoothgrad",
            "integrated_gradients", "score_cam", "all_class_cam")
@@ -42,14 +43,18 @@ def worker(args):
   E = cj.explain
   cores = len(os.sched_getaffinity(0))
   torch.set_num_threads(cores)
-  print(f"jax {jax.__version__}, torch {torch.__version__}, {cores} core(s), batch "
-        f"{args.batch}, {args.size}px, repeats {args.repeats}", flush=True)
+  device = common.torch_device()
+  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, torch {torch.__version__} on "
+        f"{device}, {cores} core(s), batch {args.batch}, {args.size}px, repeats {args.repeats}",
+        flush=True)
 
   reference = torchvision.models.resnet50(weights=None).eval()
   variables = jax.device_put(cj.weights.from_torchvision("resnet50", reference.state_dict())[0])
   model = cj.models.create("resnet50")
   x = np.random.RandomState(0).randn(args.batch, args.size, args.size, 3).astype(np.float32)
-  x_jax, x_torch = jax.device_put(x), torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+  reference.to(device)
+  x_jax = jax.device_put(x)
+  x_torch = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
   with torch.no_grad():
     classes = reference(x_torch).argmax(-1).tolist()
   target_jax = np.asarray(classes)
@@ -61,17 +66,20 @@ def worker(args):
   def torch_forward():
     with torch.inference_mode():
       reference(x_torch)
+    common.torch_sync()
 
   forward = common.alternate({"jax": ours(lambda m, v, z: m.apply(v, z)), "torch": torch_forward},
                              repeats=args.repeats)
   print(f"\nforward: jax {forward['jax']:.3f}s, torch {forward['torch']:.3f}s "
         f"({forward['torch'] / forward['jax']:.2f}x)")
-  print(f"{'method':22s} {'jax s':>9s} {'peer s':>9s} {'speed-up':>9s} {'jax/fwd':>8s}  peer")
+  print(f"{'method':22s} {'jax s':>9s} {'peer s':>9s} {'speed-up':>9s} {'jax/fwd':>8s} "
+        f"{'jax img/s':>10s}  peer")
 
-  def report(name, seconds, peer_name, per_call_scale=1.0):
+  def report(name, seconds, peer_name, per_call_scale=1.0, images=args.batch):
     ratio = seconds["peer"] * per_call_scale / seconds["jax"]
     print(f"{name:22s} {seconds['jax']:9.3f} {seconds['peer'] * per_call_scale:9.3f} "
-          f"{ratio:8.2f}x {seconds['jax'] / forward['jax']:8.2f}  {peer_name}"
+          f"{ratio:8.2f}x {seconds['jax'] / forward['jax']:8.2f} "
+          f"{images / seconds['jax']:10.1f}  {peer_name}"
           f"{common.goal_note(name.split(' (')[0], ratio)}", flush=True)
 
   def cam_peer(cls, inputs, targets):
@@ -82,7 +90,10 @@ def worker(args):
     return run
 
   def captum_peer(attribution, **kwargs):
-    return lambda: attribution.attribute(x_torch.clone(), target=classes, **kwargs)
+    def run():
+      attribution.attribute(x_torch.clone(), target=classes, **kwargs)
+      common.torch_sync()
+    return run
 
   only = set(args.only.split(",")) if args.only else set(METHODS)
   if "grad_cam" in only:
@@ -118,13 +129,13 @@ def worker(args):
   if "score_cam" in only:
     size = args.score_cam_size
     one = np.random.RandomState(1).randn(1, size, size, 3).astype(np.float32)
-    one_torch = torch.from_numpy(one.transpose(0, 3, 1, 2).copy())
+    one_torch = torch.from_numpy(one.transpose(0, 3, 1, 2).copy()).to(device)
     with torch.no_grad():
       cls = int(reference(one_torch).argmax())
     report(f"score_cam (1 img {size}px)", common.alternate(
         {"jax": ours(E.score_cam, jax.device_put(one), layer="layer4", target=cls, chunk=64),
          "peer": cam_peer(pgc.ScoreCAM, one_torch, [ClassifierOutputTarget(cls)])},
-        repeats=1, warmup=0), "pytorch-grad-cam ScoreCAM")
+        repeats=1, warmup=0), "pytorch-grad-cam ScoreCAM", images=1)
   if "all_class_cam" in only:
     one = jax.device_put(x[:1])
     sample = args.all_class_sample
@@ -137,7 +148,7 @@ def worker(args):
     seconds = common.alternate({"jax": ours(E.grad_cam, one, layer="layer4", target="all"),
                                 "peer": peer_sample}, repeats=args.repeats, warmup=1)
     report("all_class_cam (1 img)", seconds,
-           f"pytorch-grad-cam GradCAM x1000 (from {sample} calls)", 1000 / sample)
+           f"pytorch-grad-cam GradCAM x1000 (from {sample} calls)", 1000 / sample, images=1)
     single = common.alternate({"one": ours(E.grad_cam, one, layer="layer4")}, args.repeats)
     print(f"{'':22s} all 1000 classes = {seconds['jax'] / single['one']:.2f}x one Grad-CAM "
           f"of the same image")
@@ -155,6 +166,7 @@ def main():
   parser.add_argument("--score-cam-size", type=int, default=224)
   parser.add_argument("--all-class-sample", type=int, default=10)
   parser.add_argument("--only", default="", help=f"comma-separated subset of {METHODS}")
+  parser.add_argument("--gpu", action="store_true", help="run both on the GPU, once")
   args = parser.parse_args()
   if args.worker:
     worker(args)

@@ -4,15 +4,16 @@ step by step in one process, as a ratio. Modes: fp32, bf16 activations (fp32 par
 
   python benchmarks/train_step.py                  # 1 core and 2 cores, project XLA flags
   python benchmarks/train_step.py --xla default    # jaxlib's own CPU defaults, for comparison
+  python benchmarks/train_step.py --gpu --batch 256 # on a GPU: JAX vs PyTorch on CUDA
 """
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-
 import common  # pylint: disable=wrong-import-position
+
+common.choose_devices()
 
 
 def worker(args):
@@ -27,7 +28,9 @@ def worker(args):
   cores = len(os.sched_getaffinity(0))
   torch.set_num_threads(cores)
   batch = args.batch
-  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, {cores} core(s), batch {batch}")
+  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, {cores} core(s), batch {batch}, "
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}, torch {torch.__version__} "
+        f"on {common.torch_device()}")
   rs = np.random.RandomState(0)
   x = rs.randn(batch, 224, 224, 3).astype(np.float32)
   y = rs.randint(0, 1000, batch).astype(np.int32)
@@ -40,7 +43,8 @@ def worker(args):
       holder["state"], metrics = step(holder["state"], batch_jax)
       metrics["loss"].block_until_ready()
 
-    run_torch = common.resnet50_torch_step(jax.device_get(batch_jax["image"]), y, mode)
+    run_torch = common.resnet50_torch_step(jax.device_get(batch_jax["image"]), y, mode,
+                                          common.torch_device())
     seconds = common.alternate({"jax": run_jax, "torch": run_torch}, repeats=args.repeats)
     jax_rate, torch_rate = batch / seconds["jax"], batch / seconds["torch"]
     ratio = jax_rate / torch_rate
@@ -56,6 +60,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--xla", choices=["project", "default"], default="project",
                       help="project: cnnviz_jax's CPU flags; default: jaxlib's own")
+  parser.add_argument("--gpu", action="store_true", help="run both on the GPU, once")
   args = parser.parse_args()
   if args.worker:
     worker(args)

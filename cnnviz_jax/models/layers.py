@@ -199,8 +199,9 @@ def conv_or_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
   `dot_general` over the channels (after the stride's slicing). Same parameters, same maths;
   on XLA-CPU the weight gradient of a 1×1 convolution otherwise transposes the whole
   activation to batch-minor first, the costliest op of a ResNet-50 training step
-  (benchmarks/README.md)."""
-  channels_last = lhs.ndim == 4 and dimension_numbers == jax.lax.conv_dimension_numbers(
+  (benchmarks/README.md). Other backends keep the convolution: cuDNN runs 1×1 convolutions as
+  matmuls already, and XLA-GPU 0.11.2's Triton GEMM tiling aborted on the dot's gradient."""
+  channels_last = jax.default_backend() == "cpu" and lhs.ndim == 4 and dimension_numbers == jax.lax.conv_dimension_numbers(
       lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))  # nn.Conv's; lax's own default is NCHW
   pointwise = (channels_last and rhs.shape[:2] == (1, 1) and feature_group_count == 1
                and (padding == "VALID" or all(tuple(p) == (0, 0) for p in padding))

@@ -64,3 +64,18 @@ def test_other_kernels_are_lax_convolution_bit_for_bit():
     routed = nn.Conv(4, kernel_size, padding=padding, conv_general_dilated=layers.conv_or_dot)
     variables = plain.init(jax.random.key(1), x)
     assert jnp.array_equal(plain.apply(variables, x), routed.apply(variables, x))
+
+
+def test_off_the_cpu_pointwise_stays_lax_convolution(monkeypatch):
+  """The dot is an XLA-CPU measure (XLA-GPU's Triton GEMM aborted compiling its gradient):
+  traced for another backend, a 1×1 convolution is lax's, bit for bit."""
+  x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+  plain = nn.Conv(4, (1, 1), strides=2, padding="VALID")
+  routed = nn.Conv(4, (1, 1), strides=2, padding="VALID", conv_general_dilated=layers.conv_or_dot)
+  variables = plain.init(jax.random.key(1), x)
+  on_cpu = str(jax.make_jaxpr(routed.apply)(variables, x))
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  off_cpu = str(jax.make_jaxpr(routed.apply)(variables, x))
+  assert "dot_general" in on_cpu and "conv_general_dilated" not in on_cpu
+  assert "conv_general_dilated" in off_cpu and "dot_general" not in off_cpu
+  assert jnp.array_equal(plain.apply(variables, x), routed.apply(variables, x))

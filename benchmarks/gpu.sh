@@ -10,6 +10,7 @@ parts=${*:-train explainers demo}
 mkdir -p "$log"
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+EXPLAINERS=grad_cam,grad_cam_plus_plus,guided_backprop,smoothgrad,integrated_gradients,score_cam
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$log/gpu.txt"
 
 for part in $parts; do
@@ -18,8 +19,9 @@ for part in $parts; do
     train) timeout 300 python3 benchmarks/train_step.py --gpu --modes fp32,bf16 --batch 256 \
              --repeats 5 ;;
     explainers) timeout 300 python3 benchmarks/explainers.py --gpu --batch 64 --repeats 5 \
-                  --chunk 128 --only grad_cam,grad_cam_plus_plus,guided_backprop,smoothgrad,integrated_gradients,score_cam ;;
-    demo) python3 -c "import tensorflow_datasets" 2>/dev/null || { echo "demo skipped: no tfds"; continue; }
+                  --chunk 128 --only "$EXPLAINERS" ;;
+    demo) python3 -c "import tensorflow_datasets" 2>/dev/null \
+            || { echo "demo skipped: no tfds"; continue; }
           timeout 400 python3 -m cnnviz_jax.main --config configs/demo.py --workdir /tmp/gpu_demo \
             && cp /tmp/gpu_demo/results.json "$log/demo_results.json" ;;
   esac > "$log/$part.txt" 2>&1

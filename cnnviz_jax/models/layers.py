@@ -201,9 +201,10 @@ def conv_or_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
   activation to batch-minor first, the costliest op of a ResNet-50 training step
   (benchmarks/README.md). Other backends keep the convolution: cuDNN runs 1×1 convolutions as
   matmuls already, and XLA-GPU 0.11.2's Triton GEMM tiling aborted on the dot's gradient."""
-  channels_last = jax.default_backend() == "cpu" and lhs.ndim == 4 and dimension_numbers == jax.lax.conv_dimension_numbers(
+  channels_last = lhs.ndim == 4 and dimension_numbers == jax.lax.conv_dimension_numbers(
       lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))  # nn.Conv's; lax's own default is NCHW
-  pointwise = (channels_last and rhs.shape[:2] == (1, 1) and feature_group_count == 1
+  pointwise = (jax.default_backend() == "cpu" and channels_last and rhs.shape[:2] == (1, 1)
+               and feature_group_count == 1
                and (padding == "VALID" or all(tuple(p) == (0, 0) for p in padding))
                and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
                and not kwargs)

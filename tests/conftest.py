@@ -6,6 +6,9 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # references run on the CPU
+# torch's OpenMP threads sleep between ops instead of spinning: with two xdist workers on two
+# cores a spinning thread takes its core from the other worker (-10% CPU on the torch files)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pytest

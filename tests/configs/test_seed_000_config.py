@@ -13,7 +13,7 @@ NAME = "seed_000_inaturalist"
 VARIANTS = smoke.config_module(NAME).VARIANTS
 
 
-@pytest.mark.slow  # ~60 s on 2 CPU cores, mostly compiling the backbone
+@pytest.mark.slow  # ~40 s on 2 CPU cores, mostly compiling the training step
 @pytest.mark.parametrize("variant", VARIANTS[:1])
 def test_seed_000_variant_trains_on_an_image_folder(tmp_path, variant):
   config, results = smoke.run_case(NAME, variant, tmp_path)

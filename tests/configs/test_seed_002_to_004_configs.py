@@ -13,7 +13,7 @@ FREEZING = {"seed_002_flowers102": [BACKBONE_FROZEN, EVERYTHING_TRAINS],  # head
             "seed_004_caltech101": [BACKBONE_FROZEN]}
 
 
-@pytest.mark.slow  # ~45 s each on 2 CPU cores, mostly compiling the backbone
+@pytest.mark.slow  # 10-30 s each on 2 CPU cores, mostly compiling the steps
 @pytest.mark.parametrize("name, variant", BIG)
 def test_transfer_variant_trains(tmp_path, name, variant):
   config, results = smoke.run_case(name, variant, tmp_path)

@@ -40,10 +40,11 @@ def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path, data_dir):
 
 
 def _step_flops(model, x, mask):
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = jax.eval_shape(model.init, jax.random.key(0), x)  # shapes: nothing to draw
   tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9}), 0.01)
   state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
-                     tx.init(freeze.split(variables["params"], mask(variables))[0]),
+                     jax.eval_shape(tx.init, freeze.split(variables["params"],
+                                                          mask(variables))[0]),
                      jax.random.PRNGKey(0))
   batch = {"image": x, "label": jnp.zeros(x.shape[0], jnp.int32)}
   step = jax.jit(steps.make_train_step(model, tx, mask(variables)))

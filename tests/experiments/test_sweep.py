@@ -30,8 +30,7 @@ SPLITS = {"train": "train", "validation": "val", "test": "test"}
 
 def tiny(data_dir) -> list[str]:
   """The train tests' TINY demo (256 images, 3 classes), one epoch."""
-  return [f"--config.data.data_dir={data_dir}",
-          *(f for f in runs.TINY if "epochs" not in f), "--config.stages[0].epochs=1"]
+  return [f"--config.data.data_dir={data_dir}", *runs.tiny_flags(epochs=1)]
 
 
 def environment(data_dir) -> dict:

@@ -9,11 +9,11 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-# configs/demo.py on 256 synthetic images of 3 classes, 2 epochs: seconds, not minutes
-TINY = ["--config.data.shapes.num_train=256", "--config.data.shapes.num_validation=64",
-        "--config.data.shapes.num_test=64", "--config.data.shapes.num_classes=3",
-        "--config.model.options.filters=(8, 8, 16, 16)", "--config.data.batch_size=32",
-        "--config.stages[0].epochs=2"]
+sys.path.insert(0, str(ROOT / "tests" / "train"))
+import runs  # noqa: E402  pylint: disable=wrong-import-position  (tests/train/runs.py)
+
+# configs/demo.py on the train tests' 256 synthetic images of 3 classes, 2 epochs: seconds
+TINY = runs.tiny_flags(epochs=2)
 
 
 def image_files(directory: pathlib.Path) -> list[pathlib.Path]:

@@ -18,6 +18,11 @@ TINY = ["--config.data.shapes.num_train=256", "--config.data.shapes.num_validati
         "--config.stages[0].epochs=3"]
 
 
+def tiny_flags(epochs: int) -> list[str]:
+  """TINY with another number of epochs (the report tests: 2, the sweep's trials: 1)."""
+  return [*(f for f in TINY if "epochs" not in f), f"--config.stages[0].epochs={epochs}"]
+
+
 def tiny_config(data_dir: str, epochs: int = 3):
   """configs/demo.py with the TINY overrides, in process."""
   from configs import demo  # pylint: disable=import-outside-toplevel

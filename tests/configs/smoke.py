@@ -174,7 +174,7 @@ def random_backbone(config, directory: pathlib.Path, num_classes: int) -> str:
 
   def draw(path, leaf):
     name = path[-1].key
-    if name == "kernel":  # LeCun normal, as the models' own init
+    if name == "kernel":  # the variance of flax's default (LeCun normal) init, which the models use
       return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(
           leaf.dtype)
     if name in ("scale", "var"):

@@ -164,11 +164,8 @@ def random_backbone(config, directory: pathlib.Path, num_classes: int) -> str:
   `--config.weights` run. Drawn with numpy from the shapes, so the backbone's random init is
   never compiled (InceptionResNetV2's takes 22 s on 2 cores)."""
   small = shrink(config)
-  model = cj.models.create(config.model.name, num_classes=num_classes,
-                           head=config.model.head or None, **config.model.options)
-  example = jax.ShapeDtypeStruct((1, small.data.image_size, small.data.image_size, 3),
-                                 jnp.float32)
-  shapes = flax.core.unfreeze(jax.eval_shape(model.init, jax.random.key(0), example))
+  _, shapes, _ = model_shapes(small, num_classes)
+  shapes = flax.core.unfreeze(shapes)
   shapes["params"].pop("head")
   rng = np.random.default_rng(0)
 
@@ -220,14 +217,19 @@ def check_results(results: dict, workdir: pathlib.Path, config, num_classes: int
 
 
 # --- What trains: the config's freezing rules on the model's real parameter tree -----------
-def frozen_fractions(config, num_classes: int) -> list[tuple[float, bool]]:
-  """Per stage: (fraction of the backbone's layers frozen, whether the head trains).
-  Shapes only (jax.eval_shape): nothing is compiled."""
+def model_shapes(config, num_classes: int):
+  """(the config's model, its variables' shapes, an example input) at config's image size."""
   model = cj.models.create(config.model.name, num_classes=num_classes,
                            head=config.model.head or None, **config.model.options)
   size = config.data.image_size
   example = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  variables = jax.eval_shape(model.init, jax.random.key(0), example)
+  return model, jax.eval_shape(model.init, jax.random.key(0), example), example
+
+
+def frozen_fractions(config, num_classes: int) -> list[tuple[float, bool]]:
+  """Per stage: (fraction of the backbone's layers frozen, whether the head trains).
+  Shapes only (jax.eval_shape): nothing is compiled."""
+  model, variables, example = model_shapes(config, num_classes)
   order = cj.models.module_order(model, variables, example)
   out = []
   for stage in config.stages:

@@ -1,7 +1,6 @@
 """A tiny demo run (train + report) for the report tests, and a check in headless Chromium."""
 import html
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -28,13 +27,9 @@ def image_files(directory: pathlib.Path) -> list[pathlib.Path]:
   return paths
 
 
-def env() -> dict:
-  return dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-
-
 def run_module(module: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env(),
-                        capture_output=True, text=True, check=False, timeout=timeout)
+  return runs.run_module(module, *args, env={"JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"},
+                         timeout=timeout)
 
 
 def train_demo(workdir, data_dir) -> subprocess.CompletedProcess:

@@ -43,18 +43,17 @@ def run_main(workdir, data_dir, *extra, env=None, wait=True, config=ROOT / "conf
                     *TINY, *extra, env=env, wait=wait)
 
 
-def run_module(module: str, *args, env=None, wait=True):
-  """`python -m module args…` from the repository root on the CPU: the completed process,
-  or (wait=False) the running one with stdout and stderr merged."""
+def run_module(module: str, *args, env=None, wait=True, timeout: float | None = None):
+  """`python -m module args…` from the repository root on the CPU: the completed process
+  (killed after `timeout` s), or (wait=False) the running one with stdout and stderr merged."""
   command = [sys.executable, "-m", module, *map(str, args)]
   environment = dict(os.environ, **(env or {}))
   environment.setdefault("JAX_PLATFORMS", "cpu")
   if not wait:
     return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-  result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
-                          check=False)
-  return result
+  return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
+                        check=False, timeout=timeout)
 
 
 def final_state(workdir: pathlib.Path, which: str = "checkpoints"):

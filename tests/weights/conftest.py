@@ -1,23 +1,68 @@
-"""Fixtures of the Keras converter tests: reference models built once, large files removed."""
+"""Fixtures of the Keras converter tests: reference models built once, their weight files
+written when asked for, one at a time."""
+import collections.abc
+import functools
+
 import pytest
+
+
+class _OneFileOnDisk:
+  """The one reference weight file of a module on disk: writing another deletes it. A module's
+  files together are up to 3.3 GB (VGG-19's two: 1.2 GB), and a /tmp that filled up with them
+  failed a CI run; rewriting a file when it is needed again costs about a second."""
+
+  def __init__(self):
+    self.path = None
+
+  def hold(self, path, write):
+    if path != self.path:
+      self.release()
+      write(path)
+      self.path = path
+    return path
+
+  def release(self):
+    if self.path is not None:
+      self.path.unlink(missing_ok=True)
+      self.path = None
+
+
+class _WeightFiles(collections.abc.Mapping):
+  """layout ('legacy' .h5 as keras.applications downloads it, or 'keras3' .weights.h5) -> the
+  path of the model's file in that layout, written on access: use it before the next access."""
+
+  def __init__(self, model, directory, stem, save_legacy_h5, disk):
+    self._layouts = {"legacy": (directory / f"{stem}.h5", functools.partial(save_legacy_h5, model)),
+                     "keras3": (directory / f"{stem}.weights.h5", model.save_weights)}
+    self._disk = disk
+
+  def __getitem__(self, layout):
+    return self._disk.hold(*self._layouts[layout])
+
+  def __iter__(self):
+    return iter(self._layouts)
+
+  def __len__(self):
+    return len(self._layouts)
 
 
 @pytest.fixture(scope="module")
 def reference(request, tmp_path_factory):
-  """arch -> the module's `Reference(arch, directory, seed)`, built once per module (the seed
-  is the arch's index in the module's `_KERAS` table)."""
+  """arch -> the module's `Reference(arch, seed)`, built once per module (the seed is the arch's
+  index in the module's `_KERAS` table), its `files` attached here."""
   module = request.module
-  make, archs, cache = module.Reference, list(module._KERAS), {}  # pylint: disable=protected-access
+  archs, cache, disk = list(module._KERAS), {}, _OneFileOnDisk()  # pylint: disable=protected-access
+  directory = tmp_path_factory.mktemp("keras_files")
 
   def build(arch):
     if arch not in cache:
-      cache[arch] = make(arch, tmp_path_factory.mktemp(arch), seed=archs.index(arch))
+      ref = module.Reference(arch, seed=archs.index(arch))
+      ref.files = _WeightFiles(ref.model, directory, arch, module.save_legacy_h5, disk)
+      cache[arch] = ref
     return cache[arch]
 
   yield build
-  for ref in cache.values():  # 0.1-0.5 GB per file: do not leave them in pytest's basetemp
-    for path in ref.files.values():
-      path.unlink(missing_ok=True)
+  disk.release()
 
 
 @pytest.fixture

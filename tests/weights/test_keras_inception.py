@@ -53,16 +53,14 @@ def _keras_taps(arch, model):
 
 
 class Reference:
-  """A randomised Keras model at SIZE px, its weight files and its outputs on fixed inputs."""
+  """A randomised Keras model at SIZE px and its outputs on fixed inputs; `files` (layout ->
+  weight file) is attached by the `reference` fixture."""
 
-  def __init__(self, arch, directory, seed):
+  def __init__(self, arch, seed):
     keras.utils.set_random_seed(seed)
     self.arch = arch
     self.model = _randomize(getattr(keras.applications, _KERAS[arch])(
         weights=None, input_shape=(SIZE, SIZE, 3), classifier_activation=None), seed)
-    self.files = {"legacy": directory / f"{arch}.h5", "keras3": directory / f"{arch}.weights.h5"}
-    save_legacy_h5(self.model, self.files["legacy"])
-    self.model.save_weights(self.files["keras3"])
     taps = _keras_taps(arch, self.model)
     extractor = keras.Model(self.model.inputs[0], [*taps.values(), self.model.output])
     self.x = np.random.RandomState(seed).uniform(-1, 1, (BATCH, SIZE, SIZE, 3)).astype(np.float32)

@@ -263,16 +263,21 @@ def receptive_field(model: nn.Module, layer: str, variables=None, *,
 
 # --- the empirical cross-check: gradient support of single units --------------------------
 
-def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args):
+def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args, only: int | None = None):
   """Evaluates `jaxpr` with every max-pool replaced by an average pool of the same window
   (a reduce-window max, or a maximum of two arrays as in layers.window_max_pool).
 
   A max-pool routes gradient to one input of its window; the average reaches all of
   them, so the gradient support of a unit becomes its whole receptive field.
+  only: the index of the one output wanted -> [that output]; the equations after it are not
+  traced (an early tap's vjp traces its prefix of the network, not the whole of it).
   """
   env = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, args))
   read = lambda v: v.val if isinstance(v, jcore.Literal) else env[v]
+  outvars = jaxpr.outvars if only is None else [jaxpr.outvars[only]]
   for eqn in jaxpr.eqns:
+    if only is not None and all(isinstance(v, jcore.Literal) or v in env for v in outvars):
+      break
     invals = [read(v) for v in eqn.invars]
     p = eqn.params
     if eqn.primitive.name == "reduce_window_max":
@@ -288,7 +293,7 @@ def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args):
       outs = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(p))
       outs = outs if eqn.primitive.multiple_results else [outs]
     env.update(zip(eqn.outvars, outs))
-  return [read(v) for v in jaxpr.outvars]
+  return [read(v) for v in outvars]
 
 
 def _positive_variables(variables):
@@ -309,7 +314,8 @@ def _supports(closed: jcore.ClosedJaxpr, leaves, inputs, onehots):
   supports = []
   for k, masks in enumerate(onehots):  # one vjp per tap: its backward stops at the input
     out, pullback = jax.vjp(
-        lambda x, k=k: _eval_with_avg_pool(closed.jaxpr, closed.consts, *leaves, x)[k], inputs)
+        lambda x, k=k: _eval_with_avg_pool(closed.jaxpr, closed.consts, *leaves, x, only=k)[0],
+        inputs)
 
     def one(mask, out=out, pullback=pullback):  # 1 on every channel of one unit of image 0
       ct = jnp.zeros_like(out).at[0].set(jnp.broadcast_to(mask[..., None], out.shape[1:]))

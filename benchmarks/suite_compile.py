@@ -24,7 +24,8 @@ _EVENTS = {"/jax/core/compile/backend_compile_duration": "compile",
            "/jax/core/compile/jaxpr_trace_duration": "trace",
            "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
            "/jax/compilation_cache/compile_time_saved_sec": "cache_saved"}
-_current = ["(collection)"]  # the test running now
+_current = ["(fixtures before the first test)"]  # the test running now
+_listening = []  # one registration per process
 _sums = collections.defaultdict(lambda: collections.defaultdict(float))
 
 
@@ -35,9 +36,10 @@ def _listener(event, duration, **_):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):  # pylint: disable=unused-argument
-  if _current[0] == "(collection)":  # jax imported here, after tests/conftest.py set its env
+  if not _listening:  # jax imported here, after tests/conftest.py has set its environment
     from jax import monitoring  # pylint: disable=import-outside-toplevel
     monitoring.register_event_duration_secs_listener(_listener)
+    _listening.append(True)
   _current[0] = item.nodeid  # fixture set-up counts for the first test that needs it
   yield
 

@@ -8,8 +8,8 @@ import pytest
 
 class _OneFileOnDisk:
   """The one reference weight file of a module on disk: writing another deletes it. A module's
-  files together are up to 3.3 GB (VGG-19's two: 1.2 GB), and a /tmp that filled up with them
-  failed a CI run; rewriting a file when it is needed again costs about a second."""
+  files together are up to 3.3 GB (VGG-19's two: 1.2 GB) on a shared disk, and a CI run failed
+  here when /tmp could take no more; rewriting a file when it is needed again costs ~1 s."""
 
   def __init__(self):
     self.path = None

@@ -42,6 +42,9 @@ SPECS = {
 }
 
 
+_plain = tf.autograph.experimental.do_not_convert  # plain tensor code: AutoGraph is only cost
+
+
 def _read_config() -> tfds.ReadConfig:
   return tfds.ReadConfig(interleave_cycle_length=1)  # one file at a time: a fixed order
 
@@ -60,7 +63,7 @@ def _scan_labels(builder, tfds_split: str) -> np.ndarray:
                       np.int32)
   ds = builder.as_dataset(split=tfds_split, read_config=_read_config(), shuffle_files=False,
                           decoders=tfds.decode.PartialDecoding({"label": True}))
-  chunks = [b.numpy() for b in ds.map(lambda ex: ex["label"]).batch(8192)]
+  chunks = [b.numpy() for b in ds.map(_plain(lambda ex: ex["label"])).batch(8192)]
   return np.concatenate(chunks).astype(np.int32) if chunks else np.zeros(0, np.int32)
 
 
@@ -74,8 +77,8 @@ def _read_positions(builder, tfds_split: str, tfds_positions: np.ndarray) -> dic
   keep_t = tf.constant(keep)
   ds = builder.as_dataset(split=tfds_split, read_config=_read_config(), shuffle_files=False,
                           decoders={k: tfds.decode.SkipDecoding() for k in keys})
-  ds = ds.take(len(keep)).enumerate().filter(lambda i, ex: keep_t[i])
-  ds = ds.map(lambda i, ex: {k: ex[k] for k in keys}).batch(1024)
+  ds = ds.take(len(keep)).enumerate().filter(_plain(lambda i, ex: keep_t[i]))
+  ds = ds.map(_plain(lambda i, ex: {k: ex[k] for k in keys})).batch(1024)
   out = {k: [] for k in keys}
   for batch in ds.as_numpy_iterator():
     for k in keys:

@@ -49,9 +49,8 @@ def _batches(cfg: dict, source: Source, positions: np.ndarray,
   inverse[order] = np.arange(len(order))
   with_mask = source.has_object_mask and "object_mask" in loaded
   columns = (loaded["image"][inverse],) + ((loaded["object_mask"][inverse],) if with_mask else ())
-  ds = tf.data.Dataset.from_tensor_slices(columns).map(  # no tensor branches: skip AutoGraph
-      tf.autograph.experimental.do_not_convert(lambda *c: pipeline.model_input(cfg, *c)),
-      num_parallel_calls=tf.data.AUTOTUNE)
+  ds = tf.data.Dataset.from_tensor_slices(columns).map(
+      lambda *c: pipeline.model_input(cfg, *c), num_parallel_calls=tf.data.AUTOTUNE)
   yield from ds.batch(batch_size).prefetch(2).as_numpy_iterator()
 
 

@@ -28,6 +28,9 @@ class Source:
   # per position, a file whose bytes are the encoded image (no conversion, no mask): then
   # streaming reads it with a TensorFlow op, no Python (and no GIL) per example
   files: tuple[str, ...] | None = None
+  # (height, width) every image of the split has, where the dataset fixes it (a tfds feature
+  # of static shape): the pipeline may then keep decoded pixels in RAM instead of bytes
+  image_shape: tuple[int, int] | None = None
 
   @property
   def num_examples(self) -> int:

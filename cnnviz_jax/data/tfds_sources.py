@@ -125,7 +125,15 @@ def builder_source(builder, split: str, tfds_split: str, part: int | None,
   mean_bytes = float(builder.info.dataset_size) / total if total else 0.0  # as prepared
   return Source(name=builder.name, split=split, class_names=names, labels=labels, load=load,
                 has_object_mask="object_mask" in builder.info.features,
-                random_access=random_access, mean_encoded_bytes=mean_bytes)
+                random_access=random_access, mean_encoded_bytes=mean_bytes,
+                image_shape=_fixed_image_shape(builder.info.features))
+
+
+def _fixed_image_shape(features) -> tuple[int, int] | None:
+  """(height, width) shared by the image and its object mask, where the features fix it."""
+  shapes = {tuple(features[k].shape[:2]) for k in ("image", "object_mask") if k in features}
+  shape = shapes.pop() if len(shapes) == 1 else (None,)
+  return shape if None not in shape else None
 
 
 def _random_access(builder) -> bool:

@@ -20,6 +20,8 @@ def decode(encoded: tf.Tensor, channels: int = 3) -> tf.Tensor:
 def _resize(image: tf.Tensor, size: tuple, method: str) -> tf.Tensor:
   if method not in RESIZE_METHODS:
     raise ValueError(f"unknown resize method {method!r}; valid: {', '.join(RESIZE_METHODS)}")
+  if isinstance(size, tuple) and tuple(image.shape[:2]) == size:  # static, as decoded in RAM
+    return tf.cast(image, tf.float32)  # each method is the identity at scale 1, bit for bit
   # antialias as PIL / torchvision do when shrinking (no effect for nearest)
   return tf.image.resize(tf.cast(image, tf.float32), size, method=method,
                          antialias=method != "nearest")

@@ -6,14 +6,9 @@ try:
 except ImportError:
   pass
 
-import os  # pylint: disable=wrong-import-position
-import subprocess  # pylint: disable=wrong-import-position
-import sys  # pylint: disable=wrong-import-position
-
 import pytest  # pylint: disable=wrong-import-position
 
 from pipeline_worker import SHAPES  # noqa: E402  pylint: disable=wrong-import-position,import-error
-WORKER = os.path.join(os.path.dirname(__file__), "pipeline_worker.py")
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +29,3 @@ def shapes_array_record_dir(tmp_path_factory):
   shapes.prepare(data_dir, file_format="array_record", **SHAPES)
   return data_dir
 
-
-def run_worker(*args, env=None, timeout=240):
-  """Starts tests/data/pipeline_worker.py; returns the Popen (not waited for)."""
-  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", **(env or {})}
-  return subprocess.Popen([sys.executable, WORKER, *map(str, args)], env=full_env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait(proc, timeout=240):
-  out, _ = proc.communicate(timeout=timeout)
-  assert proc.returncode == 0, out[-4000:]
-  return out

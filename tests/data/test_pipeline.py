@@ -6,7 +6,7 @@ import socket
 import numpy as np
 import pytest
 
-from conftest import SHAPES, run_worker, wait  # pylint: disable=import-error
+from pipeline_worker import SHAPES, run_worker, wait  # pylint: disable=import-error
 from cnnviz_jax.data import config, pipeline
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHAPES  # pylint: disable=import-error
+from pipeline_worker import SHAPES  # pylint: disable=import-error
 from cnnviz_jax.data import config, image_folder, pipeline, sources
 
 
@@ -116,6 +116,8 @@ def test_the_budget_decides_from_the_encoded_bytes(tmp_path):
 
 
 def test_array_record_streams_the_tfrecord_batches(shapes_dir, shapes_array_record_dir):
+  # The reference keeps decoded pixels in RAM (the shapes have one fixed size); the streamed
+  # run decodes each example's bytes when its step comes: the same batches, bit for bit.
   base = dict(name="shapes", shapes=SHAPES, batch_size=8, image_size=16, seed=1,
               augment=config.KERAS_SEED_001)
   ref = dict(base, data_dir=shapes_dir)  # tfrecord, cached
@@ -124,16 +126,20 @@ def test_array_record_streams_the_tfrecord_batches(shapes_dir, shapes_array_reco
           "array_record streamed": dict(base, data_dir=shapes_array_record_dir,
                                         file_format="array_record", cache_budget_mb=0)}
   it = pipeline.train_iterator(ref, start_step=13)
+  assert it.describe().endswith("cached in RAM (decoded)")
   want = [_np(next(it)) for _ in range(4)]  # crosses the epoch boundary at 15
-  ev_want = [_np(b) for b in pipeline.eval_iterator(ref)]
+  ev_want = {size: [_np(b) for b in pipeline.eval_iterator(ref, image_size=size)]
+             for size in (16, 12)}  # as stored (no resize), and resized
   for name, cfg in runs.items():
     it = pipeline.train_iterator(cfg, start_step=13)
     assert it.streaming == name.endswith("streamed")
+    assert it.describe().endswith("(decoded)") != it.streaming
     for step, batch in enumerate(want):
       _assert_same(_np(next(it)), batch, f"{name} step {13 + step}")
-    ev = [_np(b) for b in pipeline.eval_iterator(cfg)]
-    for i, (g, w) in enumerate(zip(ev, ev_want, strict=True)):
-      _assert_same(g, w, f"{name} eval batch {i}")
+    for size, batches in ev_want.items():
+      ev = [_np(b) for b in pipeline.eval_iterator(cfg, image_size=size)]
+      for i, (g, w) in enumerate(zip(ev, batches, strict=True)):
+        _assert_same(g, w, f"{name} eval at {size} px, batch {i}")
 
 
 def test_a_source_read_only_in_order_caches_with_a_warning(shapes_dir, caplog):
@@ -141,7 +147,7 @@ def test_a_source_read_only_in_order_caches_with_a_warning(shapes_dir, caplog):
              cache_budget_mb=0)
   with caplog.at_level(logging.WARNING):
     it = pipeline.train_iterator(cfg)
-  assert not it.streaming
+  assert not it.streaming and it.describe().endswith("cached in RAM")  # bytes: no room
   assert "cannot stream" in caplog.text and "cache_budget_mb 0" in caplog.text
 
 

@@ -6,7 +6,7 @@ image size) and kept as PNG bytes (decoded every epoch, as before), and the jitt
   python benchmarks/demo_input.py --data_dir /tmp/shapes_tfds
 
 Each mode runs in its own process pinned to --cores; the shapes are generated into --data_dir
-first (untimed). On one core the input and the step take turns, so their sum is what a step costs.
+first (untimed). On one core the input and the step take turns: their sum is a step's cost.
 """
 import argparse
 import json

@@ -138,7 +138,7 @@ class _Reader:
                       share_mb, cfg["cache_budget_mb"])
     loaded = source.load(self.positions)
     # Images of one fixed size are decoded once, not every epoch: decoding is most of what a
-    # small image costs the pipeline (demo: 6.1 -> 2.5 ms a batch of 32 on one core)
+    # small image costs the pipeline (the demo's batch: ~6 -> ~2 ms CPU, benchmarks/demo_input)
     decoded_mb = (len(self.positions) * np.prod(source.image_shape or 0)
                   * (3 + source.has_object_mask) / 2**20)
     self.decoded = bool(source.image_shape) and decoded_mb <= cfg["cache_budget_mb"]

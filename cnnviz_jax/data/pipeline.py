@@ -139,9 +139,9 @@ class _Reader:
     loaded = source.load(self.positions)
     # Images of one fixed size are decoded once, not every epoch: decoding is most of what a
     # small image costs the pipeline (the demo's batch: ~6 -> ~2 ms CPU, benchmarks/demo_input)
-    decoded_mb = (len(self.positions) * np.prod(source.image_shape or 0)
-                  * (3 + source.has_object_mask) / 2**20)
-    self.decoded = bool(source.image_shape) and decoded_mb <= cfg["cache_budget_mb"]
+    self.decoded = bool(source.image_shape) and (
+        len(self.positions) * np.prod(source.image_shape) * (3 + source.has_object_mask)
+        / 2**20 <= cfg["cache_budget_mb"])
     if self.decoded:
       loaded = {k: _decode_all(v, 3 if k == "image" else 1) for k, v in loaded.items()}
     self.store = {k: tf.Variable(tf.constant(v), trainable=False) for k, v in loaded.items()}
@@ -182,9 +182,8 @@ class _Reader:
 def _decode_all(encoded: np.ndarray, channels: int) -> np.ndarray:
   """Encoded images of one size -> uint8 (n, h, w[, channels > 1]), decoded in parallel."""
   ds = tf.data.Dataset.from_tensor_slices(encoded).map(
-      lambda e: transforms.decode(e, channels), num_parallel_calls=tf.data.AUTOTUNE)
-  pixels = np.concatenate(list(ds.batch(1024).as_numpy_iterator()))
-  return pixels if channels > 1 else pixels[..., 0]
+      lambda e: _pixels(e, channels), num_parallel_calls=tf.data.AUTOTUNE)
+  return np.concatenate(list(ds.batch(1024).as_numpy_iterator()))
 
 
 def _pixels(image: tf.Tensor, channels: int) -> tf.Tensor:

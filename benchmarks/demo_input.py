@@ -53,29 +53,24 @@ def run_input(data_dir: str, steps: int, budget_mb: int) -> dict:
 
 
 def run_step(data_dir: str, steps: int) -> dict:
-  """The loop's jitted train step of the demo (its model, AdamW schedule and shardings) on
-  one batch of the pipeline, repeated."""
+  """The loop's own jitted train step of the demo (from_config.stage_state_and_step) on one
+  batch of the pipeline, repeated."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import freeze, from_config, inputs  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import mesh as mesh_lib, steps as steps_lib  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train.state import TrainState  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import from_config, inputs  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
   config = _config(data_dir)
   mesh = mesh_lib.make_mesh()
   data = inputs.Input(config, mesh)
-  shardings = (mesh_lib.replicated(mesh), data.sharding)
   model = from_config.model(config, data.num_classes)
   example = jax.ShapeDtypeStruct((config.data.batch_size, *data.image_shape), jnp.float32)
   variables = from_config.initial_variables(config, model, example)
   stage = config.stages[0]
   mask = from_config.trainable_mask(stage, model, variables, example)
-  tx = from_config.stage_optimizer(stage, data.steps_per_epoch)
-  trainable, _ = freeze.split(variables["params"], mask)
-  state = jax.device_put(TrainState(step=jnp.asarray(0, jnp.int32), params=variables["params"],
-                                    batch_stats=variables["batch_stats"],
-                                    opt_state=tx.init(trainable), rng=jax.random.PRNGKey(1)),
-                         shardings[0])
-  step = steps_lib.jit_train_step(steps_lib.make_train_step(model, tx, mask), shardings)
+  state, step = from_config.stage_state_and_step(
+      config, stage, model, variables, mask, first_step=0, rng=jax.random.PRNGKey(1),
+      steps_per_epoch=data.steps_per_epoch,
+      shardings=(mesh_lib.replicated(mesh), data.sharding))
   batch = next(data.train_batches(0, 1))
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)

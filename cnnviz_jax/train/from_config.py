@@ -1,5 +1,5 @@
 """What an experiment config means: the one place it becomes a data config, a model,
-initial variables, and each stage's trainable mask and optimizer.
+initial variables, and each stage's trainable mask, optimizer and train step.
 
 Training, evaluation, the report, experiments and the CLI all build a run through these
 functions, so a field (say `config.model.dtype`) means the same thing everywhere.
@@ -14,7 +14,9 @@ import optax
 
 from cnnviz_jax import models, weights
 from cnnviz_jax.data import config as data_config_lib
-from cnnviz_jax.train import freeze, optimizers, schedules
+from cnnviz_jax.train import explanation_loss, freeze, optimizers, schedules
+from cnnviz_jax.train import steps as steps_lib
+from cnnviz_jax.train.state import TrainState
 
 
 def data_config(config: ml_collections.ConfigDict) -> dict:
@@ -64,3 +66,22 @@ def stage_optimizer(stage: ml_collections.ConfigDict, steps_per_epoch: int
   at the stage's step 0 and continues exactly from a restored optimizer state."""
   schedule = schedules.make(stage.schedule, steps_per_epoch, stage.epochs * steps_per_epoch)
   return optimizers.make(stage.optimizer, schedule)
+
+
+def stage_state_and_step(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict,
+                         net: nn.Module, variables, mask, *, first_step: int, rng,
+                         steps_per_epoch: int, shardings, features_input_shape=None):
+  """-> (TrainState placed on the mesh, jitted train step) of a stage that starts at global
+  step `first_step` from `variables`: its optimizer, freezing, label smoothing and penalty."""
+  tx = stage_optimizer(stage, steps_per_epoch)
+  trainable, _ = freeze.split(variables["params"], mask)
+  state = TrainState(step=jnp.asarray(first_step, jnp.int32), params=variables["params"],
+                     batch_stats=variables.get("batch_stats", {}),
+                     opt_state=tx.init(trainable), rng=rng)
+  freeze_bn = stage.get("freeze_bn", False)
+  step = steps_lib.make_train_step(
+      net, tx, mask, label_smoothing=config.label_smoothing, freeze_bn=freeze_bn,
+      features_input_shape=features_input_shape,
+      explanation_penalty=explanation_loss.make(config.get("explanation_loss"), net,
+                                                freeze_bn=freeze_bn))
+  return jax.device_put(state, shardings[0]), steps_lib.jit_train_step(step, shardings)

@@ -14,10 +14,9 @@ import numpy as np
 from clu import metric_writers, periodic_actions
 
 from cnnviz_jax.train import checkpoint as checkpoint_lib
-from cnnviz_jax.train import evaluate, explanation_loss, freeze, from_config, inputs
+from cnnviz_jax.train import evaluate, from_config, inputs
 from cnnviz_jax.train import mesh as mesh_lib
 from cnnviz_jax.train import steps as steps_lib
-from cnnviz_jax.train.state import TrainState
 from cnnviz_jax.train.workdir import Workdir
 
 
@@ -82,21 +81,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   # --- Stages (one, or e.g. head-only then everything: seed 002) ----------------------------
   for stage_index in range(progress["stage"], len(config.stages)):
     stage = config.stages[stage_index]
-    mask = from_config.trainable_mask(stage, model, {"params": params,
-                                                     "batch_stats": batch_stats}, example)
+    stage_variables = {"params": params, "batch_stats": batch_stats}
+    mask = from_config.trainable_mask(stage, model, stage_variables, example)
     total_steps = stage.epochs * steps_per_epoch
-    tx = from_config.stage_optimizer(stage, steps_per_epoch)
-    trainable, _ = freeze.split(params, mask)
-    state = TrainState(step=jnp.asarray(first_step_of_stage, jnp.int32), params=params,
-                       batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng)
-    state = jax.device_put(state, shardings[0])
-    train_step = steps_lib.jit_train_step(
-        steps_lib.make_train_step(model, tx, mask, label_smoothing=config.label_smoothing,
-                                  freeze_bn=stage.get("freeze_bn", False),
-                                  features_input_shape=features_shape,
-                                  explanation_penalty=explanation_loss.make(
-                                      config.get("explanation_loss"), model,
-                                      freeze_bn=stage.get("freeze_bn", False))), shardings)
+    state, train_step = from_config.stage_state_and_step(
+        config, stage, model, stage_variables, mask,
+        first_step=first_step_of_stage, rng=rng, steps_per_epoch=steps_per_epoch,
+        shardings=shardings, features_input_shape=features_shape)
     start_epoch, best, patience_left = 0, None, config.early_stopping.patience
     done_steps, done_metrics = 0, []  # of an epoch a mid-epoch checkpoint interrupted
     if progress.get("stage") == stage_index and progress.get("epoch") is not None:

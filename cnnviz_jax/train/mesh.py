@@ -20,21 +20,27 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   """Joins a multi-process run, or starts a one-process one on this machine.
 
   Explicit arguments (e.g. two local CPU processes) or auto-detection: TPU VMs and
-  Slurm (`srun`) provide everything to `jax.distributed.initialize()`. A single process
-  runs the coordination service alone: jax's preemption sync manager (a SIGTERM becomes
-  a checkpoint, then a clean exit) needs it.
+  Slurm (`srun`) provide everything to `jax.distributed.initialize()`; there process 0's
+  coordinator listens on every interface at the port of `coordinator_address` (the other
+  processes connect to it). A single process runs the coordination service alone, on
+  loopback: jax's preemption sync manager (a SIGTERM becomes a checkpoint, then a clean
+  exit) needs it, and nothing outside this machine needs to reach it.
   """
-  # CPU processes need gloo for their collectives; the setting is ignored on TPU/GPU.
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  many = bool(coordinator_address) or int(os.environ.get("SLURM_NTASKS", "1")) > 1 or bool(
+      os.environ.get("TPU_WORKER_HOSTNAMES"))
+  # CPU processes need gloo for their collectives (ignored on TPU/GPU). One process has no
+  # collectives to make with others, and gloo would listen on the host name's address.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo" if many else None)
   if coordinator_address:
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
-  elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or os.environ.get("TPU_WORKER_HOSTNAMES"):
+  elif many:
     jax.distributed.initialize()
   else:
     with socket.socket() as s:
       s.bind(("127.0.0.1", 0))
-      port = s.getsockname()[1]
-    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=1, process_id=0)
+      address = f"127.0.0.1:{s.getsockname()[1]}"
+    jax.distributed.initialize(address, num_processes=1, process_id=0,
+                               coordinator_bind_address=address)  # jax's default: [::]
 
 
 def make_mesh() -> Mesh:

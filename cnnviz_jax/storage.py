@@ -12,10 +12,12 @@ import os
 from etils import epath
 from PIL import Image
 
+from cnnviz_jax.errors import UserInputError
+
 SCHEMES = ("gs", "s3", "az", "hf")  # the URL schemes etils.epath knows
 
 
-class PathError(ValueError):
+class PathError(UserInputError):
   """A path that cannot be meant: an unknown URL scheme, or a URL that lost a slash."""
 
 

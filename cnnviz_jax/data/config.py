@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
+from cnnviz_jax.errors import ConfigError
 from cnnviz_jax.data import shapes_render, sources
 from cnnviz_jax.weights import preprocessing
 
@@ -84,29 +85,29 @@ def resolve(config=None, **overrides) -> dict:
   for layer in (_to_dict(config), _to_dict(overrides)):
     for key, value in layer.items():
       if key not in out:
-        raise ValueError(f"unknown data config field {key!r}; valid: {', '.join(sorted(out))}")
+        raise ConfigError(f"unknown data config field {key!r}; valid: {', '.join(sorted(out))}")
       if key == "shapes" and isinstance(value, Mapping):
         out[key] = {**out[key], **value}
       else:
         out[key] = copy.deepcopy(value)
   if out["name"] not in sources.NAMES:
-    raise ValueError(f"unknown dataset {out['name']!r}; valid: {', '.join(sources.NAMES)}")
+    raise ConfigError(f"unknown dataset {out['name']!r}; valid: {', '.join(sources.NAMES)}")
   if out["normalization"] not in preprocessing.NORMALIZATIONS:
-    raise ValueError(f"unknown normalization {out['normalization']!r}; "
-                     f"valid: {', '.join(preprocessing.NORMALIZATIONS)}")
+    raise ConfigError(f"unknown normalization {out['normalization']!r}; "
+                      f"valid: {', '.join(preprocessing.NORMALIZATIONS)}")
   kind = (out["augment"] or {}).get("kind")
   if kind is not None:
     from cnnviz_jax.data import augment  # pylint: disable=import-outside-toplevel  (TensorFlow)
     if kind not in augment.KINDS:
-      raise ValueError(f"unknown augmentation kind {kind!r}; valid: "
-                       f"{', '.join(augment.KINDS)} or None")
+      raise ConfigError(f"unknown augmentation kind {kind!r}; valid: "
+                        f"{', '.join(augment.KINDS)} or None")
   if out["file_format"] not in (None, "tfrecord", "array_record"):
-    raise ValueError(f"unknown file_format {out['file_format']!r}; valid: None, 'tfrecord', "
-                     "'array_record'")
+    raise ConfigError(f"unknown file_format {out['file_format']!r}; valid: None, 'tfrecord', "
+                      "'array_record'")
   if not isinstance(out["cache_budget_mb"], int) or out["cache_budget_mb"] < 0:
-    raise ValueError(f"data config cache_budget_mb must be an int >= 0; got "
-                     f"{out['cache_budget_mb']!r}")
+    raise ConfigError(f"data config cache_budget_mb must be an int >= 0; got "
+                      f"{out['cache_budget_mb']!r}")
   for key in ("batch_size", "image_size"):
     if not isinstance(out[key], int) or out[key] <= 0:
-      raise ValueError(f"data config {key} must be a positive int; got {out[key]!r}")
+      raise ConfigError(f"data config {key} must be a positive int; got {out[key]!r}")
   return out

@@ -26,6 +26,7 @@ from PIL import Image
 from cnnviz_jax import storage
 from cnnviz_jax.data import splits
 from cnnviz_jax.data.source import Source
+from cnnviz_jax.errors import UserInputError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 _NATIVE = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L")}  # TF decodes as-is
@@ -74,16 +75,23 @@ def to_rgb_png(encoded: bytes) -> bytes:
   return storage.png_bytes(rgb)
 
 
+def check_root(root: str):
+  """The folder's path, or a clear error if it is none (a run checks it before any work)."""
+  top = storage.path(root)
+  if not top.is_dir():
+    raise UserInputError(f"image folder {root!r} does not exist or is not a directory")
+  return top
+
+
 @functools.lru_cache(maxsize=16)
 def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> FolderListing:
   """Class folders, their usable images (at most max_per_class each) and what was skipped."""
-  top = storage.path(root)
-  if not top.is_dir():
-    raise ValueError(f"image folder {root!r} does not exist or is not a directory")
+  top = check_root(root)
   class_names = tuple(sorted(d.name for d in top.iterdir()
                              if not d.name.startswith(".") and d.is_dir()))
   if not class_names:
-    raise ValueError(f"image folder {root!r} has no class sub-folders (expected root/<class>/*)")
+    raise UserInputError(f"image folder {root!r} has no class sub-folders "
+                         "(expected root/<class>/*)")
   paths, labels, convert, sizes, skipped, mask_files = [], [], [], [], [], set()
   for label, name in enumerate(class_names):
     folder = str(top / name)
@@ -103,8 +111,8 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
       else:
         skipped.append((files[i], reason))
     if not kept:
-      raise ValueError(f"class folder {folder!r} has no usable images "
-                       f"({len(files)} files, all skipped)")
+      raise UserInputError(f"class folder {folder!r} has no usable images "
+                           f"({len(files)} files, all skipped)")
     kept.sort()
     paths += [p for p, _, _ in kept]
     convert += [c for _, c, _ in kept]
@@ -129,8 +137,8 @@ def mask_png(path: str, size: tuple[int, int]) -> bytes:
   """A mask file -> 1-channel PNG bytes in {0, 1} (non-zero = object), checked for size."""
   with Image.open(io.BytesIO(storage.path(path).read_bytes())) as img:
     if img.size != size:
-      raise ValueError(f"mask {path} is {img.size[0]}x{img.size[1]} but its image is "
-                       f"{size[0]}x{size[1]}")
+      raise UserInputError(f"mask {path} is {img.size[0]}x{img.size[1]} but its image is "
+                           f"{size[0]}x{size[1]}")
     values = np.asarray(img.convert("L")) > 0
   return storage.png_bytes(values.astype(np.uint8))
 
@@ -142,8 +150,8 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
   listing = list_folder(os.fspath(storage.absolute(root)), max_per_class, seed)
   positions = splits.stratified_split(listing.labels, fractions, seed)[splits.split_index(split)]
   if not len(positions):
-    raise ValueError(f"split {split!r} of image folder {root!r} is empty "
-                     f"(fractions {tuple(fractions)}, {len(listing.paths)} images)")
+    raise UserInputError(f"split {split!r} of image folder {root!r} is empty "
+                         f"(fractions {tuple(fractions)}, {len(listing.paths)} images)")
 
   chosen = [listing.masks[i] if listing.masks else None for i in positions]
   has_masks = all(m is not None for m in chosen)

@@ -37,6 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from cnnviz_jax.data import augment, sources, transforms
 from cnnviz_jax.data import config as config_lib
 from cnnviz_jax.data.source import Source
+from cnnviz_jax.errors import ConfigError
 from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
@@ -71,9 +72,9 @@ def process_rows(sharding: NamedSharding, global_batch: int) -> np.ndarray:
   shards = int(np.prod([sharding.mesh.shape[a] for a in axes]))
   if global_batch % shards:
     lo, hi = global_batch // shards * shards, -(-global_batch // shards) * shards
-    raise ValueError(f"global batch size {global_batch} is not divisible by the {shards} "
-                     f"devices that split the batch axis (mesh {dict(sharding.mesh.shape)}); "
-                     f"use a multiple of {shards}, e.g. {max(lo, shards)} or {hi}")
+    raise ConfigError(f"global batch size {global_batch} is not divisible by the {shards} "
+                      f"devices that split the batch axis (mesh {dict(sharding.mesh.shape)}); "
+                      f"use a multiple of {shards}, e.g. {max(lo, shards)} or {hi}")
   rows = set()
   for index in sharding.addressable_devices_indices_map((global_batch,)).values():
     rows.update(range(*index[0].indices(global_batch)))
@@ -83,8 +84,8 @@ def process_rows(sharding: NamedSharding, global_batch: int) -> np.ndarray:
 def train_streams(num_examples: int, global_batch: int, seed: int) -> list[np.ndarray]:
   """Row r's stream of positions (sizes N // G or N // G + 1)."""
   if num_examples < global_batch:
-    raise ValueError(f"the training split has {num_examples} examples, fewer than one global "
-                     f"batch of {global_batch}")
+    raise ConfigError(f"the training split has {num_examples} examples, fewer than one global "
+                      f"batch of {global_batch}")
   dealt = np.random.default_rng([seed, 0]).permutation(num_examples)
   return [dealt[r::global_batch] for r in range(global_batch)]
 

@@ -2,6 +2,7 @@
 from collections.abc import Mapping
 
 from cnnviz_jax.data.source import Source
+from cnnviz_jax.errors import ConfigError
 
 TFDS_NAMES = ("cats_vs_dogs", "tf_flowers", "oxford_flowers102", "caltech101")
 NAMES = ("shapes", "folder") + TFDS_NAMES
@@ -25,8 +26,8 @@ def get_source(config: Mapping, split: str) -> Source:
   if name == "folder":
     from cnnviz_jax.data import image_folder  # pylint: disable=import-outside-toplevel
     if not config.get("root"):
-      raise ValueError("dataset 'folder' needs config.root = a directory of class folders")
+      raise ConfigError("dataset 'folder' needs config.root = a directory of class folders")
     return image_folder.folder_source(
         config["root"], split, fractions=config["split_fractions"],
         max_per_class=config.get("max_per_class"), seed=config.get("split_seed", 0))
-  raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")
+  raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")

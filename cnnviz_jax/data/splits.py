@@ -3,6 +3,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cnnviz_jax.errors import ConfigError
+
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -16,7 +18,7 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int =
   """
   fractions = np.asarray(fractions, np.float64)
   if fractions.ndim != 1 or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
-    raise ValueError(f"split fractions must be >= 0 and sum to 1; got {tuple(fractions)}")
+    raise ConfigError(f"split fractions must be >= 0 and sum to 1; got {tuple(fractions)}")
   labels = np.asarray(labels)
   rng = np.random.default_rng(seed)
   parts = [[] for _ in fractions]
@@ -39,5 +41,5 @@ def _largest_remainder(n: int, fractions: np.ndarray) -> np.ndarray:
 
 def split_index(split: str) -> int:
   if split not in SPLIT_NAMES:
-    raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_NAMES)}")
+    raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLIT_NAMES)}")
   return SPLIT_NAMES.index(split)

@@ -10,9 +10,9 @@ Methods: grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam, eigen_cam, score_ca
 guided_backprop, deconvnet, guided_grad_cam, gradient, gradient_x_input,
 integrated_gradients, smoothgrad.
 """
-import sys
-
 from absl import app, flags
+
+from cnnviz_jax import errors
 
 flags.DEFINE_string("workdir", None, "A training workdir (python -m cnnviz_jax.main).")
 flags.DEFINE_string("weights", None, "Converted ImageNet weights (cnnviz_jax.weights.convert).")
@@ -32,34 +32,31 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  with errors.exit_on_user_error(FLAGS.verbosity):
+    print(f"report: {_run(argv)}")
+
+
+def _run(argv):
   from cnnviz_jax.report import build, images  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train.workdir import WorkdirError  # pylint: disable=import-outside-toplevel
   paths = list(FLAGS.images) + list(argv[1:])
   if argv[1:] and not FLAGS.images:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; images go after --images")
+    raise errors.UserInputError(f"unexpected arguments {argv[1:]}; images go after --images")
   if paths and bool(FLAGS.workdir) == bool(FLAGS.weights):
-    raise app.UsageError("--images needs exactly one of --workdir W / --weights DIR")
+    raise errors.UserInputError("--images needs exactly one of --workdir W / --weights DIR")
   if not paths and (not FLAGS.workdir or FLAGS.weights):
-    raise app.UsageError("give --workdir W (writes its report), or --images a.jpg … with "
-                         "--workdir W or --weights DIR")
-  try:
-    if paths:
-      images.check_methods(FLAGS.methods)
-      for path in paths:  # fail on a bad file before loading any model
-        images.read_image(path)
-      who = images.explainee(FLAGS.workdir, FLAGS.weights)
-      path = images.explain_images(who, paths, FLAGS.methods, FLAGS.output or "explanations",
-                                   FLAGS.layer, FLAGS.target)
-    else:
-      path = build.workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
-                                  cam_layer=FLAGS.layer, quick=FLAGS.quick,
-                                  feature_layers=FLAGS.feature_layers or None)
-  except WorkdirError as e:  # ReportError too: bad input, named
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  print(f"report: {path}")
+    raise errors.UserInputError("give --workdir W (writes its report), or --images a.jpg … "
+                                "with --workdir W or --weights DIR")
+  if not paths:
+    return build.workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
+                                cam_layer=FLAGS.layer, quick=FLAGS.quick,
+                                feature_layers=FLAGS.feature_layers or None)
+  images.check_methods(FLAGS.methods)
+  for path in paths:  # fail on a bad file before loading any model
+    images.read_image(path)
+  who = images.explainee(FLAGS.workdir, FLAGS.weights)
+  return images.explain_images(who, paths, FLAGS.methods, FLAGS.output or "explanations",
+                               FLAGS.layer, FLAGS.target)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=errors.parse_flags)

@@ -92,6 +92,9 @@ def read_image(path) -> np.ndarray:
   try:
     with Image.open(io.BytesIO(path.read_bytes())) as image:
       return np.asarray(image.convert("RGB"))
+  except Image.DecompressionBombError as e:  # PIL refuses before decoding
+    raise ReportError(f"cannot read image {path}: over PIL's limit of "
+                      f"{2 * Image.MAX_IMAGE_PIXELS:,} pixels ({e})") from e
   except (UnidentifiedImageError, OSError, ValueError) as e:
     raise ReportError(f"cannot read image {path}: not a readable image ({e})") from e
 

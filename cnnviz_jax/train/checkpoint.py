@@ -104,9 +104,9 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state, 
   problems = tree.mismatches(tree.flat_shapes(abstract_state), tree.flat_shapes(saved),
                              source_name="checkpoint")
   if problems:
-    raise ValueError(f"the checkpoint at step {step} in {manager.directory} does not fit this "
-                     "model/config (another architecture, head or class count?):\n  " +
-                     "\n  ".join(problems[:20]))
+    raise WorkdirError(f"the checkpoint at step {step} in {manager.directory} does not fit "
+                       "this model/config (another architecture, head or class count?):\n  " +
+                       "\n  ".join(problems[:20]))
 
 
 def saved_variables(workdir: Workdir, which: str | int = "best", abstract_variables=None

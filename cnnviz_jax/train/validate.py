@@ -3,7 +3,10 @@ import ml_collections
 
 from cnnviz_jax import models
 from cnnviz_jax.data import config as data_config
+from cnnviz_jax.data import image_folder
+from cnnviz_jax.errors import ConfigError
 from cnnviz_jax.train import explanation_loss, from_config, optimizers, schedules
+from cnnviz_jax.weights import store
 
 TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_smoothing",
              "stages", "early_stopping", "checkpoint_keep", "checkpoint_every_steps",
@@ -15,55 +18,59 @@ SPLITS = ("train", "validation", "test")
 def _unknown(config, valid, where):
   extra = sorted(set(config.keys()) - valid)
   if extra:
-    raise ValueError(f"unknown config field(s) {', '.join(where + k for k in extra)}; "
-                     f"valid: {', '.join(sorted(valid))}")
+    raise ConfigError(f"unknown config field(s) {', '.join(where + k for k in extra)}; "
+                      f"valid: {', '.join(sorted(valid))}")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   _unknown(config, TOP_LEVEL, "config.")
-  data_config.resolve(config.data)  # names its own bad fields
+  data = data_config.resolve(config.data)  # names its own bad fields
+  if data["name"] == "folder" and data.get("root"):
+    image_folder.check_root(data["root"])
+  if config.get("weights"):
+    store.check(config.weights)
   if config.model.name not in models.available():
-    raise ValueError(f"config.model.name: unknown model {config.model.name!r}; "
-                     f"available: {', '.join(models.available())}")
+    raise ConfigError(f"config.model.name: unknown model {config.model.name!r}; "
+                      f"available: {', '.join(models.available())}")
   if config.model.dtype not in ("float32", "bfloat16", "float16"):
-    raise ValueError(f"config.model.dtype must be float32, bfloat16 or float16; "
-                     f"got {config.model.dtype!r}")
+    raise ConfigError(f"config.model.dtype must be float32, bfloat16 or float16; "
+                      f"got {config.model.dtype!r}")
   if not config.stages:
-    raise ValueError("config.stages is empty: give at least one stage")
+    raise ConfigError("config.stages is empty: give at least one stage")
   for i, stage in enumerate(config.stages):
     where = f"config.stages[{i}]."
     _unknown(stage, STAGE, where)
     if not isinstance(stage.epochs, int) or stage.epochs < 1:
-      raise ValueError(f"{where}epochs must be a positive int; got {stage.epochs!r}")
+      raise ConfigError(f"{where}epochs must be a positive int; got {stage.epochs!r}")
     if stage.optimizer.name not in optimizers.NAMES:
-      raise ValueError(f"{where}optimizer.name: unknown optimizer {stage.optimizer.name!r}; "
-                       f"valid: {', '.join(optimizers.NAMES)}")
+      raise ConfigError(f"{where}optimizer.name: unknown optimizer {stage.optimizer.name!r}; "
+                        f"valid: {', '.join(optimizers.NAMES)}")
     if stage.schedule.name not in schedules.NAMES:
-      raise ValueError(f"{where}schedule.name: unknown schedule {stage.schedule.name!r}; "
-                       f"valid: {', '.join(schedules.NAMES)}")
+      raise ConfigError(f"{where}schedule.name: unknown schedule {stage.schedule.name!r}; "
+                        f"valid: {', '.join(schedules.NAMES)}")
     if not 0.0 <= stage.freeze_fraction <= 1.0:
-      raise ValueError(f"{where}freeze_fraction must be in [0, 1]; got {stage.freeze_fraction}")
+      raise ConfigError(f"{where}freeze_fraction must be in [0, 1]; got {stage.freeze_fraction}")
   early = config.early_stopping
   if early.metric not in ("accuracy", "loss") or early.mode not in ("max", "min"):
-    raise ValueError("config.early_stopping: metric must be 'accuracy' or 'loss' and mode 'max' "
-                     f"or 'min'; got {early.metric!r}, {early.mode!r}")
+    raise ConfigError("config.early_stopping: metric must be 'accuracy' or 'loss' and mode 'max' "
+                      f"or 'min'; got {early.metric!r}, {early.mode!r}")
   bad_splits = [s for s in config.eval_splits if s not in SPLITS]
   if bad_splits or "validation" not in config.eval_splits:
-    raise ValueError(f"config.eval_splits must include 'validation' and hold only "
-                     f"{', '.join(SPLITS)}; got {tuple(config.eval_splits)}")
+    raise ConfigError(f"config.eval_splits must include 'validation' and hold only "
+                      f"{', '.join(SPLITS)}; got {tuple(config.eval_splits)}")
   every = config.get("checkpoint_every_steps", 0)
   if not isinstance(every, int) or every < 0:
-    raise ValueError(f"config.checkpoint_every_steps must be an int >= 0; got {every!r}")
+    raise ConfigError(f"config.checkpoint_every_steps must be an int >= 0; got {every!r}")
   if not 0.0 <= config.label_smoothing < 1.0:
-    raise ValueError(f"config.label_smoothing must be in [0, 1); got {config.label_smoothing}")
+    raise ConfigError(f"config.label_smoothing must be in [0, 1); got {config.label_smoothing}")
   if explanation_loss.enabled(config.get("explanation_loss")):
     _check_explanation_loss(config)
 
 
 def _check_explanation_loss(config: ml_collections.ConfigDict) -> None:
   if config.get("feature_extraction"):
-    raise ValueError("config.explanation_loss needs the images: it cannot train on cached "
-                     "features (config.feature_extraction = True)")
+    raise ConfigError("config.explanation_loss needs the images: it cannot train on cached "
+                      "features (config.feature_extraction = True)")
   size = from_config.data_config(config)["image_size"]  # the weights' size where it rules
   explanation_loss.check(config.explanation_loss, from_config.model(config, 2),
                          (1, size, size, 3))

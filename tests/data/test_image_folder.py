@@ -51,6 +51,21 @@ def test_odd_formats_are_kept_and_broken_files_skipped_and_counted(folder, caplo
   assert len(warnings) == 1
 
 
+def test_a_decompression_bomb_is_skipped_and_counted_before_decoding(tmp_path):
+  """A 20,000 x 20,000 PNG of a few KB: PIL refuses it from its header (over twice its
+  MAX_IMAGE_PIXELS), so it is skipped like a corrupt file, not decoded into 1.2 GB."""
+  for name in ("cat", "dog"):
+    (tmp_path / name).mkdir()
+    Image.fromarray(_rgb(len(name))).save(tmp_path / name / "good.png")
+  Image.new("1", (20_000, 20_000)).save(tmp_path / "cat" / "bomb.png")
+  assert (tmp_path / "cat" / "bomb.png").stat().st_size < 100_000
+  image_folder.list_folder.cache_clear()
+  listing = image_folder.list_folder(str(tmp_path))
+  assert [p.split("/")[-1] for p in listing.paths] == ["good.png", "good.png"]
+  [(path, reason)] = listing.skipped
+  assert path.endswith("bomb.png") and "DecompressionBombError" in reason
+
+
 def test_every_kept_image_decodes_to_8bit_rgb(folder):
   src = image_folder.folder_source(str(folder), "train", fractions=(1.0, 0.0, 0.0))
   loaded = src.load(np.arange(src.num_examples))["image"]

@@ -12,6 +12,8 @@ r"""Convert downloaded ImageNet weights once; load them anywhere with cj.weights
 """
 from absl import app, flags
 
+from cnnviz_jax import errors
+
 flags.DEFINE_enum("source", None, ["torchvision", "keras", "efficientnet_lite"],
                   "Framework the file comes from (efficientnet_lite: efficientnet-lite-pytorch).")
 flags.DEFINE_string("arch", None, "Architecture, e.g. resnet50, vgg16_bn, resnet50_keras, "
@@ -23,22 +25,31 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  del argv
+  with errors.exit_on_user_error(FLAGS.verbosity):  # a bad file: one `error:` line, exit 2
+    _convert(argv)
+
+
+def _convert(argv):
   from cnnviz_jax import weights  # pylint: disable=import-outside-toplevel
+  if argv[1:]:
+    raise errors.UserInputError(f"unexpected arguments: {argv[1:]}")
   if not FLAGS.input and FLAGS.source != "efficientnet_lite":
-    raise app.UsageError(f"--input FILE is required for --source {FLAGS.source}")
-  if FLAGS.source == "torchvision":
-    variables, meta = weights.from_torchvision(FLAGS.arch, FLAGS.input)
-  elif FLAGS.source == "efficientnet_lite":
-    variables, meta = weights.from_efficientnet_lite(
-        FLAGS.arch, FLAGS.input or weights.efficientnet_lite.weights_file(FLAGS.arch))
-  else:
-    variables, meta = weights.from_keras(FLAGS.arch, FLAGS.input)
-  directory = weights.save(FLAGS.output, variables, meta)
+    raise errors.UserInputError(f"--input FILE is required for --source {FLAGS.source}")
+  try:
+    if FLAGS.source == "torchvision":
+      variables, meta = weights.from_torchvision(FLAGS.arch, FLAGS.input)
+    elif FLAGS.source == "efficientnet_lite":
+      variables, meta = weights.from_efficientnet_lite(
+          FLAGS.arch, FLAGS.input or weights.efficientnet_lite.weights_file(FLAGS.arch))
+    else:
+      variables, meta = weights.from_keras(FLAGS.arch, FLAGS.input)
+    directory = weights.save(FLAGS.output, variables, meta)
+  except (FileNotFoundError, IsADirectoryError, PermissionError, FileExistsError) as e:
+    raise errors.UserInputError(str(e)) from e  # no such --input, an --output that exists
   print(f"wrote {meta.arch} ({meta.source}, {meta.num_classes} classes, "
         f"'{meta.preprocessing}' preprocessing) to {directory}")
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["source", "arch", "output"])
-  app.run(main)
+  app.run(main, flags_parser=errors.parse_flags)

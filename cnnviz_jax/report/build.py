@@ -23,6 +23,7 @@ from cnnviz_jax.report import (compute, data_figures, display, explain_figures, 
                                training_figures)
 from cnnviz_jax.report import mask_figures
 from cnnviz_jax.report import workdir as workdir_lib
+from cnnviz_jax.train import config_change
 
 _SHOWN = 4  # images in the wide CAM grids
 _PATCH_IMAGES = 512  # test images searched for max-activating patches
@@ -59,6 +60,12 @@ def data_section(run: workdir_lib.Run, show, directory: epath.Path) -> html.Sect
 
 def training_section(run: workdir_lib.Run, directory: epath.Path) -> html.Section:
   section = html.Section("training")
+  changes = [[f"{record['step']:,}", c["field"], config_change.show(c, "old"),
+              config_change.show(c, "new")]
+             for record in run.workdir.config_changes() for c in record["changes"]]
+  if changes:  # allowed with --config_change=allow, each in force from its step on
+    section.html.append(html.table(["from step", "field", "old", "new"], changes,
+                                   caption="Config changes during training"))
   if run.history:
     section.figures.append(training_figures.training_curves(run.history, directory,
                                                             run.planned_epochs))
@@ -210,6 +217,6 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
       extra_footer=f"Model variables from {run.checkpoint}. Timings (s): " +
       ", ".join(f"{k} {v:.1f}" for k, v in timer.marks.items()))
   html.write(output, page)
-  logging.info("report: %s (%d figures; %s)", output, len(figures),
-               ", ".join(f"{k} {v:.1f}s" for k, v in timer.marks.items()))
+  logging.debug("report: %s (%d figures; %s)", output, len(figures),  # the commands print it
+                ", ".join(f"{k} {v:.1f}s" for k, v in timer.marks.items()))
   return output

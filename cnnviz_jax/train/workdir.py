@@ -1,6 +1,10 @@
 """The one definition of a run's workdir: what lives where, read and written here only.
 
-  W/config.json      the config the run trained with (written first: marks a workdir)
+  W/config.json      the config the run trained with (written first: marks a workdir); a
+                     training run over a workdir refuses another config (train/config_change.py)
+  W/config_changes.json  the changes a run allowed (--config_change=allow): [{step, changes:
+                     [{field, old, new}]}], each in force from that step on
+  W/lock.json        held while a run trains here: host, pid, since, heartbeat (train/lock.py)
   W/history.json     one record per finished epoch
   W/results.json     the final evaluation (absent while training has not finished)
   W/checkpoints/     orbax: the latest TrainStates (train/checkpoint.py)
@@ -34,6 +38,8 @@ class Workdir:
       raise WorkdirError(f"workdir {e}") from e
 
   config_json = property(lambda self: self.path / "config.json")
+  config_changes_json = property(lambda self: self.path / "config_changes.json")
+  lock_json = property(lambda self: self.path / "lock.json")
   history_json = property(lambda self: self.path / "history.json")
   results_json = property(lambda self: self.path / "results.json")
   checkpoints = property(lambda self: self.path / "checkpoints")
@@ -52,9 +58,15 @@ class Workdir:
     if jax.process_index() == 0:
       self.path.mkdir(parents=True, exist_ok=True)
 
-  def write_config(self, config: ml_collections.ConfigDict) -> None:
-    """After the checkpoints were found to fit it: a refused config loses nothing."""
+  def write_config(self, config: ml_collections.ConfigDict, changes: list[dict] = (),
+                   step: int = 0) -> None:
+    """After the checkpoints were found to fit it: a refused config loses nothing. changes:
+    the allowed ones ({field, old, new}, train/config_change.py), in force from `step` on;
+    recorded before config.json, so a run killed in between loses no record."""
     if jax.process_index() == 0:
+      if changes:
+        self.write_json(self.config_changes_json,
+                        [*self.config_changes(), {"step": step, "changes": list(changes)}])
       self.config_json.write_text(config.to_json_best_effort(indent=1))
 
   def write_json(self, path: epath.Path, value: Any) -> None:
@@ -83,6 +95,10 @@ class Workdir:
 
   def config(self) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(self.check().read_json(self.config_json))
+
+  def config_changes(self) -> list[dict]:
+    """[{step, changes: [{field, old, new}]}] a run allowed, oldest first ([] if none)."""
+    return self.read_json(self.config_changes_json, [])
 
   def history(self) -> list[dict]:
     return self.read_json(self.history_json, [])

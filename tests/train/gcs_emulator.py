@@ -30,6 +30,7 @@ import time
 import urllib.parse
 import urllib.request
 
+BUCKET = "bucket"  # the tests' bucket (conftest.py's `gcs` fixture creates it)
 GOOGLE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
                "upgrade", "content-length", "expect"}

@@ -2,6 +2,7 @@
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 
@@ -32,6 +33,13 @@ def tiny_config(data_dir: str, epochs: int = 3):
   config.model.options.filters = (8, 8, 16, 16)
   config.stages[0].epochs = epochs
   return config
+
+
+def free_port() -> int:
+  """A TCP port free on 127.0.0.1 now (a multi-process run's coordinator)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
 
 
 def run_main(workdir, data_dir, *extra, env=None, wait=True, config=ROOT / "configs/demo.py",

@@ -24,23 +24,7 @@ import runs
 from cnnviz_jax import storage
 from cnnviz_jax.data import image_folder
 
-BUCKET = "bucket"
-
-
-@pytest.fixture(scope="module")
-def gcs(tmp_path_factory):
-  """The emulator with one bucket; this process's clients point at it too."""
-  emulator = gcs_emulator.Emulator(str(tmp_path_factory.mktemp("gcs")))
-  try:
-    emulator.start()
-  except gcs_emulator.EmulatorUnavailable as e:
-    pytest.skip(f"no local GCS emulator: {e}")
-  emulator.create_bucket(BUCKET)
-  with pytest.MonkeyPatch.context() as patch:
-    for name, value in emulator.env.items():
-      patch.setenv(name, value)
-    yield emulator
-  emulator.stop()
+BUCKET = gcs_emulator.BUCKET  # the `gcs` fixture's (conftest.py)
 
 
 def _committed_steps(gcs, prefix: str) -> list[int]:
@@ -80,11 +64,15 @@ def test_train_sigkill_resume_and_report_on_gs_equal_a_local_run(gcs, tmp_path, 
   assert process.returncode == -signal.SIGKILL
   names = gcs.names(BUCKET, "W/")
   assert "W/config.json" in names and "W/results.json" not in names
+  assert json.loads(gcs.read(BUCKET, "W/lock.json"))["pid"] == process.pid  # left by the kill
   assert any(n.startswith("W/events.out.tfevents") for n in names)  # clu -> tf.summary
 
   resumed = runs.run_main(workdir, cloud_data, env=gcs.env, report=True)
   assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
   assert re.search(r"resumed at step \d+", resumed.stderr), resumed.stderr[-3000:]
+  assert re.search(rf"took over the lock on {workdir} of host .*, pid {process.pid}, .*: "
+                   rf"process {process.pid} has exited", resumed.stderr), resumed.stderr[-3000:]
+  assert "W/lock.json" not in gcs.names(BUCKET, "W/")  # released at the end
   assert f"report: {workdir}/report.html" in resumed.stdout
 
   mirror = tmp_path / "mirror"

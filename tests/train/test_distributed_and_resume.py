@@ -3,7 +3,6 @@ import json
 import pathlib
 import re
 import signal
-import socket
 import time
 
 import jax
@@ -33,12 +32,6 @@ def _assert_same_run(a, b, atol):
   _assert_same_state(state_a, state_b, atol)
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 @pytest.mark.slow  # five training runs
 def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   # SGD, not the demo's AdamW: Adam divides by sqrt(v), so a gradient entry at rounding-noise
@@ -59,7 +52,7 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   eight = runs.run_main(tmp_path / "eight", data_dir, *epoch, env={
       "XLA_FLAGS": xla_flags.CPU_FLAGS + " --xla_force_host_platform_device_count=8"})
   assert eight.returncode == 0, eight.stderr[-3000:]
-  port = _free_port()
+  port = runs.free_port()
   processes = [runs.run_main(tmp_path / "two", data_dir, *epoch, *_two(port, i), env=flags,
                              wait=False, report=True) for i in range(2)]
   outputs = [p.communicate(timeout=900)[0] for p in processes]
@@ -78,7 +71,7 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   assert 'data-status="complete"' in (tmp_path / "two" / "report.html").read_text()
 
   # --mode=evaluate under two processes: the final evaluation again, every example once
-  port = _free_port()
+  port = runs.free_port()
   evaluations = [runs.run_module("cnnviz_jax.main", "--mode=evaluate", f"--workdir={tmp_path / 'two'}",
                                  "--eval_name=two", *_two(port, i), env=flags, wait=False)
                  for i in range(2)]

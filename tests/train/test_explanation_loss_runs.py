@@ -84,7 +84,7 @@ def test_stages_with_freezing_and_the_penalty_resume_exactly(tmp_path, data_dir)
   loop.train_and_evaluate(config, complete)
   interrupted = tmp_path / "interrupted"  # stopped after stage 1's first epoch, then resumed
   loop.train_and_evaluate(_two_stage_config(data_dir, 1), interrupted)
-  loop.train_and_evaluate(_two_stage_config(data_dir, 2), interrupted)
+  loop.train_and_evaluate(_two_stage_config(data_dir, 2), interrupted, config_change="allow")
   history = runs.history(interrupted)
   assert [(h["stage"], h["epoch"], h["step"]) for h in history] == [(0, 0, 8), (1, 0, 16),
                                                                     (1, 1, 24)]

@@ -79,8 +79,9 @@ def test_checkpoint_of_another_head_or_class_count_is_refused(finished_run, data
   config.model.head = "dense128"
   before = (workdir / "config.json").read_text()
   with pytest.raises(ValueError, match=r"does not fit this model(.|\n)*params/head/hidden/kernel"):
-    loop.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir, config_change="allow")  # past the config check
   assert (workdir / "config.json").read_text() == before  # the refused config lost nothing
+  assert not (workdir / "config_changes.json").exists()
 
 
 @pytest.mark.parametrize("mode", ["freeze", "fraction", "features"])

@@ -2,6 +2,7 @@
 content and in a real browser; then a partial copy of it and its use on image files.
 Every test that needs the demo run lives here: xdist (--dist loadfile) trains it once."""
 import json
+import re
 import shutil
 
 import numpy as np
@@ -35,6 +36,25 @@ def test_demo_command_trains_and_prints_where_the_report_is(demo_run):
   assert CORE_FIGURES <= set(_index(workdir))
   for figure in _index(workdir).values():
     assert (workdir / "figures" / figure["file"]).stat().st_size > 1000
+
+
+def test_demo_console_shows_the_header_epochs_and_results_without_library_noise(demo_run):
+  workdir, result = demo_run
+  output = result.stdout + result.stderr
+  lines = output.splitlines()
+  assert len(lines) <= 30, output
+  header = [line for line in lines if re.search(
+      rf"training small_cnn_bn on \d+ cpu device\(s\) in {re.escape(str(workdir))}; "
+      r"data: shapes/train: 256 examples, 3 classes", line)]
+  assert len(header) == 1, output
+  epochs = [int(m.group(1)) for m in re.finditer(r"stage 0 epoch (\d+): train loss", output)]
+  assert epochs == [0, 1], output  # report_runs.TINY: 2 epochs, each once
+  assert f"results: {workdir}/results.json" in result.stdout
+  assert output.count(f"report: {workdir}/report.html") == 1
+  for noise in ("reader.py", "dataset_info.py", "logging_logger.py", "logging_writer.py",
+                "Unable to initialize backend", "distributed service", "FeatureConnector",
+                "partially cached", "Given directory is read only"):
+    assert noise not in output, noise
 
 
 def test_report_is_self_contained_with_sections_in_reading_order_and_versions(demo_run):

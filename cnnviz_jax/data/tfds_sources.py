@@ -46,7 +46,9 @@ _plain = tf.autograph.experimental.do_not_convert  # plain tensor code: AutoGrap
 
 
 def _read_config() -> tfds.ReadConfig:
-  return tfds.ReadConfig(interleave_cycle_length=1)  # one file at a time: a fixed order
+  # One file at a time: a fixed order. No auto-cache: each read is one pass and the pipeline
+  # keeps what it needs; a partial read (a take, for a few positions) threw the cache away.
+  return tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)
 
 
 def _feature_keys(builder) -> tuple[str, ...]:

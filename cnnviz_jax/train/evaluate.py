@@ -99,6 +99,6 @@ def evaluate_workdir(path, data_from: ml_collections.ConfigDict | None = None,
   record.update(checkpoint=f"{where}/{step}", data=data_cfg["name"])
   name = name or f"{data_cfg['name']}_{where}_{step}"
   workdir.write_json(workdir.eval_json(name), record)
-  logging.info("evaluated %s (%s/%d) on %s: %s", workdir, where, step, data_cfg["name"],
-               {s: r["accuracy"] for s, r in record["splits"].items()})
+  logging.debug("evaluated %s (%s/%d) on %s: %s", workdir, where, step, data_cfg["name"],
+                {s: r["accuracy"] for s, r in record["splits"].items()})  # main prints it
   return str(workdir.eval_json(name)), record

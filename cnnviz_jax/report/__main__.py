@@ -12,7 +12,7 @@ integrated_gradients, smoothgrad.
 """
 from absl import app, flags
 
-from cnnviz_jax import errors
+from cnnviz_jax import console, errors
 
 flags.DEFINE_string("workdir", None, "A training workdir (python -m cnnviz_jax.main).")
 flags.DEFINE_string("weights", None, "Converted ImageNet weights (cnnviz_jax.weights.convert).")
@@ -32,6 +32,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+  console.configure(FLAGS.verbosity)  # before TensorFlow loads
   with errors.exit_on_user_error(FLAGS.verbosity):
     print(f"report: {_run(argv)}")
 

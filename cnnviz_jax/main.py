@@ -14,8 +14,10 @@ import difflib
 import re
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from cnnviz_jax import console, errors
 
 config_flags.DEFINE_config_file("config", None, "Experiment config (a configs/*.py file).",
                                 lock_config=True)
@@ -30,30 +32,31 @@ flags.DEFINE_string("checkpoint", "best", "evaluate: best, latest or a saved ste
 flags.DEFINE_list("splits", None, "evaluate: the splits (default: the config's eval_splits).")
 flags.DEFINE_string("eval_name", None, "evaluate: W/eval/NAME.json (default: data_checkpoint).")
 flags.DEFINE_bool("report", True, "Write W/report.html after training.")
+flags.DEFINE_enum("config_change", "refuse", ["refuse", "allow"],
+                  "Training over a workdir with a config other than its config.json: refuse, "
+                  "or allow it from the latest checkpoint on (recorded in "
+                  "W/config_changes.json).")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 REPORT_TIMEOUT_S = 3600  # how long other processes wait for process 0's report
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as if the signal had ended it: not finished
 
 
-class _QuietLibraries(logging.logging.Filter):
-  """Keeps orbax's per-save INFO chatter out of the training log (warnings still pass)."""
-
-  def filter(self, record):
-    return record.levelno >= logging.logging.WARNING or "/orbax/" not in record.pathname
-
-
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
-  import cnnviz_jax  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (XLA flags)
+  console.configure(FLAGS.verbosity)  # before TensorFlow loads
+  with errors.exit_on_user_error(FLAGS.verbosity):
+    if len(argv) > 1:
+      raise errors.UserInputError(f"unexpected arguments: {argv[1:]}")
+    _run()
+
+
+def _run() -> None:
   from cnnviz_jax import storage  # pylint: disable=import-outside-toplevel
   from cnnviz_jax.train import mesh, validate  # pylint: disable=import-outside-toplevel
   try:  # a mistyped URL fails here, not as a local folder named 'gs:'
     storage.path(FLAGS.workdir)
   except storage.PathError as e:
-    raise app.UsageError(f"--workdir: {e}") from e
+    raise storage.PathError(f"--workdir: {e}") from e
 
   if FLAGS.mode == "report":
     _report(FLAGS.workdir)
@@ -62,18 +65,17 @@ def main(argv):
     _evaluate()
     return
   if FLAGS.config is None:
-    raise app.UsageError("--config is required to train (or use --mode=report)")
+    raise errors.UserInputError("--config is required to train (or use --mode=report)")
   validate.validate(FLAGS.config)
   mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   from cnnviz_jax.train import loop  # pylint: disable=import-outside-toplevel  (TensorFlow: after validation)
   try:
-    results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir,
+                                      config_change=FLAGS.config_change)
   except loop.Preempted as e:
-    logging.warning("%s", e)
     print(e)
     sys.exit(PREEMPTED_EXIT_CODE)
   summary = ", ".join(f"{split} {r['accuracy']:.2%}" for split, r in results["splits"].items())
-  logging.info("accuracy: %s; results in %s/results.json", summary, FLAGS.workdir)
   print(f"accuracy: {summary}\nresults: {FLAGS.workdir}/results.json")
   if FLAGS.report:
     import jax  # pylint: disable=import-outside-toplevel
@@ -89,47 +91,34 @@ def main(argv):
 
 def _evaluate() -> None:
   from cnnviz_jax.train import evaluate, mesh, validate  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train.workdir import WorkdirError  # pylint: disable=import-outside-toplevel
   if FLAGS.config is not None:
     validate.validate(FLAGS.config)
   mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  try:
-    path, record = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.config, FLAGS.checkpoint,
-                                             FLAGS.splits, FLAGS.eval_name)
-  except WorkdirError as e:
-    raise app.UsageError(str(e)) from e
+  path, record = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.config, FLAGS.checkpoint,
+                                           FLAGS.splits, FLAGS.eval_name)
   summary = ", ".join(f"{split} {r['accuracy']:.2%}" for split, r in record["splits"].items())
   print(f"accuracy ({record['checkpoint']}): {summary}\nresults: {path}")
 
 
 def _report(workdir: str) -> None:
   from cnnviz_jax.report import build  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train.workdir import WorkdirError  # pylint: disable=import-outside-toplevel
-  try:
-    path = build.workdir_report(workdir)
-  except WorkdirError as e:
-    raise app.UsageError(str(e)) from e
-  print(f"report: {path}")
+  print(f"report: {build.workdir_report(workdir)}")
 
 
-def _parse_flags(argv):
-  """absl's parsing; an override of a field the config lacks is named with its flag
-  (ml_collections itself raises a bare KeyError or AttributeError, in a traceback)."""
-  try:
-    return app.parse_flags_with_usage(argv)  # absl's own: usage on its errors
-  except (AttributeError, KeyError, IndexError):
-    files = [a.split("=", 1)[1] if "=" in a else b for a, b in zip(argv[1:], argv[2:] + [""])
-             if a.split("=")[0] == "--config"]
-    if not files:
-      raise
-    config = FLAGS["config"].parser.parse(files[-1])  # the file, without the overrides
-    for arg in argv[1:]:
-      if arg.startswith("--config."):
-        problem = _missing_field(config, arg.split("=")[0][len("--config."):])
-        if problem:
-          sys.exit(f"FATAL Flags parsing error: {arg.split('=')[0]}: {problem} "
-                   "(configs/default.py lists every field)")
-    raise
+def _override_problem(argv) -> str | None:
+  """Which `--config.a.b=…` of argv names no field of its config file, and why
+  (ml_collections itself raises a bare KeyError or AttributeError)."""
+  files = [a.split("=", 1)[1] if "=" in a else b for a, b in zip(argv[1:], argv[2:] + [""])
+           if a.split("=")[0] == "--config"]
+  if not files:
+    return None
+  config = FLAGS["config"].parser.parse(files[-1])  # the file, without the overrides
+  for arg in argv[1:]:
+    if arg.startswith("--config."):
+      problem = _missing_field(config, arg.split("=")[0][len("--config."):])
+      if problem:
+        return f"{arg.split('=')[0]}: {problem} (configs/default.py lists every field)"
+  return None
 
 
 def _missing_field(config, path: str) -> str | None:
@@ -152,4 +141,4 @@ def _missing_field(config, path: str) -> str | None:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=lambda argv: errors.parse_flags(argv, _override_problem))

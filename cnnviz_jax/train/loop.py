@@ -1,6 +1,8 @@
 """train_and_evaluate(config, workdir): one readable run, top to bottom.
 
-Sections: devices → input → model & weights → per stage (trainable mask, optimizer,
+Before anything is written, the run takes the workdir's lock (train/lock.py: one training
+run at a time) and compares its config with the workdir's (train/config_change.py). Sections:
+devices → input → model & weights → per stage (trainable mask, optimizer,
 jitted steps) → resume → epochs (train, evaluate, log, checkpoint, early stop) →
 final evaluation with the best parameters → results.json.
 """
@@ -14,7 +16,9 @@ import numpy as np
 from clu import metric_writers, periodic_actions
 
 from cnnviz_jax.train import checkpoint as checkpoint_lib
+from cnnviz_jax.train import config_change as config_change_lib
 from cnnviz_jax.train import evaluate, from_config, inputs
+from cnnviz_jax.train import lock as lock_lib
 from cnnviz_jax.train import mesh as mesh_lib
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train.workdir import Workdir
@@ -38,8 +42,19 @@ def _host(tree):
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
+                       config_change: str = "refuse") -> dict:
+  """Trains and evaluates as `config` says in `workdir` (resuming what it holds); results.json's
+  record. config_change: 'refuse' (ConfigChangedError) or 'allow' (recorded) a config other than
+  the workdir's config.json. WorkdirLockedError while another run trains there."""
   workdir = Workdir(workdir)
+  with lock_lib.training_lock(workdir):  # released on every exit, Preempted included
+    changes = config_change_lib.check(workdir, config, config_change)
+    return _train_and_evaluate(config, workdir, changes)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Workdir,
+                        changes: list[dict]) -> dict:
   workdir.create()
   writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
 
@@ -50,7 +65,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   data = inputs.Input(config, mesh)  # checks that the global batch divides by the devices
   shardings = (mesh_lib.replicated(mesh), data.sharding)
   steps_per_epoch = data.steps_per_epoch
-  logging.info("data: %s", data.describe())
+  logging.info("training %s on %d %s device(s) in %s; data: %s", config.model.name,
+               jax.device_count(), jax.devices()[0].device_kind, workdir, data.describe())
 
   # --- Model and initial variables ----------------------------------------------------------
   model = from_config.model(config, data.num_classes)
@@ -62,7 +78,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                                        best_metric="val_" + config.early_stopping.metric,
                                        best_mode=config.early_stopping.mode)
   ckpt.check_fits(jax.eval_shape(lambda v: v, variables))  # a foreign workdir loses nothing
-  workdir.write_config(config)
+  workdir.write_config(config, changes, step=ckpt.latest.latest_step() or 0)  # the allowed ones
 
   # Feature extraction (seed 003): run the frozen backbone once, train the head on it.
   features_shape = None

@@ -24,9 +24,10 @@ import ml_collections
 from etils import epath
 
 from cnnviz_jax import storage
+from cnnviz_jax.errors import UserInputError
 
 
-class WorkdirError(ValueError):
+class WorkdirError(UserInputError):
   """A workdir that is missing, not a training workdir, or holds an unreadable file."""
 
 

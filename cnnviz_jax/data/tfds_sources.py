@@ -18,6 +18,7 @@ from jax.experimental import multihost_utils
 
 from cnnviz_jax.data import shapes, splits
 from cnnviz_jax.data.source import Source
+from cnnviz_jax.errors import ConfigError
 
 CALTECH101_SEED_CLASSES = ("brain", "butterfly", "ewer", "helicopter", "ketch")  # seed 004
 
@@ -102,7 +103,7 @@ def builder_source(builder, split: str, tfds_split: str, part: int | None,
   if classes:
     unknown = [c for c in classes if c not in all_names]
     if unknown:
-      raise ValueError(f"{builder.name} has no classes {unknown}; valid: {', '.join(all_names)}")
+      raise ConfigError(f"{builder.name} has no classes {unknown}; valid: {', '.join(all_names)}")
     remap = np.full(len(all_names), -1, np.int32)
     remap[[all_names.index(c) for c in classes]] = np.arange(len(classes))
     positions = np.flatnonzero(remap[labels] >= 0)
@@ -113,8 +114,8 @@ def builder_source(builder, split: str, tfds_split: str, part: int | None,
     chosen = stratified_part(labels, fractions, split, seed)
     positions, labels = positions[chosen], labels[chosen]
   if not len(positions):
-    raise ValueError(f"{builder.name} split {split!r} (from tfds split {tfds_split!r}) "
-                     f"is empty; classes={classes}, fractions={tuple(fractions)}")
+    raise ConfigError(f"{builder.name} split {split!r} (from tfds split {tfds_split!r}) "
+                      f"is empty; classes={classes}, fractions={tuple(fractions)}")
 
   random_access = _random_access(builder)
 
@@ -171,7 +172,7 @@ def tfds_source(name: str, split: str, data_dir: str | None = None,
                 download: bool = True, file_format: str | None = None) -> Source:
   """`split` ('train' | 'validation' | 'test') of one of the seeds' tfds datasets."""
   if name not in SPECS:
-    raise ValueError(f"unknown tfds source {name!r}; valid: {', '.join(SPECS)}")
+    raise ConfigError(f"unknown tfds source {name!r}; valid: {', '.join(SPECS)}")
   spec = SPECS[name]
   splits.split_index(split)  # validates the name
   tfds_split, part = spec.splits[split]
@@ -180,7 +181,7 @@ def tfds_source(name: str, split: str, data_dir: str | None = None,
     # renormalise the config fractions over the splits cut from this tfds split
     frac = np.array([fractions[splits.split_index(s)] for s in sharing], np.float64)
     if frac.sum() <= 0:
-      raise ValueError(f"split_fractions {tuple(fractions)} leave nothing for {sharing}")
+      raise ConfigError(f"split_fractions {tuple(fractions)} leave nothing for {sharing}")
     full = np.zeros(3)
     full[[splits.split_index(s) for s in sharing]] = frac / frac.sum()
     fractions = tuple(full)

@@ -11,7 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnnviz_jax.data import pipeline
+from cnnviz_jax.data import pipeline, splits as splits_lib
 from cnnviz_jax.train import checkpoint, from_config, inputs, mesh as mesh_lib, results
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train.workdir import Workdir, WorkdirError
@@ -79,6 +79,8 @@ def evaluate_workdir(path, data_from: ml_collections.ConfigDict | None = None,
   mesh = mesh_lib.make_mesh()
   sharding = pipeline.batch_sharding(mesh)
   splits = tuple(splits or config.eval_splits)
+  for split in splits:  # named before any data is read
+    splits_lib.split_index(split)
   iterators = {s: pipeline.eval_iterator(data_cfg, split=s, sharding=sharding) for s in splits}
   class_names = list(next(iter(iterators.values())).class_names)
   trained_names = list(_trained_class_names(workdir, trained))

@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 
 from cnnviz_jax import models
+from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.models import vgg as vgg_family
 from cnnviz_jax.weights import keras_inception
 from cnnviz_jax.weights import meta as meta_lib
@@ -57,6 +58,8 @@ _KERAS_CLASS = {"conv": "conv2d", "dense": "dense", "bn": "batch_normalization",
                 **keras_inception.KERAS_CLASS}
 
 Layer = tuple[str, str, tuple[str, ...]]  # (Keras layer name, kind, Flax module path)
+# deflate inflates at most ~1032-fold: a member or dataset claiming more is a bomb
+_MAX_EXPANSION = 1100
 
 
 def keras_layers(arch: str) -> list[Layer]:
@@ -93,15 +96,53 @@ def _strings(group, name: str) -> list[str]:
     while f"{name}{i}" in group.attrs:
       chunks.append(group.attrs[f"{name}{i}"])
       i += 1
-  return [s.decode("utf8") if hasattr(s, "decode") else str(s) for c in chunks for s in c]
+  strings = [s for c in chunks for s in np.atleast_1d(c).ravel()]
+  if not all(isinstance(s, (str, bytes)) for s in strings):
+    raise UserInputError(f"attribute {name} of {group.name} is not a list of names")
+  return [s.decode("utf8") if isinstance(s, bytes) else str(s) for s in strings]
+
+
+def _child(group, path: str, optional: bool = False):
+  """group[path] through hard links only, as Keras' own loader reads (saving_lib's
+  safe_get_h5_group): a soft or external link (to another HDF5 file) is refused."""
+  node = group
+  for part in path.split("/"):
+    link = node.get(part, getlink=True) if part else None
+    if link is None:
+      if optional:
+        return None
+      raise UserInputError(f"{node.name} has no member {path!r}")
+    if not isinstance(link, h5py.HardLink):
+      raise UserInputError(f"{node.name}/{part} is a link ({type(link).__name__}): weights are "
+                           "read from the file's own groups only")
+    node = node[part]
+  return node
+
+
+def _dataset(group, path: str) -> np.ndarray:
+  """The numbers of dataset group[path], read only if the file itself stores them: no external
+  or virtual storage (its bytes would come from other files), and no more bytes than the file
+  holds for it (a shape declared over unwritten chunks is a memory bomb), compressed at most
+  _MAX_EXPANSION-fold. Keras' safe_get_h5_dataset refuses the same, more leniently."""
+  dataset = _child(group, path)
+  if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiub":
+    raise UserInputError(f"{dataset.name} is not an array of numbers")
+  if dataset.external or dataset.is_virtual:
+    raise UserInputError(f"{dataset.name} stores its data in other files")
+  declared, stored = dataset.size * dataset.dtype.itemsize, dataset.id.get_storage_size()
+  compressed = dataset.id.get_create_plist().get_nfilters() > 0
+  if declared > stored * (_MAX_EXPANSION if compressed else 1):
+    raise UserInputError(f"{dataset.name} declares shape {dataset.shape} ({declared} bytes); "
+                         f"the file stores {stored} bytes of it")
+  return dataset[()]
 
 
 def _read_legacy(group) -> dict[str, list[tuple[str, np.ndarray]]]:
   """{layer: [(weight name, array), …]} from a layer_names/weight_names group."""
   out = {}
   for layer in _strings(group, "layer_names"):
-    weights = [(w if w.startswith(layer + "/") else f"{layer}/{w}", np.asarray(group[layer][w]))
-               for w in _strings(group[layer], "weight_names")]
+    weights = [(w if w.startswith(layer + "/") else f"{layer}/{w}", _dataset(group, f"{layer}/{w}"))
+               for w in _strings(_child(group, layer), "weight_names")]
     if weights:
       out[layer] = weights
   return out
@@ -124,53 +165,83 @@ def _read_keras3(root, table: list[Layer],
     by_class.setdefault(_KERAS_CLASS[kind], []).append(name)
   kinds = {name: kind for name, kind, _ in table}
   out = {}
-  for key, group in root.items():
-    if "vars" not in group or not len(group["vars"]):
+  for key in root:
+    variables = _child(_child(root, key), "vars", optional=True)
+    if variables is None or not len(variables):
       continue
-    variables = group["vars"]
     name = variables.attrs.get("name")
-    name = name.decode("utf8") if hasattr(name, "decode") else name
+    name = name.decode("utf8") if isinstance(name, bytes) else name
+    if name is not None and not isinstance(name, str):
+      raise UserInputError(f"attribute name of {variables.name} is not a name")
     if name is None or by_position:
       cls, k = _class_order(key)
       names = by_class.get(cls, [])
       name = keras_inception.same_layer(names[k] if k < len(names) else key, name)
     fields = [f[0] for f in _FIELDS.get(kinds.get(name), ())]
     out[name] = [(f"{name}/{fields[i] if i < len(fields) else i} [{variables.name}/{i}]",
-                  np.asarray(variables[str(i)])) for i in range(len(variables))]
+                  _dataset(variables, str(i))) for i in range(len(variables))]
   return out
 
 
+def _keras_zip_weights(archive: zipfile.ZipFile) -> bytes:
+  """The model.weights.h5 of a .keras zip (its config.json, which Keras would turn into
+  layers and callables, is never read). A member that claims to inflate beyond deflate's
+  ratio is a zip bomb, refused before reading."""
+  try:
+    info = archive.getinfo("model.weights.h5")
+  except KeyError:
+    raise UserInputError("a zip without model.weights.h5: not a .keras model file") from None
+  if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or (
+      info.file_size > _MAX_EXPANSION * info.compress_size):
+    raise UserInputError(f"model.weights.h5 claims {info.file_size} bytes from "
+                         f"{info.compress_size} stored (compression {info.compress_type}): "
+                         "not what Keras writes")
+  return archive.read(info)
+
+
 @contextlib.contextmanager
-def _open(path):
+def _open(path: str):
   """An h5py.File of the weights: the file itself, or the member of a .keras zip."""
-  path = source = os.fspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"no Keras weights file at {path}")
+  source = path
   if zipfile.is_zipfile(path):  # a Keras 3 .keras archive: the weights are one member
     with zipfile.ZipFile(path) as archive:
-      if "model.weights.h5" not in archive.namelist():
-        raise ValueError(f"{path} is a zip without model.weights.h5: not a .keras model file")
-      source = io.BytesIO(archive.read("model.weights.h5"))
+      source = io.BytesIO(_keras_zip_weights(archive))
   elif not h5py.is_hdf5(path):
-    raise ValueError(f"{path} is neither HDF5 (Keras .h5 / .weights.h5) nor a .keras zip")
+    raise UserInputError("neither HDF5 (Keras .h5 / .weights.h5) nor a .keras zip")
   with h5py.File(source, "r") as f:
     yield f
 
 
 def read_layers(path, arch: str) -> dict[str, list[tuple[str, np.ndarray]]]:
-  """A Keras weights file in any layout above -> {layer: [(weight name, array), …]}."""
+  """A Keras weights file in any layout above -> {layer: [(weight name, array), …]}.
+
+  The file is untrusted: links, storage and sizes are checked before reading (_child,
+  _dataset). UserInputError naming the file and the problem, also for a file that libhdf5
+  or zipfile cannot parse.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"no Keras weights file at {path}")
+  try:
+    with _open(path) as f:
+      return _layers(f, arch)
+  except (UserInputError, OSError, zipfile.BadZipFile) as e:  # OSError: libhdf5's
+    raise UserInputError(f"cannot read {path} as Keras weights: {e}") from e
+
+
+def _layers(f, arch: str) -> dict[str, list[tuple[str, np.ndarray]]]:
   positional = arch in keras_inception.ARCHS
-  with _open(path) as f:
-    legacy = f["model_weights"] if "model_weights" in f else f  # model.save('x.h5'): a model
-    if _strings(legacy, "layer_names"):
-      layers = _read_legacy(legacy)
-      return keras_inception.by_position(layers, keras_layers(arch)) if positional else layers
-    for root in ("layers", "_layer_checkpoint_dependencies"):  # Keras 3 / tf.keras 2.13+
-      if root in f:
-        return _read_keras3(f[root], keras_layers(arch), positional)
-    raise ValueError(f"{os.fspath(path)} is not a Keras weights file: no 'layer_names' "
-                     f"attribute (legacy .h5) and no 'layers' group (Keras 3 .weights.h5); "
-                     f"top-level keys: {sorted(f)[:10]}")
+  legacy = _child(f, "model_weights", optional=True) or f  # model.save('x.h5'): a model
+  if _strings(legacy, "layer_names"):
+    layers = _read_legacy(legacy)
+    return keras_inception.by_position(layers, keras_layers(arch)) if positional else layers
+  for root in ("layers", "_layer_checkpoint_dependencies"):  # Keras 3 / tf.keras 2.13+
+    group = _child(f, root, optional=True)
+    if group is not None:
+      return _read_keras3(group, keras_layers(arch), positional)
+  raise UserInputError("not a Keras weights file: no 'layer_names' attribute (legacy .h5) "
+                       "and no 'layers' group (Keras 3 .weights.h5); top-level keys: "
+                       f"{sorted(f)[:10]}")
 
 
 def convert_layers(arch: str, layers) -> tuple[dict, dict, bool]:
@@ -183,26 +254,34 @@ def convert_layers(arch: str, layers) -> tuple[dict, dict, bool]:
   modules = {name: (kind, module) for name, kind, module in keras_layers(arch)}
   unknown = [name for name in layers if name not in modules]
   if unknown:
-    raise ValueError(f"{len(unknown)} layer(s) that are not part of {what} (another "
-                     f"architecture?): {', '.join(unknown[:20])}")
+    raise UserInputError(f"{len(unknown)} layer(s) that are not part of {what} (another "
+                         f"architecture?): {', '.join(unknown[:20])}")
   has_top = any(modules[name][1][0] == "head" for name in layers)
   missing = [f"{name} (-> {tree.path_str(module)})" for name, (_, module) in modules.items()
              if name not in layers and (has_top or module[0] != "head")]
   if missing:
-    raise ValueError(f"{len(missing)} layer(s) of {what} missing from the file:\n  "
-                     + "\n  ".join(missing[:25]))
+    raise UserInputError(f"{len(missing)} layer(s) of {what} missing from the file:\n  "
+                         + "\n  ".join(missing[:25]))
   arrays, origin = {}, {}
   for name, weights in layers.items():
     kind, module = modules[name]
     fields = _FIELDS[kind]
     if len(weights) != len(fields):
-      raise ValueError(f"Keras layer {name} holds {len(weights)} weight(s) "
-                       f"{[w for w, _ in weights]}; {what} has {len(fields)} there: "
-                       f"{', '.join(f[0] for f in fields)}")
+      raise UserInputError(f"Keras layer {name} holds {len(weights)} weight(s) "
+                           f"{[w for w, _ in weights]}; {what} has {len(fields)} there: "
+                           f"{', '.join(f[0] for f in fields)}")
     for (weight, value), (_, collection, field, *convert) in zip(weights, fields):
       path = (collection, *module, *field.split("/"))
       arrays[path], origin[path] = convert[0](value) if convert else value, weight
   return arrays, origin, has_top
+
+
+def _classes(kernel: tuple[str, np.ndarray]) -> int:
+  """The class count of the 'predictions' kernel (inputs, classes)."""
+  name, value = kernel
+  if np.ndim(value) != 2:
+    raise UserInputError(f"{name} of shape {np.shape(value)} is not a classifier kernel")
+  return int(value.shape[1])
 
 
 def from_keras(arch: str, h5_path) -> tuple[dict[str, Any], meta_lib.WeightsMeta]:
@@ -214,10 +293,10 @@ def from_keras(arch: str, h5_path) -> tuple[dict[str, Any], meta_lib.WeightsMeta
   too; without a classifier (include_top=False) only the backbone is returned.
   """
   if arch not in ARCHS:
-    raise ValueError(f"unknown Keras arch {arch!r}; available: {', '.join(ARCHS)}")
+    raise UserInputError(f"unknown Keras arch {arch!r}; available: {', '.join(ARCHS)}")
   layers = read_layers(h5_path, arch)
   arrays, origin, has_top = convert_layers(arch, layers)
-  num_classes = int(layers["predictions"][0][1].shape[-1]) if "predictions" in layers else 1000
+  num_classes = _classes(layers["predictions"][0]) if "predictions" in layers else 1000
   expected = tree.variable_shapes(models.create(arch, num_classes=num_classes))
   if not has_top:
     expected = {path: shape for path, shape in expected.items() if path[1] != "head"}

@@ -4,6 +4,7 @@ import functools
 import json
 from importlib import resources
 
+from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.weights import preprocessing
 
 
@@ -25,8 +26,8 @@ class WeightsMeta:
 
   def __post_init__(self):
     if self.preprocessing not in preprocessing.MODES:
-      raise ValueError(f"unknown preprocessing {self.preprocessing!r}; "
-                       f"valid: {', '.join(preprocessing.MODES)}")
+      raise UserInputError(f"unknown preprocessing {self.preprocessing!r}; "
+                           f"valid: {', '.join(preprocessing.MODES)}")
 
   @property
   def num_classes(self) -> int:
@@ -40,10 +41,30 @@ class WeightsMeta:
     return json.dumps(dataclasses.asdict(self), indent=1)
 
   @classmethod
-  def from_json(cls, text: str) -> "WeightsMeta":
-    fields = json.loads(text)
-    fields["class_names"] = tuple(fields["class_names"])
-    return cls(**fields)
+  def from_json(cls, text: str, source: str = "meta.json") -> "WeightsMeta":
+    """The meta `to_json` wrote; UserInputError naming `source` for anything else."""
+    try:
+      fields = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise UserInputError(f"{source} is not JSON: {e}") from e
+    if not isinstance(fields, dict) or not {"arch", "source", "preprocessing"} <= set(
+        fields) <= {f.name for f in dataclasses.fields(cls)}:
+      raise UserInputError(f"{source} does not hold the fields of a WeightsMeta "
+                           f"({', '.join(f.name for f in dataclasses.fields(cls))})")
+    wrong = [name for name, value in fields.items() if not _FIELD_TYPES[name](value)]
+    if wrong:
+      raise UserInputError(f"{source}: {', '.join(wrong)} of another type")
+    return cls(**{**fields, "class_names": tuple(fields.get("class_names", ()))})
+
+
+def _is_size(value) -> bool:
+  return type(value) is int and 0 < value <= 2**16
+
+
+_FIELD_TYPES = {"arch": lambda v: isinstance(v, str), "source": lambda v: isinstance(v, str),
+                "preprocessing": lambda v: isinstance(v, str), "input_size": _is_size,
+                "resize_size": lambda v: v is None or _is_size(v),
+                "class_names": lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)}
 
 
 # keras.applications models fed [-1, 1] at 299×299 (the rest: 'caffe' at 224)

@@ -67,7 +67,7 @@ def load_meta(directory) -> meta_lib.WeightsMeta:
   if not path.exists():
     raise NotWeightsError(f"{path.parent} is not a converted-weights directory: {_META} is "
                           "missing (write one with cnnviz_jax.weights.convert)")
-  return meta_lib.WeightsMeta.from_json(path.read_text())
+  return meta_lib.WeightsMeta.from_json(path.read_text(), str(path))
 
 
 def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
@@ -76,10 +76,11 @@ def load(directory) -> tuple[dict, meta_lib.WeightsMeta]:
   if packaged:
     return packaged
   directory = check(directory)
+  meta = load_meta(directory)  # first: a bad meta.json fails before the restore
   with ocp.StandardCheckpointer() as checkpointer:
     variables = checkpointer.restore(
         directory / _TREE, on_this_host(checkpointer.metadata(directory / _TREE).item_metadata))
-  return variables, meta_lib.WeightsMeta.from_json((directory / _META).read_text())
+  return variables, meta
 
 
 def on_this_host(metadata):

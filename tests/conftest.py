@@ -38,8 +38,9 @@ def _own_cores(workerinput: dict) -> None:
 def pytest_configure(config):
   if hasattr(config, "workerinput"):
     _own_cores(config.workerinput)
-  config.addinivalue_line("markers", "slow: full-size or long checks (a minute or more): still "
-                          "run by the README command, and their files are scheduled first")
+  config.addinivalue_line("markers", "slow: trained models, other processes, full-size or "
+                          "long checks (over ~5 s): the README command runs them (their files "
+                          "first); -m 'not slow' is the quick tier for development")
   # One XLA compilation cache per test run, empty at its start, shared by the xdist workers
   # and every process the tests start: the demo's train step, compiled once, serves all the
   # CLI runs that train it. Set in the controller before any process imports jax.

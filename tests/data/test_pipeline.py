@@ -57,6 +57,7 @@ def test_train_batch_keys_dtypes_shapes(shapes_dir):
   assert -2.2 < float(b["image"].min()) < float(b["image"].max()) < 2.7  # torch-normalised
 
 
+@pytest.mark.slow
 def test_same_config_same_batches_and_epochs_cover_distinct_examples(shapes_dir):
   a, b = (pipeline.train_iterator(_cfg(shapes_dir)) for _ in range(2))
   seen = []
@@ -72,6 +73,7 @@ def test_same_config_same_batches_and_epochs_cover_distinct_examples(shapes_dir)
       _cfg(shapes_dir))))["index"])
 
 
+@pytest.mark.slow
 def test_resume_from_state_is_exact_across_an_epoch_boundary(shapes_dir):
   it = pipeline.train_iterator(_cfg(shapes_dir))
   for _ in range(13):
@@ -115,6 +117,7 @@ def test_unknown_fields_and_values_are_clear_errors(shapes_dir):
     pipeline.train_iterator(_cfg(shapes_dir, augment=dict(kind="imgaug")))
 
 
+@pytest.mark.slow
 def test_eight_simulated_devices_give_the_single_device_batches(shapes_dir, workers):
   got = _result(workers, "d8")
   assert got["num_devices"] == 8 and not got["streaming"]
@@ -123,6 +126,7 @@ def test_eight_simulated_devices_give_the_single_device_batches(shapes_dir, work
   assert got["eval_mask_total"] == 37
 
 
+@pytest.mark.slow  # two JAX processes
 def test_two_processes_give_the_single_process_batches(shapes_dir, workers):
   got = [_result(workers, f"p{i}") for i in range(2)]
   assert [g["num_devices"] for g in got] == [2, 2]

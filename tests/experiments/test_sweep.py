@@ -94,6 +94,7 @@ def test_grid_table_equals_every_trials_results_json(grid_sweep):
   assert f"Best val_accuracy: **{float(best['val_accuracy']):.4f}**" in markdown
 
 
+@pytest.mark.slow  # its fixture runs the sweep
 @pytest.mark.parametrize("name", FIGURES)
 def test_figures_are_nonempty_pngs(grid_sweep, name):
   import matplotlib.image  # pylint: disable=import-outside-toplevel
@@ -104,6 +105,7 @@ def test_figures_are_nonempty_pngs(grid_sweep, name):
   assert pixels[..., :3].std() > 0.05  # drawn on, not a blank canvas
 
 
+@pytest.mark.slow
 def test_rerun_skips_every_finished_trial(grid_sweep, data_dir):
   before = table(grid_sweep)
   stamps = {p: p.stat().st_mtime_ns for p in grid_sweep.glob("trial_*/*") if p.is_file()}
@@ -118,6 +120,7 @@ def test_rerun_skips_every_finished_trial(grid_sweep, data_dir):
   assert drop(after) == drop(before)
 
 
+@pytest.mark.slow
 def test_printed_commands_run_as_is_and_match_the_parallel_run(grid_sweep, data_dir, tmp_path):
   workdir = tmp_path / "scheduled"
   result = sweep(workdir, data_dir, "--print_commands")
@@ -139,6 +142,7 @@ def test_printed_commands_run_as_is_and_match_the_parallel_run(grid_sweep, data_
   assert float(rows[3]["test_accuracy"]) == results(workdir / "trial_003")["test"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_unknown_config_field_fails_before_any_trial(tmp_path, data_dir):
   workdir = tmp_path / "bad"
   result = sweep(workdir, data_dir, grid=[GRID[0], "config.model.no_such_field=1,2"])
@@ -147,6 +151,7 @@ def test_unknown_config_field_fails_before_any_trial(tmp_path, data_dir):
   assert not workdir.exists()  # not even trials.json
 
 
+@pytest.mark.slow
 def test_study_is_the_sweep_over_every_variant(tmp_path, data_dir):
   """run_study plans one trial per VARIANTS entry (`--config path:variant`); the rest is the
   sweep the grid test runs, so this one runs no trial."""
@@ -169,6 +174,7 @@ def test_study_is_the_sweep_over_every_variant(tmp_path, data_dir):
       "variant": "fast"}
 
 
+@pytest.mark.slow
 def test_wandb_without_the_package_is_a_clear_error(tmp_path, data_dir):
   if importlib.util.find_spec("wandb") is not None:
     pytest.skip("wandb is installed here")

@@ -46,6 +46,7 @@ _METHODS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,method", [("resnet18", m) for m in _METHODS] + [
     ("vgg11", "guided_backprop"), ("vgg11", "deconvnet")])  # + VGG's classifier ReLUs
 def test_modified_and_plain_gradients_equal_captum(torch_pair, close, arch, method):
@@ -55,6 +56,7 @@ def test_modified_and_plain_gradients_equal_captum(torch_pair, close, arch, meth
   close(_ours(ours, model, variables, x), _nhwc(ref))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["riemann_trapezoid", "riemann_right", "gausslegendre"])
 def test_integrated_gradients_equal_captum(torch_pair, close, method):
   """VGG-11: ResNet's stem max-pool sees near-ties on the dim inputs near the baseline.
@@ -76,6 +78,7 @@ def test_integrated_gradients_equal_captum(torch_pair, close, method):
   close(ours * ((steps - 1) / steps if method == "riemann_trapezoid" else 1), _nhwc(ref))
 
 
+@pytest.mark.slow
 def test_integrated_gradients_zero_baseline_resnet(torch_pair, close):
   reference, model, variables, x, x_torch = _pair(torch_pair, "resnet18")
   ref = captum_attr.IntegratedGradients(reference).attribute(
@@ -84,6 +87,7 @@ def test_integrated_gradients_zero_baseline_resnet(torch_pair, close):
         _nhwc(ref))
 
 
+@pytest.mark.slow
 def test_smoothgrad_equals_captum_noise_tunnel_with_the_same_noise(torch_pair, close):
   """NoiseTunnel(Saliency) draws torch.normal(0, std) of shape (B·n, C, H, W), image-major;
   we draw the same numbers from the same seed and pass them as `noise`."""
@@ -101,6 +105,7 @@ def test_smoothgrad_equals_captum_noise_tunnel_with_the_same_noise(torch_pair, c
   close(_ours(E.smoothgrad, model, variables, x, noise=noise, chunk=4), _nhwc(ref))
 
 
+@pytest.mark.slow
 def test_guided_backprop_several_classes_from_one_forward(torch_pair, close):
   reference, model, variables, x, x_torch = _pair(torch_pair, "resnet18")
   ours = jax.jit(functools.partial(E.guided_backprop, model, target=[1, 6]))(variables, x)

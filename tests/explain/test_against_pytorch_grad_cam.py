@@ -43,6 +43,7 @@ def _ours(fn, model, variables, x, **kwargs):
   return np.asarray(maps.normalise(maps.upsample(out, x.shape[1:3])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ours,theirs,kwargs", [
     (E.grad_cam, "GradCAM", {}),
     (E.grad_cam_plus_plus, "GradCAMPlusPlus", {"eps": 1e-6}),  # their denominator epsilon
@@ -65,6 +66,7 @@ def test_grad_cam_plus_plus_paper_form_differs_only_by_their_epsilon(resnet, clo
   assert np.abs(paper - ref).max() < 0.1  # same map shape, shifted by their epsilon
 
 
+@pytest.mark.slow
 def test_grad_cam_explicit_targets_and_vgg(torch_pair, close):
   reference, model, variables = torch_pair("vgg11")
   x = np.random.RandomState(2).randn(2, 64, 64, 3).astype(np.float32)
@@ -105,6 +107,7 @@ def test_eigen_cam_equals_pytorch_grad_cam(resnet, close):
     assert min(np.abs(o - t).max(), np.abs(o + t).max()) < 1e-4 * max(1.0, np.abs(t).max())
 
 
+@pytest.mark.slow
 def test_score_cam_equals_pytorch_grad_cam(resnet, close):
   """Their Score-CAM: align_corners upsampling, 1e-8 normaliser, softmax over channels."""
   reference, model, variables, x, x_torch = resnet  # one image: 512 masked forwards each

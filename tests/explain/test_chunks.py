@@ -4,6 +4,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cnnviz_jax as cj
 from cnnviz_jax.explain import chunks
@@ -13,6 +14,7 @@ def _temp_mib(fn, *args) -> float:
   return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes / 2**20
 
 
+@pytest.mark.slow
 def test_integrated_gradients_chunks_bound_memory_and_keep_the_values(tiny):
   """64 rows (2 images × 32 steps) in chunks of 4 need a fraction of the unchunked scratch
   memory; on an H100, ResNet-50 at 1,024 rows asked for 55 GiB whatever the chunk."""

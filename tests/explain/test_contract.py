@@ -19,6 +19,9 @@ from cnnviz_jax import xla_flags
 from contract_methods import HELPERS, LAYER, METHODS, images, tiny_model, tiny_variables
 
 NAMES = sorted(METHODS)
+# over 5 s each to compile (their loops, or many forwards): the full suite's, not the quick tier's
+SLOW_TO_VMAP = {"activation_maximisation", "deletion_insertion", "max_activating_patches",
+                "randomisation_check", "score_cam", "smoothgrad"}
 
 
 def _close(a, b, name, rtol=1e-5, atol=1e-6):
@@ -51,7 +54,8 @@ def test_model_free_methods_jit(setup, name):
   _close(jax.jit(lambda z: call(model, None, z))(x), call(model, None, x), name)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if METHODS[n].uses_variables])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] * (n in SLOW_TO_VMAP))
+                                  for n in NAMES if METHODS[n].uses_variables])
 def test_jit_and_vmap_over_an_ensemble_of_variables_equal_a_python_loop(setup, name):
   """jit: every call below is jitted; vmap over 3 stacked inits = the 3 jitted calls."""
   model, x, ensemble = setup
@@ -63,6 +67,7 @@ def test_jit_and_vmap_over_an_ensemble_of_variables_equal_a_python_loop(setup, n
            rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in NAMES if METHODS[n].differentiable is not None])
 def test_parameter_gradient_matches_finite_differences(setup, name):
   method = METHODS[name]
@@ -106,6 +111,7 @@ def test_sharded_over_8_devices_equals_one_device():
 
 
 # --- The stated limitations --------------------------------------------------------------
+@pytest.mark.slow
 def test_activation_maximisation_images_are_constant_in_the_parameters(setup):
   """Its docstring: the optimisation sees the parameters through stop_gradient, and the
   objective's gradient is that of the layer's activation on the final images held fixed."""
@@ -126,6 +132,7 @@ def test_activation_maximisation_images_are_constant_in_the_parameters(setup):
   _close(ours, jax.grad(on_fixed_images)(params), "objective", rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_randomisation_check_spearman_has_a_zero_gradient(setup):
   model, x, ensemble = setup
   call = METHODS["randomisation_check"].call

@@ -32,6 +32,7 @@ class _SmoothNet(nn.Module):
     return nn.Dense(3, param_dtype=x.dtype, name="head")(jnp.mean(x, axis=(1, 2)))
 
 
+@pytest.mark.slow
 def test_gradient_matches_finite_differences():
   """float64 and a smooth user-written net, so central differences are exact to ~1e-9."""
   with jax.enable_x64(True):
@@ -48,6 +49,7 @@ def test_gradient_matches_finite_differences():
     assert E.resolve_layers(model, variables, x, None) == ["conv2"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline", [None, "blur"])
 def test_integrated_gradients_completeness(baseline):
   """sum over pixels of IG = S(x) − S(x'), to the trapezoid rule's O(1/steps²) error.
@@ -66,6 +68,7 @@ def test_integrated_gradients_completeness(baseline):
     np.testing.assert_allclose(ig.sum(axis=(1, 2, 3)), out, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_smoothgrad_is_the_mean_gradient_of_the_noisy_copies(tiny):
   model, variables, x = tiny
   noise = jnp.asarray(np.random.RandomState(5).randn(2, 3, 32, 32, 3) * 0.2, jnp.float32)
@@ -84,6 +87,7 @@ def _acts_and_grads(model, variables, x, k):
   return np.asarray(acts[LAYER], np.float64), np.asarray(grads[LAYER], np.float64)
 
 
+@pytest.mark.slow
 def test_grad_cam_and_plus_plus_equal_their_formulas(tiny):
   model, variables, x = tiny
   a, g = _acts_and_grads(model, variables, x, 1)
@@ -123,6 +127,7 @@ def test_layer_none_is_the_last_spatial_layer(tiny):
   assert E.resolve_layers(model, variables, x, None) == [LAYER]
 
 
+@pytest.mark.slow
 def test_score_cam_equals_its_definition_with_dead_channels(tiny):
   """Brute force over channels (one masked forward each), with some channels dead so the
   shared zero-image forward and uneven chunks are exercised."""
@@ -144,6 +149,7 @@ def test_score_cam_equals_its_definition_with_dead_channels(tiny):
   np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_score_cam_several_targets_share_the_masked_forwards(tiny):
   model, variables, x = tiny
   both = E.score_cam(model, variables, x, LAYER, [0, 3], chunk=64)

@@ -28,6 +28,7 @@ def visualised(net):
                                  learning_rate=0.2, seed=0)
 
 
+@pytest.mark.slow
 def test_raises_each_channel_far_above_the_dataset(net, visualised):
   _, _, acts = net
   dataset_mean = acts.mean((1, 2))  # (N, C) the objective on each dataset image
@@ -40,6 +41,7 @@ def test_raises_each_channel_far_above_the_dataset(net, visualised):
   assert np.all(visualised.history[-1] > visualised.history[0])
 
 
+@pytest.mark.slow
 def test_deterministic_for_a_seed(net, visualised):
   model, variables, _ = net
   again = activation_maximisation(model, variables, LAYER, CHANNELS, steps=128,
@@ -49,6 +51,7 @@ def test_deterministic_for_a_seed(net, visualised):
   assert not np.allclose(other.images, visualised.images[:2])
 
 
+@pytest.mark.slow
 def test_single_unit_and_pixel_parametrisation(net):
   model, variables, acts = net
   unit = activation_maximisation(model, variables, LAYER, [0, 2], unit=(4, 4), steps=64,

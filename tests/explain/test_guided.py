@@ -74,6 +74,7 @@ def test_guided_backprop_of_a_selu_model_uses_the_guided_selu(tiny):
   np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_guided_grad_cam_is_guided_backprop_times_the_upsampled_cam(tiny):
   model, variables, x = tiny
   ours = E.guided_grad_cam(model, variables, x, "block4_conv1", 2)

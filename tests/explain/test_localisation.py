@@ -55,6 +55,7 @@ def trained():
   return model, variables
 
 
+@pytest.mark.slow
 def test_grad_cam_maximum_falls_on_the_object(trained):
   model, variables = trained
   x, y, masks = _squares(256, seed=1)

@@ -18,6 +18,7 @@ def data():
   return model, cj.models.initialise(model, jax.random.key(0), x[:1]), x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["block2", "block4_conv1"])
 def test_top_k_over_the_dataset_and_patches_under_the_receptive_field(data, layer):
   model, variables, x = data

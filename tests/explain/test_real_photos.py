@@ -74,6 +74,7 @@ def test_peer_view_computes_the_reference(lite0, close):
     close(peer(x_torch).numpy(), reference(x_torch).numpy(), tol=1e-6)
 
 
+@pytest.mark.slow
 def test_grad_cam_at_the_last_spatial_layer_equals_pytorch_grad_cam(lite0, close):
   _, peer, model, variables, x, x_torch, top1 = lite0
   assert cj.explain.resolve_layers(model, variables, x, None)[-1] == "top"

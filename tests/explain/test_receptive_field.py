@@ -52,6 +52,7 @@ def test_keras_resnet50_matches_published_resnet_v1_50():
   assert [got[f"layer{i}"].stride[0] for i in (1, 2, 3)] == [4, 8, 16]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, expected", [
     # torchvision layout (stride on the first block's 3x3), from the closed form of
     # Araujo et al. eq. (2) r = 1 + sum (k_l - 1) prod_{i<l} s_i; the same sizes are quoted
@@ -75,6 +76,7 @@ def test_published_and_closed_form_values(name, expected):
 
 # Empirical cross-check: one trace + one batched backward per group; each group's input is
 # the smallest that holds the three unit ends the measurement needs (it raises otherwise).
+@pytest.mark.slow
 @pytest.mark.parametrize("name, groups", [
     ("small_cnn_bn", {32: None}),
     ("small_cnn", {96: None}),

@@ -49,6 +49,7 @@ def test_layers_top_down_and_cascading_replaces_exactly_those(net):
     randomised_variables(model, variables, x, jax.random.key(1), "all")
 
 
+@pytest.mark.slow
 def test_check_equals_explaining_each_randomised_model_alone(net):
   model, variables, x = net
   explainer = functools.partial(cj.explain.grad_cam, layer="block4_conv1")

@@ -8,6 +8,7 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cnnviz_jax as cj
 from cnnviz_jax import xla_flags
@@ -15,6 +16,7 @@ from cnnviz_jax import xla_flags
 E = cj.explain
 
 
+@pytest.mark.slow
 def test_grad_cam_loss_is_differentiable_in_the_parameters(tiny):
   """A "right for the right reasons" penalty (Ross et al. 2017): Grad-CAM mass outside a
   mask, differentiated w.r.t. the parameters; checked against central differences."""
@@ -82,6 +84,7 @@ _SHARDED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_over_8_devices_equals_one_device():
   flags = f"{xla_flags.CPU_FLAGS} --xla_force_host_platform_device_count=8"
   env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")

@@ -9,6 +9,7 @@ import pytest
 from cnnviz_jax.models import layers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
 @pytest.mark.parametrize("padding", ["VALID", ((0, 0), (0, 0))])
 def test_pointwise_equals_lax_convolution_and_its_gradients(strides, padding):

@@ -3,6 +3,7 @@ see: the own head's dropout and stochastic depth on the residual branches."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cnnviz_jax as cj
 from cnnviz_jax.models import efficientnet_lite
@@ -14,6 +15,7 @@ def test_own_head_dropout_is_the_builders_and_is_swappable():
   assert cj.models.create("efficientnet_lite0", head="dense128").head.input_dropout == 0.0
 
 
+@pytest.mark.slow
 def test_dropout_and_stochastic_depth_act_only_in_training():
   x = jnp.asarray(np.random.RandomState(0).randn(2, 32, 32, 3), jnp.float32)
   # narrow and shallow (fast to compile); depth 0.5 keeps 3 residual blocks, the only ones

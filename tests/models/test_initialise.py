@@ -3,10 +3,12 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cnnviz_jax as cj
 
 
+@pytest.mark.slow
 def test_initialise_is_model_init_and_a_subset_is_the_full_inits_values():
   model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
   x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)

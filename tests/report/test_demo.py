@@ -38,6 +38,7 @@ def test_demo_command_trains_and_prints_where_the_report_is(demo_run):
     assert (workdir / "figures" / figure["file"]).stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_demo_console_shows_the_header_epochs_and_results_without_library_noise(demo_run):
   workdir, result = demo_run
   output = result.stdout + result.stderr
@@ -57,6 +58,7 @@ def test_demo_console_shows_the_header_epochs_and_results_without_library_noise(
     assert noise not in output, noise
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_with_sections_in_reading_order_and_versions(demo_run):
   workdir, _ = demo_run
   page = (workdir / "report.html").read_text()
@@ -74,6 +76,7 @@ def test_report_is_self_contained_with_sections_in_reading_order_and_versions(de
     assert column in faithful
 
 
+@pytest.mark.slow
 def test_confusion_matrix_figure_shows_the_numbers_of_results_json(demo_run):
   workdir, _ = demo_run
   results = json.loads((workdir / "results.json").read_text())
@@ -85,6 +88,7 @@ def test_confusion_matrix_figure_shows_the_numbers_of_results_json(demo_run):
   np.testing.assert_allclose([float(t) for t in texts[n:2 * n]], normalised.ravel(), atol=0.005)
 
 
+@pytest.mark.slow
 def test_gif_has_one_frame_per_class(demo_run):
   workdir, _ = demo_run
   classes = json.loads((workdir / "results.json").read_text())["class_names"]
@@ -97,6 +101,7 @@ def test_gif_has_one_frame_per_class(demo_run):
   assert all(np.abs(frames[0] - f).mean() > 0.5 for f in frames[1:])  # the frames differ
 
 
+@pytest.mark.slow
 def test_report_opens_in_headless_chromium_without_errors(demo_run, tmp_path):
   if report_runs.chromium() is None:
     pytest.skip("no Chromium found (Debian: apt-get install -y chromium); .ci/run installs it")
@@ -131,6 +136,7 @@ def test_browser_probe_catches_a_broken_image_and_a_script_error(tmp_path):
   assert any("undefinedFunction" in e for e in found["errors"])
 
 
+@pytest.mark.slow
 def test_partial_workdir_yields_a_report_marked_partial(demo_run, tmp_path):
   finished, _ = demo_run
   partial = tmp_path / "killed"
@@ -150,6 +156,7 @@ def test_partial_workdir_yields_a_report_marked_partial(demo_run, tmp_path):
   assert "pointing_game" not in names and "Faithfulness checks skipped (quick)" in page
 
 
+@pytest.mark.slow
 def test_images_command_with_a_workdir_writes_overlays_at_image_size(demo_run, tmp_path):
   workdir, _ = demo_run
   paths = report_runs.image_files(tmp_path)
@@ -172,6 +179,7 @@ def test_images_command_with_a_workdir_writes_overlays_at_image_size(demo_run, t
     assert all(i["complete"] and i["width"] > 0 for i in found["images"])
 
 
+@pytest.mark.slow
 def test_unknown_report_layers_are_named_with_the_valid_ones(demo_run):
   workdir, _ = demo_run
   run = workdir_lib.load_run(workdir)
@@ -181,6 +189,7 @@ def test_unknown_report_layers_are_named_with_the_valid_ones(demo_run):
       "block4_conv1", ("block1_conv1", "block2", "block4_conv1"))
 
 
+@pytest.mark.slow
 def test_mode_report_rewrites_the_report_of_an_existing_workdir(demo_run):
   workdir, _ = demo_run
   before = (workdir / "report.html").stat().st_mtime_ns

@@ -35,6 +35,7 @@ def test_unreadable_image_is_named_before_any_model_is_loaded(tmp_path):
     images.check_methods(["grad_cam", "gradcam"])
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_input_with_a_clear_message_and_exit_code(tmp_path):
   bad = tmp_path / "broken.png"
   bad.write_bytes(b"\x89PNG but truncated")

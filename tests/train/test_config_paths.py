@@ -34,6 +34,7 @@ def _assert_trees_close(a, b, atol):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=atol), a, b)
 
 
+@pytest.mark.slow
 def test_feature_extraction_equals_training_the_head_on_the_frozen_backbone(tmp_path, data_dir):
   config = _sgd_head_only(runs.tiny_config(data_dir))
   direct = loop.train_and_evaluate(config, tmp_path / "direct")
@@ -61,6 +62,7 @@ def test_feature_extraction_equals_training_the_head_on_the_frozen_backbone(tmp_
   np.testing.assert_allclose(logits, model.apply(variables, images), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_label_smoothing_is_the_smoothed_cross_entropy_of_the_first_step(tmp_path, data_dir):
   config = runs.tiny_config(data_dir, epochs=1)
   config.data.shapes.update(num_train=32)  # one full-batch step: its loss is at the init
@@ -77,6 +79,7 @@ def test_label_smoothing_is_the_smoothed_cross_entropy_of_the_first_step(tmp_pat
   np.testing.assert_allclose(runs.history(tmp_path)[0]["train_loss"], expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_results_metrics_equal_scikit_learn_with_more_than_five_classes(tmp_path, data_dir):
   config = runs.tiny_config(data_dir, epochs=1)
   config.data.shapes.update(num_classes=7, num_train=224, num_validation=70, num_test=70)
@@ -101,6 +104,7 @@ def test_results_metrics_equal_scikit_learn_with_more_than_five_classes(tmp_path
     assert [c["support"] for c in per_class] == support.tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("restore_best", [True, False])
 def test_second_stage_starts_from_the_best_epoch_with_restore_best(tmp_path, data_dir,
                                                                    restore_best):

@@ -141,6 +141,7 @@ def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uni
         json.loads((workdir / "results.json").read_text())["splits"]
 
 
+@pytest.mark.slow
 def test_bad_config_fails_before_any_work_naming_the_field(tmp_path, data_dir):
   unknown = runs.run_main(tmp_path / "a", data_dir, "--config.stages[0].optimizer.nam=sgd")
   assert unknown.returncode != 0

@@ -29,6 +29,7 @@ def tiny():
   return model, variables, x, jnp.asarray(mask), jnp.asarray([0, 2, 1, 2])
 
 
+@pytest.mark.slow
 def test_input_gradient_penalty_is_ross_et_al_term_on_the_trained_function(tiny):
   """Σ ((1 − m) ∂/∂x Σ_n Σ_k log p_nk)², with BatchNorm on the batch's statistics as the
   cross-entropy sees it (flax's own train mode), or on the running ones with freeze_bn."""
@@ -87,6 +88,7 @@ def test_grad_cam_penalty_is_the_squared_mass_outside_at_the_layer_resolution(ti
   np.testing.assert_allclose(ours, (1 - inside) ** 2, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", explanation_loss.KINDS)
 def test_every_kind_has_a_parameter_gradient_that_matches_finite_differences(tiny, kind):
   model, variables, x, mask, labels = tiny
@@ -121,6 +123,7 @@ def _state_and_step(model, variables, weight, kind="grad_cam"):
   return state, jax.jit(steps.make_train_step(model, tx, mask, explanation_penalty=penalty))
 
 
+@pytest.mark.slow
 def test_the_jitted_step_adds_the_penalty_and_weight_zero_is_plain_training(tiny):
   model, variables, x, mask, labels = tiny
   batch = {"image": x, "label": labels, "object_mask": mask}

@@ -8,6 +8,7 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cnnviz_jax as cj
 import runs
@@ -55,6 +56,7 @@ _SHARDED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_penalised_step_on_8_sharded_devices_equals_one_device():
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=f"{xla_flags.CPU_FLAGS} --xla_force_host_platform_device_count=8")
@@ -78,6 +80,7 @@ def _two_stage_config(data_dir, second_epochs):
   return config
 
 
+@pytest.mark.slow
 def test_stages_with_freezing_and_the_penalty_resume_exactly(tmp_path, data_dir):
   config = _two_stage_config(data_dir, 2)
   complete = tmp_path / "complete"

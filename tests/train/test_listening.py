@@ -6,6 +6,8 @@ import re
 import signal
 import time
 
+import pytest
+
 import runs
 
 
@@ -52,6 +54,7 @@ def test_address_decoding():
   assert not _is_loopback("::0:35413") and not _is_loopback("0.0.0.0:80")
 
 
+@pytest.mark.slow  # a training run
 def test_one_process_run_listens_on_loopback_only(tmp_path, data_dir):
   workdir = tmp_path / "run"
   process = runs.run_main(workdir, data_dir, wait=False)

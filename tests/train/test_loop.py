@@ -29,6 +29,7 @@ def finished_run(tmp_path_factory, data_dir):
   return workdir, loop.train_and_evaluate(_four_classes(data_dir), workdir)
 
 
+@pytest.mark.slow
 def test_workdir_has_results_history_events_config_and_checkpoints(finished_run):
   workdir, out = finished_run
   results = json.loads((workdir / "results.json").read_text())
@@ -84,6 +85,7 @@ def test_checkpoint_of_another_head_or_class_count_is_refused(finished_run, data
   assert not (workdir / "config_changes.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["freeze", "fraction", "features"])
 def test_frozen_params_stay_at_their_start_and_the_rest_trains(mode, tmp_path, data_dir):
   """Regex freezing and freeze_fraction (the two first of four blocks), and feature

@@ -41,6 +41,7 @@ def trained(tmp_path_factory):
   return out
 
 
+@pytest.mark.slow
 def test_plain_training_falls_for_the_decoy(trained):
   accuracy, inside = trained["plain"]
   assert accuracy["validation"] > 0.9, accuracy  # the patch agrees with the class here...
@@ -48,6 +49,7 @@ def test_plain_training_falls_for_the_decoy(trained):
   assert inside < 0.1, inside  # Grad-CAM on the patch, not on the object (chance ~0.15)
 
 
+@pytest.mark.slow  # its fixture trains
 def test_the_grad_cam_penalty_puts_grad_cam_on_the_object(trained):
   _, plain = trained["plain"]
   accuracy, penalised = trained["grad_cam"]

@@ -80,6 +80,7 @@ def _gradient(model, state, images, labels):
   return jax.grad(loss)(state["params"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
 def test_second_stage_applies_its_schedule_from_its_own_step_zero(tmp_path, data_dir, schedule):
   config = _config(data_dir, schedule)

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 import cnnviz_jax as cj
 import runs
@@ -51,6 +52,7 @@ def _step_flops(model, x, mask):
   return step.lower(state, batch).compile().cost_analysis()["flops"]
 
 
+@pytest.mark.slow
 def test_freezing_90_percent_of_resnet50_skips_the_backward_below_it():
   """No gradient is computed below the lowest trainable layer: the step's FLOPs fall
   from ≈ 3 forwards (forward + input and weight gradients) towards ≈ 1 forward."""

@@ -12,6 +12,7 @@ from cnnviz_jax.train import loop
 torch = pytest.importorskip("torch")
 
 
+@pytest.mark.slow
 def test_converted_backbone_trains_a_new_head_and_stays_exact(tmp_path, data_dir, torch_reference):
   reference = torch_reference("resnet18")
   variables, meta = cj.weights.from_torchvision("resnet18", reference.state_dict())

@@ -184,6 +184,7 @@ def test_training_takes_over_a_killed_runs_lock_and_releases_its_own(trained):
   assert (workdir / "results.json").exists()
 
 
+@pytest.mark.slow  # evaluate, a report and two command lines beside a held lock
 def test_training_beside_a_live_run_is_refused_and_read_only_modes_run(trained, data_dir):
   workdir, config, _ = trained
   holder = _hold(workdir)

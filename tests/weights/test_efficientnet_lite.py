@@ -50,6 +50,7 @@ def _reference_taps(reference, x_nhwc):
   return logits, {name: outputs[name] for name in names}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,size,seed", [("efficientnet_lite0", 64, 0),
                                             ("efficientnet_lite4", 72, 1)])  # 72: odd maps too
 def test_random_weights_every_block_and_logits_equal_the_reference(arch, size, seed,

@@ -146,6 +146,7 @@ def test_resnet50_full_size_224_equal_keras(layout, reference):
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 # VGG-16 last: the next two tests read its files
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["vgg19_keras", "vgg16_keras"])
 def test_vgg_every_block_and_logits_equal_keras(arch, layout, reference):
   # 224×224 only: Keras' Flatten fixes the input size

@@ -88,6 +88,7 @@ def _assert_same_arrays(arch, path, variables):
   _assert_same_flat(convert_layers(arch, read_layers(path, arch))[0], _flat(variables))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", list(_KERAS))
 def test_every_block_and_logits_equal_keras(arch, reference):
   """The legacy file's conversion runs against Keras; the Keras 3 file's must be identical

@@ -44,6 +44,7 @@ def test_load_of_a_non_weights_directory_names_what_is_missing(tmp_path):
     cj.weights.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_transfer_keeps_backbone_bit_exact_and_reports_the_new_head(resnet18):
   _, variables, _ = resnet18
   model = cj.models.create("resnet18", num_classes=5, head="dense128")

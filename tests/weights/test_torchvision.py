@@ -50,6 +50,7 @@ def test_every_converter_arch_is_a_registered_model_and_tested_here():
   assert len(tv_weights.ARCHS) == 13  # resnet18…152, vgg11…19 and their _bn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,size", list(SIZES.items()))
 def test_logits_and_every_block_equal_torchvision(arch, size, torch_reference):
   reference = torch_reference(arch)
@@ -75,6 +76,7 @@ def test_full_size_224_equal_torchvision(arch, torch_reference):
   _assert_close("logits", cj.models.create(arch).apply(variables, x), ref_logits)
 
 
+@pytest.mark.slow
 def test_vgg_adaptive_pool_any_size_like_torchvision(torch_reference):
   """Inputs whose final map is not 7×7 go through torchvision's AdaptiveAvgPool2d(7)."""
   reference = torch_reference("vgg11", seed=4)

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 
 from cnnviz_jax import explain
 from cnnviz_jax.models import taps
+from cnnviz_jax.train import steps
 
 INPUT_KINDS = {"input_gradient": explain.gradient, "gradient_x_input": explain.gradient_x_input,
                "integrated_gradients": None}  # sampled: see _sampled_integrated_gradients
@@ -102,29 +103,6 @@ def check_masks(source) -> None:
                    f"{source.split!r} has none{detail}")
 
 
-def _batch_statistics_batchnorm(next_fun, args, kwargs, context):
-  """Interceptor: every BatchNorm normalises with the batch's statistics (as in training),
-  without touching its running averages."""
-  module = context.module
-  if not isinstance(module, nn.BatchNorm) or context.method_name != "__call__":
-    return next_fun(*args, **kwargs)
-  x = args[0]
-  if module.axis not in (-1, x.ndim - 1):
-    raise NotImplementedError(f"the explanation penalty supports BatchNorm over the last axis, "
-                              f"not {module.axis}")
-  xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-  axes = tuple(range(x.ndim - 1))
-  mean = jnp.mean(xf, axes)
-  var = jnp.maximum(jnp.mean(jnp.square(xf), axes) - jnp.square(mean), 0.0)  # as flax
-  y = (xf - mean) * jax.lax.rsqrt(var + module.epsilon)
-  params = module.variables.get("params", {})
-  if module.use_scale:
-    y = y * params["scale"]
-  if module.use_bias:
-    y = y + params["bias"]
-  return y.astype(module.dtype or x.dtype)
-
-
 def _sampled_integrated_gradients(model, variables, x, target, key) -> jax.Array:
   """x · ∇S(αx), α ~ U(0, 1) per image: E_α of it is integrated gradients from black."""
   alpha = jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
@@ -156,7 +134,7 @@ def per_example(spec, model: nn.Module, variables, images: jax.Array, object_mas
     return CAM_KINDS[kind](model, variables, images, spec.get("layer") or None, target)
 
   if batch_statistics and kind != "integrated_gradients":
-    with nn.intercept_methods(_batch_statistics_batchnorm):
+    with nn.intercept_methods(steps.batchnorm_interceptor(batch_statistics=True)):
       heat = attribution()
   else:
     heat = attribution()

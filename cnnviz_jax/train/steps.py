@@ -15,24 +15,38 @@ from cnnviz_jax.train import freeze, optimizers
 from cnnviz_jax.train.state import TrainState
 
 
-def _running_average_batchnorm(next_fun, args, kwargs, context):
-  """Interceptor: every BatchNorm normalises with its running statistics (frozen BN).
+def batchnorm_interceptor(*, batch_statistics: bool) -> Callable:
+  """-> an interceptor under which every BatchNorm normalises without updating its running
+  averages: with the batch's statistics (as in training) or the running ones (frozen BN).
 
-  nn.BatchNorm fixes `use_running_average` at construction in most models, so the
-  eval-mode formula is applied here from the module's own variables and settings.
+  nn.BatchNorm fixes `use_running_average` at construction in most models, so the formula
+  is applied here from the module's own variables and settings.
   """
-  module = context.module
-  if not isinstance(module, nn.BatchNorm) or context.method_name != "__call__":
-    return next_fun(*args, **kwargs)
-  if module.axis not in (-1, args[0].ndim - 1):
-    raise NotImplementedError(f"freeze_bn supports BatchNorm over the last axis, not {module.axis}")
-  x, stats, params = args[0], module.variables["batch_stats"], module.variables.get("params", {})
-  y = (x - stats["mean"]) * jax.lax.rsqrt(stats["var"] + module.epsilon)
-  if module.use_scale:
-    y = y * params["scale"]
-  if module.use_bias:
-    y = y + params["bias"]
-  return y.astype(module.dtype or x.dtype)
+
+  def interceptor(next_fun, args, kwargs, context):
+    module = context.module
+    if not isinstance(module, nn.BatchNorm) or context.method_name != "__call__":
+      return next_fun(*args, **kwargs)
+    x = args[0]
+    if module.axis not in (-1, x.ndim - 1):
+      raise NotImplementedError(f"BatchNorm over axis {module.axis} is not supported here "
+                                "(freeze_bn, the explanation penalty): only the last axis")
+    xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    if batch_statistics:
+      axes = tuple(range(x.ndim - 1))
+      mean = jnp.mean(xf, axes)
+      var = jnp.maximum(jnp.mean(jnp.square(xf), axes) - jnp.square(mean), 0.0)  # as flax
+    else:
+      mean, var = module.variables["batch_stats"]["mean"], module.variables["batch_stats"]["var"]
+    y = (xf - mean) * jax.lax.rsqrt(var + module.epsilon)
+    params = module.variables.get("params", {})
+    if module.use_scale:
+      y = y * params["scale"]
+    if module.use_bias:
+      y = y + params["bias"]
+    return y.astype(module.dtype or x.dtype)
+
+  return interceptor
 
 
 def cross_entropy(logits, labels, weights, label_smoothing: float = 0.0):
@@ -72,7 +86,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
     if features_input_shape is not None:
       return taps.apply_head(model, variables, images, features_input_shape, **kwargs)
     if freeze_bn:
-      with nn.intercept_methods(_running_average_batchnorm):
+      with nn.intercept_methods(batchnorm_interceptor(batch_statistics=False)):
         return model.apply(variables, images, **kwargs)
     return model.apply(variables, images, **kwargs)
 

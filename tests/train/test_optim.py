@@ -114,6 +114,6 @@ def test_frozen_batchnorm_in_training_equals_eval_mode_batchnorm():
   x = jnp.asarray(np.random.RandomState(0).randn(4, 32, 32, 3), jnp.float32)
   variables = cj.models.initialise(model, jax.random.key(0), x)
   variables["batch_stats"] = jax.tree.map(lambda v: v + 0.3, variables["batch_stats"])
-  with nn.intercept_methods(steps._running_average_batchnorm):  # pylint: disable=protected-access
+  with nn.intercept_methods(steps.batchnorm_interceptor(batch_statistics=False)):
     frozen, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
   np.testing.assert_allclose(frozen, model.apply(variables, x, train=False), atol=1e-5)

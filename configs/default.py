@@ -7,6 +7,7 @@ Expect: ≥ 97% test accuracy in about 5 minutes on 2 CPU cores.
 import ml_collections
 
 from cnnviz_jax.data import config as data_config
+from cnnviz_jax.data import splits
 
 
 HEAD_ONLY = (r"^(?!head/)",)  # a freeze rule: every parameter outside the head
@@ -66,5 +67,5 @@ def get_config() -> ml_collections.ConfigDict:
       enabled=False, metric="accuracy", mode="max", patience=5, restore_best=True))
   config.checkpoint_keep = 2
   config.checkpoint_every_steps = 0  # also checkpoint inside epochs, every N steps (0: off)
-  config.eval_splits = ("train", "validation", "test")
+  config.eval_splits = splits.SPLIT_NAMES
   return config

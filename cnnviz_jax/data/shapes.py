@@ -14,9 +14,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from cnnviz_jax import storage
-from cnnviz_jax.data import shapes_decoy, shapes_render
+from cnnviz_jax.data import shapes_decoy, shapes_render, splits
 
-SPLITS = ("train", "validation", "test")
 VERSION = "1.0.0"
 
 
@@ -91,7 +90,7 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     sizes = (cfg.num_train, cfg.num_validation, cfg.num_test)
     return {name: self._generate_examples(i, n)
-            for i, (name, n) in enumerate(zip(SPLITS, sizes)) if n > 0}
+            for i, (name, n) in enumerate(zip(splits.SPLIT_NAMES, sizes)) if n > 0}
 
   def _generate_examples(self, split_index: int, num_examples: int):
     cfg = self.builder_config
@@ -103,7 +102,7 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     if cfg.decoy:  # its own stream: the objects and masks are the decoy-free config's
       images = shapes_decoy.add_decoys(np.random.SeedSequence([cfg.seed, split_index, 1]),
                                        images, masks, labels, cfg.decoy,
-                                       class_coloured=SPLITS[split_index] != "test")
+                                       class_coloured=splits.SPLIT_NAMES[split_index] != "test")
     for i in range(num_examples):
       # PNG bytes via PIL: ~10x faster than tfds' per-image TF graph call for small images
       yield i, {"image": storage.png_bytes(images[i]), "object_mask": storage.png_bytes(masks[i]),

@@ -5,6 +5,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cnnviz_jax.data import splits as data_splits
 from cnnviz_jax.report import display
 
 _ANNOTATE_UP_TO = 20  # classes: beyond that, cell numbers are unreadable
@@ -57,7 +58,7 @@ def confusion_matrices(results: dict, directory: epath.Path,
 def per_class_accuracy(results: dict, directory: epath.Path) -> display.Figure:
   """Per-class accuracy (recall) on every evaluated split, as horizontal bars."""
   names = results["class_names"]
-  splits = [s for s in ("train", "validation", "test") if s in results["splits"]]
+  splits = [s for s in data_splits.SPLIT_NAMES if s in results["splits"]]
   n = len(names)
   fig, ax = plt.subplots(figsize=(6.5, min(max(2.5, 0.32 * n * max(len(splits), 1) / 1.5 + 1.2),
                                            30)), layout="constrained")

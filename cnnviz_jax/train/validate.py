@@ -3,7 +3,7 @@ import ml_collections
 
 from cnnviz_jax import models
 from cnnviz_jax.data import config as data_config
-from cnnviz_jax.data import image_folder
+from cnnviz_jax.data import image_folder, splits
 from cnnviz_jax.errors import ConfigError
 from cnnviz_jax.train import explanation_loss, from_config, optimizers, schedules
 from cnnviz_jax.weights import store
@@ -12,7 +12,6 @@ TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_sm
              "stages", "early_stopping", "checkpoint_keep", "checkpoint_every_steps",
              "eval_splits", "explanation_loss"}
 STAGE = {"epochs", "optimizer", "schedule", "freeze", "freeze_fraction", "freeze_bn"}
-SPLITS = ("train", "validation", "test")
 
 
 def _unknown(config, valid, where):
@@ -50,10 +49,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if early.metric not in ("accuracy", "loss") or early.mode not in ("max", "min"):
     raise ConfigError("config.early_stopping: metric must be 'accuracy' or 'loss' and mode 'max' "
                       f"or 'min'; got {early.metric!r}, {early.mode!r}")
-  bad_splits = [s for s in config.eval_splits if s not in SPLITS]
+  bad_splits = [s for s in config.eval_splits if s not in splits.SPLIT_NAMES]
   if bad_splits or "validation" not in config.eval_splits:
     raise ConfigError(f"config.eval_splits must include 'validation' and hold only "
-                      f"{', '.join(SPLITS)}; got {tuple(config.eval_splits)}")
+                      f"{', '.join(splits.SPLIT_NAMES)}; got {tuple(config.eval_splits)}")
   every = config.get("checkpoint_every_steps", 0)
   if not isinstance(every, int) or every < 0:
     raise ConfigError(f"config.checkpoint_every_steps must be an int >= 0; got {every!r}")

@@ -23,6 +23,12 @@ TORCHVISION_SEED_002 = dict(kind="torchvision", scale=(0.08, 1.0), ratio=(3 / 4,
                             fill_mode="constant")
 
 
+# The synthetic shapes' generation parameters (data/shapes.py), defaults: the demo's.
+# decoy: side (px) of a class-coloured corner patch, a confounder (shapes_decoy.py); 0: none
+SHAPES = dict(num_classes=5, image_size=32, num_train=6000, num_validation=1000, num_test=1000,
+              distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0, decoy=0)
+
+
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "shapes"  # see sources.NAMES
@@ -35,10 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.max_per_class = None  # image folders: keep at most this many per class (seed 000: 1000)
   c.split_fractions = (0.8, 0.1, 0.1)  # train/val/test, where the dataset has no such split
   c.split_seed = 0  # the split does not move when the training seed does
-  # decoy: side (px) of a class-coloured corner patch, a confounder (shapes_decoy.py); 0: none
-  c.shapes = ml_collections.ConfigDict(dict(
-      num_classes=5, image_size=32, num_train=6000, num_validation=1000, num_test=1000,
-      distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0, decoy=0))
+  c.shapes = ml_collections.ConfigDict(SHAPES)
   c.batch_size = 32  # global, over every device of every process
   c.eval_batch_size = None  # None: batch_size
   c.image_size = 32  # model input side

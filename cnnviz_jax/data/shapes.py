@@ -14,27 +14,30 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from cnnviz_jax import storage
+from cnnviz_jax.data import config as data_config
 from cnnviz_jax.data import shapes_decoy, shapes_render, splits
+from cnnviz_jax.errors import ConfigError
 
 VERSION = "1.0.0"
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, kw_only=True)
 class ShapesConfig(tfds.core.BuilderConfig):
-  num_classes: int = 5
-  image_size: int = 32
-  num_train: int = 6000
-  num_validation: int = 1000
-  num_test: int = 1000
-  distractor_prob: float = 0.5
-  object_size: tuple[float, float] = shapes_render.OBJECT_SIZE
-  seed: int = 0
-  decoy: int = 0  # side (px) of a class-coloured corner patch, see shapes_decoy.py; 0: none
+  """The fields of data_config.SHAPES (their defaults live there)."""
+  num_classes: int
+  image_size: int
+  num_train: int
+  num_validation: int
+  num_test: int
+  distractor_prob: float
+  object_size: tuple[float, float]
+  seed: int
+  decoy: int  # side (px) of a class-coloured corner patch, see shapes_decoy.py; 0: none
 
 
 def config_name(num_classes: int, image_size: int, num_train: int, num_validation: int,
                 num_test: int, distractor_prob: float, object_size: tuple[float, float],
-                seed: int, decoy: int = 0) -> str:
+                seed: int, decoy: int) -> str:
   """A tfds config name that spells out every generation parameter."""
   size = ("" if tuple(object_size) == shapes_render.OBJECT_SIZE  # default: the names of 1.0.0
           else f"_o{round(object_size[0] * 100)}-{round(object_size[1] * 100)}")
@@ -43,17 +46,16 @@ def config_name(num_classes: int, image_size: int, num_train: int, num_validatio
           f"_d{round(distractor_prob * 100)}{size}{decoy_part}_seed{seed}")
 
 
-def make_config(num_classes: int = 5, image_size: int = 32, num_train: int = 6000,
-                num_validation: int = 1000, num_test: int = 1000,
-                distractor_prob: float = 0.5,
-                object_size: tuple[float, float] = shapes_render.OBJECT_SIZE,
-                seed: int = 0, decoy: int = 0) -> ShapesConfig:
-  """decoy: a `decoy`-pixel patch in a corner, coloured by the class in train and
-  validation and at random in test (a confounder, shapes_decoy.py); 0: none."""
-  args = dict(num_classes=num_classes, image_size=image_size, num_train=num_train,
-              num_validation=num_validation, num_test=num_test,
-              distractor_prob=distractor_prob, object_size=tuple(object_size), seed=seed,
-              decoy=int(decoy))
+def make_config(**overrides) -> ShapesConfig:
+  """overrides: fields of data_config.SHAPES (the rest keep its defaults). decoy: a
+  `decoy`-pixel patch in a corner, coloured by the class in train and validation and at
+  random in test (a confounder, shapes_decoy.py); 0: none."""
+  unknown = sorted(set(overrides) - set(data_config.SHAPES))
+  if unknown:
+    raise ConfigError(f"unknown config.data.shapes field(s) {', '.join(unknown)}; valid: "
+                    f"{', '.join(data_config.SHAPES)}")
+  args = {**data_config.SHAPES, **overrides}
+  args.update(object_size=tuple(args["object_size"]), decoy=int(args["decoy"]))
   return ShapesConfig(name=config_name(**args), version=VERSION, release_notes={VERSION: "first"},
                       description="synthetic shapes with object masks", **args)
 

@@ -51,11 +51,7 @@ def load_run(path) -> Run:
   variables, where, step = checkpoint.saved_variables(workdir,
                                                       "best" if restore_best else "latest")
   data_cfg = from_config.data_config(config)
-  if results is not None:
-    class_names = list(results["class_names"])
-  else:
-    from cnnviz_jax.data import sources  # pylint: disable=import-outside-toplevel
-    class_names = list(sources.get_source(data_cfg, "train").class_names)
+  class_names = from_config.class_names(config, results)
   return Run(workdir, config, data_cfg, class_names, from_config.model(config, len(class_names)),
              variables, f"{where}/{step}", step, workdir.history(), results,
              from_config.planned_epochs(config))

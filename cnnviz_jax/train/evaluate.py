@@ -54,14 +54,6 @@ def _checkpoint_choice(which: str) -> str | int:
   raise WorkdirError(f"--checkpoint must be best, latest or a step number; got {which!r}")
 
 
-def _trained_class_names(workdir: Workdir, trained: ml_collections.ConfigDict) -> list[str]:
-  results_json = workdir.results()
-  if results_json is not None:
-    return results_json["class_names"]
-  from cnnviz_jax.data import sources  # pylint: disable=import-outside-toplevel
-  return sources.get_source(from_config.data_config(trained), "train").class_names
-
-
 def evaluate_workdir(path, data_from: ml_collections.ConfigDict | None = None,
                      which: str = "best", splits=None, name: str | None = None
                      ) -> tuple[str, dict]:
@@ -83,7 +75,7 @@ def evaluate_workdir(path, data_from: ml_collections.ConfigDict | None = None,
     splits_lib.split_index(split)
   iterators = {s: pipeline.eval_iterator(data_cfg, split=s, sharding=sharding) for s in splits}
   class_names = list(next(iter(iterators.values())).class_names)
-  trained_names = list(_trained_class_names(workdir, trained))
+  trained_names = from_config.class_names(trained, workdir.results())
   if sorted(trained_names) != sorted(class_names):
     raise WorkdirError(f"the data's classes {class_names} are not the ones {workdir} was "
                        f"trained on: {trained_names}")

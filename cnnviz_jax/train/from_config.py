@@ -28,6 +28,15 @@ def data_config(config: ml_collections.ConfigDict) -> dict:
   return data_config_lib.with_meta(resolved, weights.load_meta(config.weights))
 
 
+def class_names(config: ml_collections.ConfigDict, results: dict | None) -> list[str]:
+  """The classes a run of `config` trains on, in its model's output order: those of its
+  results.json (`results`), else those of its training split (read from the data)."""
+  if results is not None:
+    return list(results["class_names"])
+  from cnnviz_jax.data import sources  # pylint: disable=import-outside-toplevel  (tfds, PIL)
+  return list(sources.get_source(data_config(config), "train").class_names)
+
+
 def model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
   """The configured model: name, head, compute dtype and the family's own options."""
   dtype = config.model.get("dtype", "float32")

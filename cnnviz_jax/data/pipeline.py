@@ -38,6 +38,7 @@ from cnnviz_jax.data import augment, sources, transforms
 from cnnviz_jax.data import config as config_lib
 from cnnviz_jax.data.source import Source
 from cnnviz_jax.errors import ConfigError
+from cnnviz_jax.train import mesh as mesh_lib
 from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
@@ -58,9 +59,9 @@ def _close_open_iterators() -> None:
 
 
 def batch_sharding(mesh: Mesh | None = None) -> NamedSharding:
-  """Batch axis split over every axis of `mesh` (default: a 1-D mesh of all devices)."""
+  """Batch axis split over every axis of `mesh` (default: train.mesh's, all devices)."""
   if mesh is None:
-    mesh = Mesh(np.asarray(jax.devices()), ("data",))
+    mesh = mesh_lib.make_mesh()
   names = tuple(mesh.axis_names)
   return NamedSharding(mesh, PartitionSpec(names if len(names) > 1 else names[0]))
 

@@ -82,6 +82,12 @@ def process_rows(sharding: NamedSharding, global_batch: int) -> np.ndarray:
   return np.asarray(sorted(rows), np.int64)
 
 
+def global_arrays(sharding: NamedSharding, local: dict, global_batch: int) -> dict:
+  """This process's rows (process_rows) of every array -> global arrays of global_batch."""
+  return {k: jax.make_array_from_process_local_data(sharding, v, (global_batch,) + v.shape[1:])
+          for k, v in local.items()}
+
+
 def train_streams(num_examples: int, global_batch: int, seed: int) -> list[np.ndarray]:
   """Row r's stream of positions (sizes N // G or N // G + 1)."""
   if num_examples < global_batch:
@@ -267,8 +273,7 @@ class _Base:
             f"{' (decoded)' if self._reader.decoded else ''}")
 
   def _global(self, local: dict) -> dict:
-    return {k: jax.make_array_from_process_local_data(
-        self.sharding, v, (self.global_batch,) + v.shape[1:]) for k, v in local.items()}
+    return global_arrays(self.sharding, local, self.global_batch)
 
 
 class TrainIterator(_Base):

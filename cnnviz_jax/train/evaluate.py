@@ -22,7 +22,7 @@ def evaluate(eval_step, variables, batches) -> tuple[dict, np.ndarray, np.ndarra
   totals, labels, logits = None, [], []
   for batch in batches:
     sums, out = eval_step(variables, batch)
-    sums = jax.tree.map(np.asarray, jax.device_get(sums))
+    sums = inputs.replicated_to_host(sums)
     totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
     keep = np.asarray(inputs.to_host(batch["mask"])) > 0
     labels.append(np.asarray(inputs.to_host(batch["label"]))[keep])

@@ -25,6 +25,11 @@ def to_host(x) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
+def replicated_to_host(tree):
+  """Replicated arrays (metrics: every process holds them whole) as numpy, on every host."""
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
 class Input:
   """Train and eval batches for the loop; the data position is the global step."""
 
@@ -83,31 +88,26 @@ class Input:
                    self._features[split][0].shape)
     return self
 
-  def _global(self, arrays: dict) -> dict:
-    return {k: jax.make_array_from_callback(v.shape, self.sharding, lambda i, v=v: v[i])
-            for k, v in arrays.items()}
-
   def _feature_batches(self, start_step: int, num_steps: int) -> Iterator[dict]:
     """The pipeline's own order of examples (train_order), so a feature-extraction run
     sees the batches a run on the full model with a frozen backbone would."""
     features, labels = self._features["train"]
-    every_row = np.arange(self._train.global_batch)
     order = {}
     for step in range(start_step, start_step + num_steps):
       epoch, offset = divmod(step, self.steps_per_epoch)
       if epoch not in order:
-        order = {epoch: pipeline.train_order(self._train.streams, every_row, epoch,
+        order = {epoch: pipeline.train_order(self._train.streams, self._train.rows, epoch,
                                              self.config["seed"])[0]}
-      rows = order[epoch][offset]
-      yield self._global({"image": features[rows], "label": labels[rows],
-                          "mask": np.ones(len(rows), np.float32)})
+      positions = order[epoch][offset]  # this process's rows
+      yield pipeline.global_arrays(
+          self.sharding, {"image": features[positions], "label": labels[positions],
+                          "mask": np.ones(len(positions), np.float32)}, self._train.global_batch)
 
   def _features_eval(self, split: str) -> Iterator[dict]:
     features, labels = self._features[split]
     size = self._train.global_batch
-    for start in range(0, len(labels), size):
-      n = min(size, len(labels) - start)
-      pad = size - n
-      take = np.concatenate([np.arange(start, start + n), np.zeros(pad, np.int64) + start])
-      yield self._global({"image": features[take], "label": labels[take],
-                          "mask": np.concatenate([np.ones(n), np.zeros(pad)]).astype(np.float32)})
+    for positions in pipeline.eval_order(len(labels), size, self._train.rows):
+      real = positions >= 0  # -1: padding of the last batch, masked out
+      take = np.where(real, positions, 0)
+      yield pipeline.global_arrays(self.sharding, {"image": features[take], "label": labels[take],
+                                                   "mask": real.astype(np.float32)}, size)

@@ -11,15 +11,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
+# importing data.pipeline hides the GPU from TensorFlow (tf.data only, as in training)
 from cnnviz_jax.data import augment, config as data_config, pipeline, sources, transforms
 from cnnviz_jax.data.source import Source
 from cnnviz_jax.weights import preprocessing
-
-try:  # tf.data only: TF must never take an accelerator from JAX
-  tf.config.set_visible_devices([], "GPU")
-except RuntimeError:
-  pass
-
 
 @dataclasses.dataclass
 class Examples:

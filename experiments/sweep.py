@@ -17,6 +17,7 @@ import concurrent.futures
 import importlib.util
 import json
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -52,12 +53,9 @@ SWEEP_KEYS = ("config", "parameters", "random", "seed", "metric")
 
 
 def _sweep_file(path: str) -> dict:
-  spec = importlib.util.spec_from_file_location("sweep_file", path)
-  if spec is None or not os.path.isfile(path):
+  if not os.path.isfile(path):
     raise app.UsageError(f"--sweep {path}: no such file")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  sweep = module.get_sweep()
+  sweep = runpy.run_path(path)["get_sweep"]()
   unknown = sorted(set(sweep) - set(SWEEP_KEYS))
   if unknown:
     raise app.UsageError(f"{path}: unknown sweep key(s) {unknown}; valid: {', '.join(SWEEP_KEYS)}")

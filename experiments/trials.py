@@ -1,7 +1,8 @@
 """A sweep's trials on disk: W/trials.json (stable ids), each trial's main command, and the
 check that every trial's config loads and validates before any trial runs."""
-import importlib.util
 import json
+import os
+import runpy
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -58,14 +59,12 @@ def load_config(argument: str, overrides: Sequence[str]):
 
 def variants(config: str) -> tuple[str, ...]:
   """The VARIANTS tuple of a config file (the study scripts sweep over all of them)."""
-  spec = importlib.util.spec_from_file_location("sweep_variants_config", config)
-  if spec is None:
+  if not os.path.isfile(config):
     raise ValueError(f"config file {config!r} not found")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not getattr(module, "VARIANTS", None):
+  found = runpy.run_path(config).get("VARIANTS")
+  if not found:
     raise ValueError(f"{config} has no VARIANTS tuple; a study sweeps over its variants")
-  return tuple(module.VARIANTS)
+  return tuple(found)
 
 
 def check(config: str, fixed: Sequence[str], trials: Sequence[Mapping[str, str]]) -> None:

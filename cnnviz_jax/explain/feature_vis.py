@@ -88,9 +88,8 @@ def activation_maximisation(model: nn.Module, variables, layer: str, channels: i
                      f"{', '.join(_PARAMETRISATIONS)}")
   size = size or taps.example_input(model).shape[1]
   channels = np.atleast_1d(np.asarray(channels))
-  shapes = taps.layer_shapes(model, variables, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
-  if layer not in shapes:
-    raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(shapes)}")
+  shapes = taps.check_layers(model, variables,
+                             jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32), [layer])
   if np.any((channels < 0) | (channels >= shapes[layer][-1])):
     raise ValueError(f"channels must be in [0, {shapes[layer][-1]}) for layer {layer!r}")
   return _optimise(model, layer, tuple(unit) if unit is not None else None, size, steps,

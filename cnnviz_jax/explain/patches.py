@@ -71,9 +71,8 @@ def max_activating_patches(model: nn.Module, variables, x, layer: str,
   parameters; indices, positions and crops are picks, not differentiable.
   """
   n = x.shape[0]
-  shapes = taps.layer_shapes(model, variables, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
-  if layer not in shapes:
-    raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(shapes)}")
+  shapes = taps.check_layers(model, variables, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype),
+                             [layer])
   num_channels = shapes[layer][-1]
   channels = (np.arange(num_channels) if channels is None else np.atleast_1d(channels))
   if np.any((channels < 0) | (channels >= num_channels)):

@@ -359,11 +359,8 @@ def empirical_receptive_fields(model: nn.Module, layers: Sequence[str] | None = 
   input about half the field's size, not the whole field.
   """
   variables, x = _abstract_inputs(model, variables, input_shape)
-  shapes = taps.layer_shapes(model, variables, x)
+  shapes = taps.check_layers(model, variables, x, layers or ())
   layers = list(shapes) if layers is None else list(layers)
-  unknown = [name for name in layers if name not in shapes]
-  if unknown:
-    raise ValueError(f"unknown layer(s) {unknown}; valid layers: {', '.join(shapes)}")
   units = {name: [(0, 0), (1, 1), tuple(n - 1 for n in shapes[name][1:-1])] for name in layers}
   masks = gradient_support(model, units, variables, input_shape=x.shape)
   fields = {}

@@ -44,9 +44,8 @@ def apply_with_taps(model: nn.Module, variables, x, layers: Sequence[str] = (),
   with nn.intercept_methods(interceptor):
     result = model.apply(variables, x, train=train, **apply_kwargs)
   missing = wanted - set(taps)
-  if missing:
-    raise ValueError(f"unknown layer(s) {sorted(missing)}; valid layers: "
-                     f"{', '.join(layer_names(model, variables, x))}")
+  if missing:  # never called at the top level, so not a tappable layer: check_layers raises
+    check_layers(model, variables, x, sorted(missing))
   return result, {name: taps[name] for name in layers}
 
 
@@ -99,12 +98,14 @@ def layer_names(model: nn.Module, variables, x=None) -> list[str]:
   return list(layer_shapes(model, variables, x))
 
 
-def check_layers(model: nn.Module, variables, x, layers: Sequence[str]) -> None:
-  """Raises ValueError naming the valid layers if any of `layers` is not one."""
-  valid = layer_names(model, variables, x)
-  unknown = [name for name in layers if name not in valid]
+def check_layers(model: nn.Module, variables, x, layers: Sequence[str]
+                 ) -> dict[str, tuple[int, ...]]:
+  """`layer_shapes`, after a ValueError naming the valid layers if any of `layers` is not one."""
+  shapes = layer_shapes(model, variables, x)
+  unknown = [name for name in layers if name not in shapes]
   if unknown:
-    raise ValueError(f"unknown layer(s) {unknown}; valid layers: {', '.join(valid)}")
+    raise ValueError(f"unknown layer(s) {unknown}; valid layers: {', '.join(shapes)}")
+  return shapes
 
 
 def head_inputs(model: nn.Module, variables, x) -> jax.Array:

@@ -45,10 +45,12 @@ def choose_layers(model: nn.Module, variables, image_shape, layer: str | None = 
                   feature_layers: list[str] | None = None) -> tuple[str, tuple[str, ...]]:
   """(CAM layer: by default the last spatial one, feature-map layers: by default the first,
   a middle and the last); ReportError listing the valid names for an unknown one."""
-  names = taps.layer_names(model, variables, jax.ShapeDtypeStruct((1, *image_shape), jnp.float32))
-  unknown = [n for n in [layer, *(feature_layers or [])] if n is not None and n not in names]
-  if unknown:
-    raise ReportError(f"unknown layer(s) {unknown}; valid layers: {', '.join(names)}")
+  asked = [n for n in [layer, *(feature_layers or [])] if n is not None]
+  try:
+    names = list(taps.check_layers(model, variables,
+                                   jax.ShapeDtypeStruct((1, *image_shape), jnp.float32), asked))
+  except ValueError as e:  # the report's user-input error
+    raise ReportError(str(e)) from None
   chosen = feature_layers or [names[0], names[len(names) // 2], names[-1]]
   return layer or names[-1], tuple(dict.fromkeys(chosen))
 

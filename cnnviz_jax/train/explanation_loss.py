@@ -82,13 +82,14 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
                        f"({', '.join(CAM_KINDS)}); {spec['kind']!r} explains the input: "
                        f"leave it ''")
     return
-  valid = taps.layer_names(model, jax.eval_shape(model.init, jax.random.key(0),
-                                                 jax.ShapeDtypeStruct(input_shape, jnp.float32)),
-                           jax.ShapeDtypeStruct(input_shape, jnp.float32))
-  if layer and layer not in valid:
-    raise ValueError(f"config.explanation_loss.layer: unknown layer {layer!r} of "
-                     f"{type(model).__name__}; valid layers: {', '.join(valid)} "
-                     "('' = the last one)")
+  variables = jax.eval_shape(model.init, jax.random.key(0),
+                             jax.ShapeDtypeStruct(input_shape, jnp.float32))
+  try:
+    taps.check_layers(model, variables, jax.ShapeDtypeStruct(input_shape, jnp.float32),
+                      [layer] if layer else [])
+  except ValueError as e:
+    raise ValueError(f"config.explanation_loss.layer ({type(model).__name__}): {e} "
+                     "('' = the last one)") from None
 
 
 def check_masks(source) -> None:

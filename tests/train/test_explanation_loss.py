@@ -150,8 +150,8 @@ def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
                                        r"integrated_gradients, grad_cam"):
     validate.validate(config)
   config.explanation_loss.update(kind="grad_cam", layer="block9")
-  with pytest.raises(ValueError, match=r"unknown layer 'block9' of SmallCNN; valid layers: "
-                                       r"block1_conv1, block1, block2_conv1, block2, "
+  with pytest.raises(ValueError, match=r"\(SmallCNN\): unknown layer\(s\) \['block9'\]; "
+                                       r"valid layers: block1_conv1, block1, block2_conv1, block2, "
                                        r"block3_conv1, block4_conv1"):
     validate.validate(config)
   config.explanation_loss.update(kind="input_gradient", layer="block2")

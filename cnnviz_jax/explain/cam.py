@@ -41,10 +41,6 @@ def eigen_projection(weighted: jax.Array) -> jax.Array:
   return jnp.einsum("bpc,bc->bp", flat, direction).reshape(b, h, w)
 
 
-def _at_least_f32(a: jax.Array | None) -> jax.Array | None:
-  return None if a is None else a.astype(jnp.promote_types(a.dtype, jnp.float32))
-
-
 def _reduce(weighted: jax.Array, eigen_smooth: bool) -> jax.Array:
   cam = eigen_projection(weighted) if eigen_smooth else jnp.sum(weighted, axis=-1)
   return jax.nn.relu(cam)  # (B, h, w)
@@ -82,8 +78,8 @@ def class_activation_maps(model: nn.Module, variables, x: jax.Array,
 
   def per_target(k):  # -> [ (B, h_l, w_l) per layer ], at least float32 (bf16 models)
     grads = pull(resolved.cotangent(outputs, k)) if pull is not None else {}
-    return [_reduce(weigh(_at_least_f32(acts[name]), _at_least_f32(grads.get(name))),
-                    eigen_smooth) for name in layers]
+    wide_acts, grads = jax.tree.map(maps.at_least_float32, (acts, grads))
+    return [_reduce(weigh(wide_acts[name], grads.get(name)), eigen_smooth) for name in layers]
 
   if pull is None:  # class-agnostic (Eigen-CAM): one map serves every target
     per_layer = [jnp.broadcast_to(c[None], (resolved.num, *c.shape)) for c in per_target(0)]

@@ -31,10 +31,10 @@ def pixel_ranks(saliency: jax.Array, size: tuple[int, int], key: jax.Array | Non
   the natural baseline); with key=None in raster order.
   """
   if saliency.ndim == 4:
-    saliency = jnp.abs(saliency).sum(-1)
+    saliency = maps.attribution_map(saliency)
   if saliency.shape[1:] != tuple(size):
     saliency = maps.upsample(saliency, size)
-  flat = saliency.reshape(saliency.shape[0], -1).astype(jnp.float32)
+  flat = maps.at_least_float32(saliency.reshape(saliency.shape[0], -1))
   tiebreak = (jnp.broadcast_to(jnp.arange(flat.shape[1]), flat.shape) if key is None
               else jax.random.uniform(key, flat.shape))
   order = jax.vmap(lambda s, t: jnp.lexsort((t, -s)))(flat, tiebreak)  # most salient first
@@ -73,7 +73,7 @@ def deletion_insertion(model: nn.Module, variables, x: jax.Array, saliency: jax.
     changed = ranks < jnp.round(t * height * width / steps).astype(ranks.dtype)
     batch = jnp.concatenate([jnp.where(changed, removed, x), jnp.where(changed, x, blurred)])
     logits = model.apply(variables, batch, train=False)
-    probs = jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)))
+    probs = jax.nn.softmax(maps.at_least_float32(logits))
     picked = jnp.take_along_axis(probs, jnp.tile(target, 2)[:, None], -1)[:, 0]
     return picked.reshape(2, num)
 

@@ -1,4 +1,5 @@
-"""Heatmap helpers: bilinear upsampling, epsilon-safe min-max normalisation, blur.
+"""Heatmap helpers: float32 promotion, attributions to maps, bilinear upsampling,
+epsilon-safe min-max normalisation, blur.
 
 Upsampling is two small interpolation matrices applied with einsum, so it is exact,
 differentiable and cheap at CAM resolutions:
@@ -14,6 +15,18 @@ import jax.numpy as jnp
 import numpy as np
 
 EPS = 1e-7  # pytorch-grad-cam's scale_cam_image epsilon
+
+
+def at_least_float32(a: jax.Array) -> jax.Array:
+  """`a` as float32, or its own dtype if wider: maps and scores of bfloat16/float16 models
+  are computed in float32."""
+  return a.astype(jnp.promote_types(a.dtype, jnp.float32))
+
+
+def attribution_map(attribution: jax.Array, absolute: bool = True) -> jax.Array:
+  """(..., H, W, C) input attribution -> (..., H, W) map: |a| summed over channels
+  (a summed, with absolute=False)."""
+  return (jnp.abs(attribution) if absolute else attribution).sum(-1)
 
 
 def _interp_matrix(n_in: int, n_out: int, align_corners: bool) -> np.ndarray:

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnnviz_jax.explain import maps
+
 
 def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
   """(n_out, n_in): the fraction of output cell i's extent that input pixel j covers."""
@@ -36,11 +38,11 @@ def mass_inside(saliency: jax.Array, masks: jax.Array) -> jax.Array:
   does not point at the object. Differentiable; jit-able.
   """
   if saliency.ndim == 4:
-    saliency = jnp.abs(saliency).sum(-1)
+    saliency = maps.attribution_map(saliency)
   if saliency.ndim != 3 or masks.ndim != 3 or saliency.shape[0] != masks.shape[0]:
     raise ValueError(f"saliency must be (B, h, w) or (B, H, W, C) and masks (B, H, W); got "
                      f"{saliency.shape} and {masks.shape}")
-  saliency = saliency.astype(jnp.promote_types(saliency.dtype, jnp.float32))
+  saliency = maps.at_least_float32(saliency)
   cover = area_downsample(masks.astype(saliency.dtype), saliency.shape[1:])
   total = jnp.sum(saliency, axis=(1, 2))
   inside = jnp.sum(saliency * cover, axis=(1, 2))

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnnviz_jax.explain import maps
 from cnnviz_jax.explain.receptive_field import ReceptiveField, receptive_field
 from cnnviz_jax.models import taps
 
@@ -33,7 +34,7 @@ def _batch_top_k(model: nn.Module, layer: str, k: int, variables, xb, valid, off
   """Top-k (value, image, row, col) per channel over one batch; padding images never win."""
   _, acts = taps.apply_with_taps(model, variables, xb, [layer])
   a = jnp.take(acts[layer], channels, axis=-1)
-  a = a.astype(jnp.promote_types(a.dtype, jnp.float32))  # (b, h, w, C)
+  a = maps.at_least_float32(a)  # (b, h, w, C)
   a = jnp.where(valid[:, None, None, None], a, -jnp.inf)
   b, h, w, c = a.shape
   values, flat = jax.lax.top_k(a.reshape(b * h * w, c).T, min(k, b * h * w))  # (C, k)

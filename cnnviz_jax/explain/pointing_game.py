@@ -18,7 +18,7 @@ def peak(saliency: jax.Array, size: tuple[int, int], key: jax.Array | None = Non
   constant map) are broken uniformly at random with `key`, else the first in raster order.
   """
   if saliency.ndim == 4:
-    saliency = jnp.abs(saliency).sum(-1)
+    saliency = maps.attribution_map(saliency)
   if saliency.shape[1:] != tuple(size):
     saliency = maps.upsample(saliency, size)
   flat = saliency.reshape(saliency.shape[0], -1)

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnviz_jax.explain import maps
 from cnnviz_jax.models.taps import parameter_layers
 
 Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B, ...) maps
@@ -41,7 +42,7 @@ def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
     hi = jax.vmap(lambda x, y: jnp.searchsorted(x, y, side="right"))(
         s.reshape(-1, s.shape[-1]), v.reshape(-1, v.shape[-1]))
     return ((lo + hi - 1) / 2).reshape(v.shape)
-  ra, rb = ranks(a.astype(jnp.float32)), ranks(b.astype(jnp.float32))
+  ra, rb = ranks(maps.at_least_float32(a)), ranks(maps.at_least_float32(b))
   ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
   denom = jnp.sqrt((ra**2).sum(-1) * (rb**2).sum(-1))
   return jnp.where(denom > 0, (ra * rb).sum(-1) / jnp.where(denom > 0, denom, 1.0), 0.0)
@@ -111,8 +112,10 @@ def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
     original, randomised = explain(variables), jax.lax.map(explain, stacked, batch_size=batch)
 
     def flat(m, ndim):  # (..., B, H, W[, C]) -> (..., B, H*W)
-      m = jnp.abs(m) if absolute else m
-      m = m.sum(-1) if ndim == 4 else m
+      if ndim == 4:
+        m = maps.attribution_map(m, absolute)
+      elif absolute:
+        m = jnp.abs(m)
       return m.reshape(m.shape[:-2] + (-1,))
 
     rho = jax.tree.map(lambda r, o: spearman(flat(r, o.ndim), flat(o, o.ndim)[None]),

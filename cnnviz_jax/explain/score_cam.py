@@ -80,7 +80,7 @@ def score_cam(model: nn.Module, variables, x: jax.Array, layer=None, target: Any
   resolved = targets.resolve(target, outputs)
   cams = []
   for name in layers:
-    a = acts[name].astype(jnp.promote_types(acts[name].dtype, jnp.float32))
+    a = maps.at_least_float32(acts[name])
     scores = _channel_scores(model, variables, x, a, resolved, chunk, align_corners)
     weights = jax.nn.softmax(scores.astype(a.dtype), axis=1)  # over channels: (B, C, K)
     cams.append(jax.nn.relu(jnp.einsum("bhwc,bck->bkhw", a, weights)))

@@ -83,7 +83,7 @@ def signed_image(attribution: np.ndarray, percentile: float = 99.5) -> np.ndarra
 
 def magnitude(attribution: np.ndarray, percentile: float = 99.5) -> np.ndarray:
   """(..., H, W, 3) attributions -> (..., H, W) |a| summed over channels, in [0, 1]."""
-  m = np.abs(np.asarray(attribution, np.float32)).sum(-1)
+  m = np.asarray(maps_lib.attribution_map(np.asarray(attribution, np.float32)))
   scale = np.percentile(m, percentile, axis=(-2, -1), keepdims=True)
   return np.clip(m / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
 

@@ -32,7 +32,8 @@ def deletion_curves(model: nn.Module, variables, x: np.ndarray, cams: np.ndarray
   """{method: (deletion (B, S+1), insertion (B, S+1))} for Grad-CAM, guided backprop and
   random pixel order; one compiled call (maps brought to (B, H, W) first)."""
   size = x.shape[1:3]
-  maps = {"Grad-CAM": display.resize(cams, size), "guided backprop": np.abs(guided).sum(-1),
+  maps = {"Grad-CAM": display.resize(cams, size),
+          "guided backprop": explain.maps.attribution_map(guided),
           "random": np.random.default_rng(seed).random((len(x),) + size)}
   stacked = np.concatenate(list(maps.values())).astype(np.float32)
   b = len(x)

@@ -62,10 +62,12 @@ def upsample(maps: jax.Array, size: Sequence[int], align_corners: bool = False,
 
 
 def normalise(maps: jax.Array, eps: float = EPS, axes: Sequence[int] = (-2, -1)) -> jax.Array:
-  """(m - min) / (max - min + eps) over `axes`: an all-zero or constant map stays 0, never NaN."""
+  """(m - min) / (max - min + eps) over `axes`: an all-zero or constant map stays 0, never NaN
+  (also with eps=0, the exact min-max that pictures use)."""
   lo = jnp.min(maps, axis=tuple(axes), keepdims=True)
   shifted = maps - lo
-  return shifted / (jnp.max(shifted, axis=tuple(axes), keepdims=True) + eps)
+  span = jnp.max(shifted, axis=tuple(axes), keepdims=True) + eps
+  return shifted / jnp.where(span > 0, span, 1.0)
 
 
 def gaussian_blur(images: jax.Array, sigma: float) -> jax.Array:

@@ -45,11 +45,9 @@ def to_display(x: np.ndarray, normalization: str = "unit", mean: Sequence[float]
 
 
 def unit(maps: np.ndarray, axes: Sequence[int] = (-2, -1)) -> np.ndarray:
-  """Min-max to [0, 1] over `axes`; a constant map becomes 0 (never NaN)."""
-  maps = np.asarray(maps, np.float32)
-  lo = maps.min(axis=tuple(axes), keepdims=True)
-  span = maps.max(axis=tuple(axes), keepdims=True) - lo
-  return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1.0), 0.0)
+  """Min-max to [0, 1] over `axes` (no epsilon: the largest value is 1); a constant map
+  becomes 0 (never NaN)."""
+  return np.asarray(maps_lib.normalise(np.asarray(maps, np.float32), eps=0.0, axes=axes))
 
 
 def resize(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:

@@ -1,7 +1,6 @@
 """The sweep's figures (matplotlib, Agg): what wandb drew for seed 000 — parallel coordinates
 and the parameters' correlation with / importance for the metric — and the trials' accuracies
 side by side (a study's variants)."""
-import math
 import warnings
 from collections.abc import Sequence
 
@@ -15,11 +14,7 @@ from scipy import stats  # noqa: E402  pylint: disable=wrong-import-position
 
 from cnnviz_jax import storage  # noqa: E402  pylint: disable=wrong-import-position
 from experiments.sweep_table import (  # noqa: E402  pylint: disable=wrong-import-position
-    short_name, short_value)
-
-
-def _finished(table: Sequence[dict], metric: str) -> list[dict]:
-  return [r for r in table if r[metric] is not None and not math.isnan(r[metric])]
+    finished, short_name, short_value)
 
 
 def numeric(values: Sequence[str]) -> bool:
@@ -56,7 +51,7 @@ def parallel_coordinates(table: Sequence[dict], parameters: Sequence[str], metri
                          path: epath.Path) -> None:
   """One polyline per finished trial across the parameters' axes and the metric's, coloured
   by the metric."""
-  done = _finished(table, metric)
+  done = finished(table, metric)
   names = [*parameters, metric]
   fig, ax = plt.subplots(figsize=(max(6.0, 2.4 * len(names)), 4.8))
   if done:
@@ -94,7 +89,7 @@ def importance(table: Sequence[dict], parameters: Sequence[str],
   indicator (as wandb one-hot encodes them), importance η² — the share of the metric's rank
   variance between the value groups. Both importances are fractions of the metric's rank
   variance one parameter explains alone; constant inputs give 0."""
-  done = _finished(table, metric)
+  done = finished(table, metric)
   correlation, share = {}, {}
   if len(done) < 2:
     return correlation, share
@@ -152,13 +147,13 @@ def parameter_importance(table: Sequence[dict], parameters: Sequence[str], metri
 def _label(row: dict, parameters: Sequence[str]) -> str:
   if len(parameters) == 1:
     return short_value(row[parameters[0]])
-  return "\n".join([row["trial"], *(f"{short_name(p).split('.')[-1]}={short_value(row[p], 16)}"
-                                    for p in parameters)])
+  return "\n".join([row["trial"], *(f"{short_name(p).split('.')[-1]}="
+                                    f"{short_value(row[p], width=16)}" for p in parameters)])
 
 
 def accuracy_bars(table: Sequence[dict], parameters: Sequence[str], path: epath.Path) -> None:
   """Train / val / test accuracy of every finished trial, side by side."""
-  done = _finished(table, "val_accuracy")
+  done = finished(table, "val_accuracy")
   fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(done) + 2), 4.8))
   x = np.arange(len(done))
   for i, (prefix, colour) in enumerate((("train", "tab:gray"), ("val", "tab:blue"),

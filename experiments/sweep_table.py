@@ -1,5 +1,6 @@
 """The sweep's results table: one row per trial from its results.json, as CSV and markdown."""
 import csv
+import functools
 import io
 import json
 import math
@@ -7,6 +8,7 @@ from collections.abc import Collection, Sequence
 
 from etils import epath
 
+from cnnviz_jax.report import display
 from cnnviz_jax.train.workdir import Workdir
 
 RECORD_FILE = "sweep_trial.json"  # the runner's note in a trial's workdir: command, exit, time
@@ -46,9 +48,14 @@ def rows(workdir: epath.Path, trials: Sequence[dict],
   return out
 
 
+def finished(table: Sequence[dict], metric: str) -> list[dict]:
+  """The rows with a number for `metric` (not missing, not NaN)."""
+  return [r for r in table if r[metric] is not None and not math.isnan(r[metric])]
+
+
 def best(table: Sequence[dict], metric: str) -> dict | None:
   """The row with the best metric (highest accuracy, lowest loss), None if none finished."""
-  done = [r for r in table if r[metric] is not None and not math.isnan(r[metric])]
+  done = finished(table, metric)
   if not done:
     return None
   key = (lambda r: -r[metric]) if metric.endswith("accuracy") else (lambda r: r[metric])
@@ -74,11 +81,9 @@ def _cell(key: str, value) -> str:
   return short_value(value).replace("|", "\\|")
 
 
-def short_value(value, width: int = 28) -> str:
-  """A long value (e.g. a whole augment dict) cut for table cells and plot labels; the CSV
-  and trials.json keep it whole."""
-  text = str(value)
-  return text if len(text) <= width else text[:width - 1] + "…"
+# A long value (e.g. a whole augment dict) cut for table cells and plot labels; the CSV and
+# trials.json keep it whole.
+short_value = functools.partial(display.short, width=28)
 
 
 def short_name(parameter: str) -> str:

@@ -204,6 +204,8 @@ def save(fig, directory: epath.Path, name: str, title: str, caption: str = "") -
   return Figure(name, title, caption, path, texts)
 
 
-def short(name: str, width: int = 14) -> str:
-  """A class name cut to fit a tick label (ImageNet names can be long)."""
-  return name if len(name) <= width else name[:width - 1] + "…"
+def short(value, width: int = 14) -> str:
+  """`value` as text cut to `width` characters with an ellipsis: a class name on a tick
+  label (ImageNet names can be long), a sweep's parameter value in a table cell."""
+  text = str(value)
+  return text if len(text) <= width else text[:width - 1] + "…"

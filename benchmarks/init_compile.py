@@ -39,7 +39,7 @@ def _worker(name: str, method: str) -> float:
   elif method == "initialise":
     out = cj.models.initialise(model, key, x)
   else:
-    paths = [p for p in flax.traverse_util.flatten_dict(jax.eval_shape(model.init, key, x))
+    paths = [p for p in flax.traverse_util.flatten_dict(cj.models.abstract_variables(model, x))
              if p[1] == "head"]
     out = cj.models.initialise(model, key, x, paths)
   jax.block_until_ready(out)

@@ -21,7 +21,7 @@ import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 
-from cnnviz_jax.models import taps
+from cnnviz_jax.models import abstract_variables, taps
 
 
 class ReceptiveField(NamedTuple):
@@ -214,7 +214,7 @@ def _abstract_inputs(model: nn.Module, variables, input_shape):
   x = (taps.example_input(model) if input_shape is None
        else jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
   if variables is None:  # only shapes are needed: nothing is initialised
-    variables = jax.eval_shape(model.init, jax.random.key(0), x)
+    variables = abstract_variables(model, x)
   return variables, x
 
 

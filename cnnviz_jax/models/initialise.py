@@ -1,8 +1,10 @@
-"""A model's initial variables, compiled for the single run they get."""
+"""A model's initial variables, compiled for the single run they get, and their shapes."""
 import functools
 
 import flax
 import jax
+
+from cnnviz_jax.models import taps
 
 # Init runs once, so its compile is most of what it costs. At XLA's optimisation level 1 the
 # parameters' random draws compile faster than at the default 2, and run as fast: trace,
@@ -32,3 +34,12 @@ def initialise(model: flax.linen.Module, rng: jax.Array, x, paths=None):
     return _init(model, rng, x, None)
   paths = tuple(tuple(p) for p in paths)
   return dict(zip(paths, _init(model, rng, x, paths))) if paths else {}
+
+
+def abstract_variables(model: flax.linen.Module, x=None):
+  """`model.init`'s variables as jax.ShapeDtypeStructs: nothing is drawn or compiled.
+
+  x: an example batch or a jax.ShapeDtypeStruct; None: taps.example_input(model).
+  """
+  x = taps.example_input(model) if x is None else x
+  return jax.eval_shape(model.init, jax.random.key(0), x)

@@ -115,7 +115,7 @@ def saved_variables(workdir: Workdir, which: str | int = "best", abstract_variab
   process's first device whatever topology wrote them.
 
   which: 'best' (what the final evaluation uses; else the latest step), 'latest' (else the
-  best), or a step number. abstract_variables: the model's (jax.eval_shape of init), to
+  best), or a step number. abstract_variables: the model's (models.abstract_variables), to
   refuse a checkpoint of another model naming the parameter. WorkdirError if none fits.
   """
   places = [(workdir.best, "model"), (workdir.checkpoints, "state")]

@@ -11,6 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from cnnviz_jax import models
 from cnnviz_jax.data import pipeline, splits as splits_lib
 from cnnviz_jax.train import checkpoint, from_config, inputs, mesh as mesh_lib, results
 from cnnviz_jax.train import steps as steps_lib
@@ -82,7 +83,7 @@ def evaluate_workdir(path, data_from: ml_collections.ConfigDict | None = None,
   logit_order = np.asarray([trained_names.index(n) for n in class_names])  # by name
   model = from_config.model(trained, len(class_names))
   example = jax.ShapeDtypeStruct((1, *iterators[splits[0]].image_shape), np.float32)
-  abstract = jax.eval_shape(model.init, jax.random.key(0), example)
+  abstract = models.abstract_variables(model, example)
   variables, where, step = checkpoint.saved_variables(workdir, _checkpoint_choice(which),
                                                       abstract)
   variables = jax.device_put(jax.device_get(variables), mesh_lib.replicated(mesh))

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnviz_jax import explain
-from cnnviz_jax.models import taps
+from cnnviz_jax.models import abstract_variables, taps
 from cnnviz_jax.train import steps
 
 INPUT_KINDS = {"input_gradient": explain.gradient, "gradient_x_input": explain.gradient_x_input,
@@ -82,8 +82,7 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
                        f"({', '.join(CAM_KINDS)}); {spec['kind']!r} explains the input: "
                        f"leave it ''")
     return
-  variables = jax.eval_shape(model.init, jax.random.key(0),
-                             jax.ShapeDtypeStruct(input_shape, jnp.float32))
+  variables = abstract_variables(model, jax.ShapeDtypeStruct(input_shape, jnp.float32))
   try:
     taps.check_layers(model, variables, jax.ShapeDtypeStruct(input_shape, jnp.float32),
                       [layer] if layer else [])

@@ -7,7 +7,6 @@ report lists what was loaded, what is new and what was dropped.
 import dataclasses
 
 import flax
-import jax
 import numpy as np
 
 from cnnviz_jax import models
@@ -35,7 +34,7 @@ def transfer(pretrained, model, rng, x) -> tuple[dict, TransferReport]:
 
   x: an example input batch (or ShapeDtypeStruct) that fixes the input shape.
   """
-  fresh = flax.traverse_util.flatten_dict(flax.core.unfreeze(jax.eval_shape(model.init, rng, x)))
+  fresh = flax.traverse_util.flatten_dict(flax.core.unfreeze(models.abstract_variables(model, x)))
   old = flax.traverse_util.flatten_dict(flax.core.unfreeze(pretrained))
   problems = mismatches({p: v.shape for p, v in fresh.items() if not _is_head(p)},
                         {p: v.shape for p, v in old.items() if not _is_head(p)},

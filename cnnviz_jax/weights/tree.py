@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from cnnviz_jax.errors import UserInputError
-from cnnviz_jax.models import taps
+from cnnviz_jax.models import abstract_variables
 
 Path = tuple[str, ...]
 
@@ -48,8 +48,7 @@ def mismatches(model: Mapping[Hashable, tuple], source: Mapping[Hashable, tuple]
 
 def variable_shapes(model, x_shape=None) -> dict[Path, tuple[int, ...]]:
   """{('params', 'stem', 'conv1', 'kernel'): shape, …} without computing anything."""
-  x = jax.ShapeDtypeStruct(x_shape, np.float32) if x_shape else taps.example_input(model)
-  tree = jax.eval_shape(model.init, jax.random.key(0), x)
+  tree = abstract_variables(model, jax.ShapeDtypeStruct(x_shape, np.float32) if x_shape else None)
   return {k: v.shape for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(tree)).items()}
 
 

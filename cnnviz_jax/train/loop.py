@@ -39,10 +39,6 @@ class Preempted(Exception):
     self.step = step
 
 
-def _host(tree):
-  return jax.tree.map(np.asarray, jax.device_get(tree))
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
                        config_change: str = "refuse") -> dict:
   """Trains and evaluates as `config` says in `workdir` (resuming what it holds); results.json's
@@ -140,12 +136,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Workdir,
         if i + 1 < steps_per_epoch and (preempted or (every and step % every == 0)):
           ckpt.save(state, {"stage": stage_index, "epoch": epoch, "steps_done": i + 1,
                             "epoch_metrics": [{k: float(v) for k, v in m.items()}
-                                              for m in _host(step_metrics)],
+                                              for m in inputs.replicated_to_host(step_metrics)],
                             "history": history, "best": best,
                             "patience_left": patience_left}, {})
         if preempted:
           raise Preempted(step, workdir)
-      host_metrics = _host(step_metrics)
+      host_metrics = inputs.replicated_to_host(step_metrics)
       losses = np.asarray([float(m["loss"]) for m in host_metrics])
       bad = np.flatnonzero(~np.isfinite(losses))
       if bad.size:

@@ -7,6 +7,7 @@ is compared with the trained model's by Spearman rank correlation. A method whos
 stay correlated (the paper's finding for guided backprop) does not depend on the weights.
 All randomised models are explained in one vmapped call over stacked variables.
 """
+import functools
 from typing import Any, Callable
 
 import flax
@@ -15,7 +16,6 @@ import jax
 import jax.numpy as jnp
 
 from cnnviz_jax.explain import maps
-from cnnviz_jax.models import initialise
 from cnnviz_jax.models.taps import parameter_layers
 
 Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B, ...) maps
@@ -48,6 +48,22 @@ def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
   return jnp.where(denom > 0, (ra * rb).sum(-1) / jnp.where(denom > 0, denom, 1.0), 0.0)
 
 
+def _fast_key(key: jax.Array) -> jax.Array:
+  """An RBG key holding `key`'s bits: `model.init` with a threefry key takes ~10-20 s to
+  compile on a CPU (the RNG is unrolled per parameter), with an RBG key a few seconds."""
+  typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+  if typed and str(jax.random.key_impl(key)) == str(jax.random.key_impl(
+      jax.random.key(0, impl="rbg"))):
+    return key
+  data = (jax.random.key_data(key) if typed else key).reshape(-1).astype(jnp.uint32)
+  return jax.random.wrap_key_data(jnp.resize(data, 4), impl="rbg")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init(model: nn.Module, key: jax.Array, x: jax.ShapeDtypeStruct):
+  return model.init(key, jnp.zeros(x.shape, x.dtype))
+
+
 def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Array,
                          mode: str = "cascading") -> tuple[list[str], Any]:
   """(layers top-down, variables stacked on a new leading axis, one model per layer).
@@ -58,7 +74,7 @@ def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Arr
   if mode not in ("cascading", "independent"):
     raise ValueError(f"unknown mode {mode!r}; valid modes: 'cascading', 'independent'")
   layers = parameter_layers(model, variables, x)[::-1]
-  fresh = initialise(model, key, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+  fresh = _init(model, _fast_key(key), jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
   models = []
   for i in range(len(layers)):
     chosen = set(layers[:i + 1]) if mode == "cascading" else {layers[i]}

@@ -15,7 +15,6 @@ W/accuracy.png, W/parallel_coordinates.png and W/parameter_importance.png.
 """
 import concurrent.futures
 import importlib.util
-import json
 import os
 import runpy
 import subprocess
@@ -102,13 +101,13 @@ def _run_trial(argv: list[str], trial_dir: epath.Path, env: dict) -> int:
   """One trial, its output appended to trial_dir/sweep.log; its wall time adds up over
   resumed attempts in trial_dir/sweep_trial.json."""
   trial_dir.mkdir(parents=True, exist_ok=True)
-  record_path = trial_dir / sweep_table.RECORD_FILE
-  record = json.loads(record_path.read_text()) if record_path.exists() else {"wall_seconds": 0.0}
+  workdir = Workdir(trial_dir)
+  record = workdir.read_json(workdir.sweep_trial_json, {"wall_seconds": 0.0})
   start = time.perf_counter()
   returncode = _run_logged(argv, trial_dir / "sweep.log", env)
   record.update(command=trials_lib.shell_line(argv), returncode=returncode,
                 wall_seconds=record["wall_seconds"] + time.perf_counter() - start)
-  record_path.write_text(json.dumps(record, indent=1))
+  workdir.write_json(workdir.sweep_trial_json, record)
   return returncode
 
 

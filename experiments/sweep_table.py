@@ -2,7 +2,6 @@
 import csv
 import functools
 import io
-import json
 import math
 from collections.abc import Collection, Sequence
 
@@ -11,19 +10,19 @@ from etils import epath
 from cnnviz_jax.report import display
 from cnnviz_jax.train.workdir import Workdir
 
-RECORD_FILE = "sweep_trial.json"  # the runner's note in a trial's workdir: command, exit, time
 SPLITS = {"train": "train", "validation": "val", "test": "test"}  # results.json split -> prefix
 METRICS = tuple(f"{prefix}_{m}" for prefix in SPLITS.values() for m in ("accuracy", "loss"))
 
 
-def status(trial_dir: epath.Path, skipped: Collection[str] = ()) -> str:
-  """finished | skipped (finished before this run) | failed | incomplete | not started."""
-  if Workdir(trial_dir).results_json.exists():
-    return "skipped" if trial_dir.name in skipped else "finished"
-  record = trial_dir / RECORD_FILE
-  if record.exists() and json.loads(record.read_text()).get("returncode"):
+def status(trial: Workdir, results: dict | None, record: dict,
+           skipped: Collection[str] = ()) -> str:
+  """finished | skipped (finished before this run) | failed | incomplete | not started, from
+  the trial's results.json and sweep_trial.json (`results`, `record`)."""
+  if results is not None:
+    return "skipped" if trial.path.name in skipped else "finished"
+  if record.get("returncode"):
     return "failed"
-  return "incomplete" if trial_dir.exists() else "not started"
+  return "incomplete" if trial.path.exists() else "not started"
 
 
 def rows(workdir: epath.Path, trials: Sequence[dict],
@@ -32,18 +31,18 @@ def rows(workdir: epath.Path, trials: Sequence[dict],
   numbers are those of results.json (None where missing)."""
   out = []
   for trial in trials:
-    directory = workdir / trial["name"]
+    trial_workdir = Workdir(workdir / trial["name"])
+    results = trial_workdir.results()
+    record = trial_workdir.read_json(trial_workdir.sweep_trial_json, {})
     row = {"id": trial["id"], "trial": trial["name"], **trial["params"],
-           "status": status(directory, skipped), **dict.fromkeys(METRICS), "wall_s": None}
-    results = Workdir(directory).results()
+           "status": status(trial_workdir, results, record, skipped), **dict.fromkeys(METRICS),
+           "wall_s": record.get("wall_seconds")}
     if results is not None:
       splits = results["splits"]
       for split, prefix in SPLITS.items():
         if split in splits:
           row[f"{prefix}_accuracy"] = splits[split]["accuracy"]
           row[f"{prefix}_loss"] = splits[split]["loss"]
-    if (directory / RECORD_FILE).exists():
-      row["wall_s"] = json.loads((directory / RECORD_FILE).read_text()).get("wall_seconds")
     out.append(row)
   return out
 

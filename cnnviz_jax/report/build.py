@@ -7,7 +7,6 @@ explanation for a small batch in one jitted call, draws the figures and writes o
 self-contained HTML page. Kept cheap (8 images, subsets for costly methods) so that the
 demo's train + report stays within its time budget.
 """
-import json
 import logging
 import time
 
@@ -206,7 +205,7 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   figures = [f for s in sections for f in s.figures]
   index = [{"name": f.name, "title": f.title, "caption": f.caption, "file": f.path.name,
             "section": s.key, "texts": f.texts} for s in sections for f in s.figures]
-  (directory / "index.json").write_text(json.dumps(index, indent=1))
+  run.workdir.write_json(directory / "index.json", index)
   accuracy = ""
   if run.results and split in run.results["splits"]:
     accuracy = f", {split} accuracy {run.results['splits'][split]['accuracy']:.2%}"

@@ -11,6 +11,8 @@
   W/best/            orbax: the best model variables by the validation metric
   W/eval/NAME.json   evaluations of a trained workdir on other data
   W/report.html      the report; its figures in W/figures/
+  W/sweep_trial.json a sweep trial's run (experiments/sweep.py): command, returncode,
+                     wall_seconds summed over resumed attempts
   W/events.out.*     TensorBoard scalars (clu)
 
 Paths are `etils.epath` paths (local or a cloud URL such as gs://bucket/W: cnnviz_jax/storage.py).
@@ -47,6 +49,7 @@ class Workdir:
   best = property(lambda self: self.path / "best")
   figures = property(lambda self: self.path / "figures")
   report_html = property(lambda self: self.path / "report.html")
+  sweep_trial_json = property(lambda self: self.path / "sweep_trial.json")
 
   def eval_json(self, name: str) -> epath.Path:
     return self.path / "eval" / f"{name}.json"

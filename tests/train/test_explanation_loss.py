@@ -7,8 +7,10 @@ import pytest
 
 import cnnviz_jax as cj
 import runs
-from cnnviz_jax.train import explanation_loss, freeze, optimizers, steps, validate
-from cnnviz_jax.train.state import TrainState
+from cnnviz_jax.data import pipeline
+from cnnviz_jax.train import explanation_loss, from_config, optimizers, steps, validate
+from cnnviz_jax.train import mesh as mesh_lib
+from configs import default
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +116,17 @@ def test_every_kind_has_a_parameter_gradient_that_matches_finite_differences(tin
 
 
 def _state_and_step(model, variables, weight, kind="grad_cam"):
-  tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.0}), 0.1)
-  mask = jax.tree.map(lambda _: True, variables["params"])
-  state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
-                     tx.init(freeze.split(variables["params"], mask)[0]), jax.random.PRNGKey(0))
-  penalty = explanation_loss.make(dict(kind=kind, weight=weight, layer="", target="label"),
-                                  model)
-  return state, jax.jit(steps.make_train_step(model, tx, mask, explanation_penalty=penalty))
+  """The loop's own state and jitted step: SGD without momentum at a constant 0.1."""
+  config = default.get_config()
+  config.explanation_loss.update(kind=kind, weight=weight, layer="", target="label")
+  stage = default.stage(optimizer="sgd", lr=0.1, schedule="constant")
+  stage.optimizer.momentum = 0.0
+  fresh = jax.tree.map(jnp.array, variables)  # copies: the jitted step donates its state
+  mesh = mesh_lib.make_mesh()
+  return from_config.stage_state_and_step(
+      config, stage, model, fresh, jax.tree.map(lambda _: True, variables["params"]),
+      first_step=0, rng=jax.random.PRNGKey(0), steps_per_epoch=1,
+      shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)))
 
 
 @pytest.mark.slow

@@ -17,11 +17,13 @@ from cnnviz_jax.train import from_config, loop
 from configs import default
 
 _SHARDED = textwrap.dedent("""
-    import jax, jax.numpy as jnp, ml_collections, numpy as np
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import Mesh
     import cnnviz_jax as cj
-    from cnnviz_jax.train import explanation_loss, freeze, optimizers, steps
-    from cnnviz_jax.train.state import TrainState
+    from cnnviz_jax.data import pipeline
+    from cnnviz_jax.train import from_config
+    from cnnviz_jax.train import mesh as mesh_lib
+    from configs import default
     assert jax.device_count() == 8
     rs = np.random.RandomState(0)
     batch = {"image": jnp.asarray(rs.rand(16, 16, 16, 3), jnp.float32),
@@ -29,22 +31,22 @@ _SHARDED = textwrap.dedent("""
              "object_mask": jnp.asarray(rs.rand(16, 16, 16) > 0.7, jnp.float32)}
     model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
     variables = cj.models.initialise(model, jax.random.key(0), batch["image"])
-    tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd"}), 0.1)
+    stage = default.stage(optimizer="sgd", lr=0.1, schedule="constant")
+    stage.optimizer.momentum = 0.0
     mask = jax.tree.map(lambda _: True, variables["params"])
     for kind, layer in (("input_gradient", ""), ("integrated_gradients", ""),
                         ("grad_cam", "block2_conv1")):
-      spec = dict(kind=kind, weight=1.0, layer=layer, target="label", normalise=True)
-      step = steps.make_train_step(model, tx, mask,
-                                   explanation_penalty=explanation_loss.make(spec, model))
+      config = default.get_config()
+      config.explanation_loss.update(kind=kind, weight=1.0, layer=layer, target="label",
+                                     normalise=True)
       out = []
       for devices in (jax.devices()[:1], jax.devices()):
-        mesh = Mesh(np.asarray(devices), ("data",))
+        mesh = Mesh(np.asarray(devices), (mesh_lib.DATA_AXIS,))
+        shardings = (mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh))
         fresh = jax.tree.map(jnp.array, variables)  # copies: the step donates its state
-        state = TrainState(jnp.asarray(0), fresh["params"], fresh["batch_stats"],
-                           tx.init(fresh["params"]), jax.random.key(1))
-        shardings = (NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
-        jitted = steps.jit_train_step(step, shardings)
-        state = jax.device_put(state, shardings[0])
+        state, jitted = from_config.stage_state_and_step(
+            config, stage, model, fresh, mask, first_step=0, rng=jax.random.key(1),
+            steps_per_epoch=1, shardings=shardings)
         for _ in range(2):
           state, metrics = jitted(state, jax.device_put(batch, shardings[1]))
         out.append((jax.device_get(state.params), float(metrics["explanation_loss"])))

@@ -31,13 +31,13 @@ PENALTIES = {
 def worker(args):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import ml_collections  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
   import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import (explanation_loss, freeze,  # pylint: disable=import-outside-toplevel
-                                optimizers, steps)
-  from cnnviz_jax.train.state import TrainState  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import from_config  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
+  from configs import default  # pylint: disable=import-outside-toplevel
 
   print(f"{len(os.sched_getaffinity(0))} core(s), batch {args.batch}, load average "
         f"{os.getloadavg()[0]:.2f}", flush=True)
@@ -47,17 +47,19 @@ def worker(args):
            "object_mask": jnp.asarray(rs.rand(args.batch, 32, 32) > 0.8, jnp.float32)}
   model = cj.models.create("small_cnn_bn", num_classes=5, filters=(16, 32, 64, 96))
   variables = jax.jit(model.init)(jax.random.key(0), batch["image"][:1])
-  tx = optimizers.make(ml_collections.ConfigDict({"name": "adamw", "weight_decay": 1e-4}), 3e-3)
+  stage = default.stage(optimizer="adamw", lr=3e-3, schedule="constant")
   mask = jax.tree.map(lambda _: True, variables["params"])
+  mesh = mesh_lib.make_mesh()
   timed = {}
   for name, spec in PENALTIES.items():
-    penalty = explanation_loss.make(spec, model) if spec else None
-    step = jax.jit(steps.make_train_step(model, tx, mask, explanation_penalty=penalty),
-                   donate_argnums=(0,))
+    config = default.get_config()
+    if spec:
+      config.explanation_loss.update(spec)
     fresh = jax.tree.map(jnp.array, variables)  # a copy per variant: the step donates it
-    holder = {"state": TrainState(jnp.asarray(0), fresh["params"], fresh["batch_stats"],
-                                  tx.init(freeze.split(fresh["params"], mask)[0]),
-                                  jax.random.key(1))}
+    state, step = from_config.stage_state_and_step(
+        config, stage, model, fresh, mask, first_step=0, rng=jax.random.key(1),
+        steps_per_epoch=1, shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)))
+    holder = {"state": state}
 
     def run(step=step, holder=holder):
       holder["state"], metrics = step(holder["state"], batch)

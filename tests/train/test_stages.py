@@ -1,14 +1,14 @@
 """Multi-stage schedules (seed 002), early stopping, and what freezing saves."""
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 import cnnviz_jax as cj
 import runs
-from cnnviz_jax.train import freeze, loop, optimizers, steps
-from cnnviz_jax.train.state import TrainState
+from cnnviz_jax.data import pipeline
+from cnnviz_jax.train import freeze, from_config, loop
+from cnnviz_jax.train import mesh as mesh_lib
 from configs import default
 
 
@@ -42,14 +42,19 @@ def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path, data_dir):
 
 def _step_flops(model, x, mask):
   variables = jax.eval_shape(model.init, jax.random.key(0), x)  # shapes: nothing to draw
-  tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9}), 0.01)
-  state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
-                     jax.eval_shape(tx.init, freeze.split(variables["params"],
-                                                          mask(variables))[0]),
-                     jax.random.PRNGKey(0))
+  stage = default.stage(optimizer="sgd", lr=0.01, schedule="constant")
+  mesh = mesh_lib.make_mesh()
+  built = {}
+
+  def state_shapes(v):  # traced: the loop's state as shapes only, and its step beside them
+    state, built["step"] = from_config.stage_state_and_step(
+        default.get_config(), stage, model, v, mask(variables), first_step=0,
+        rng=jax.random.key(0), steps_per_epoch=1,
+        shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)))
+    return state
+  state = jax.eval_shape(state_shapes, variables)
   batch = {"image": x, "label": jnp.zeros(x.shape[0], jnp.int32)}
-  step = jax.jit(steps.make_train_step(model, tx, mask(variables)))
-  return step.lower(state, batch).compile().cost_analysis()["flops"]
+  return built["step"].lower(state, batch).compile().cost_analysis()["flops"]
 
 
 @pytest.mark.slow

@@ -105,7 +105,7 @@ def _accuracies(results: dict) -> str:
 
 def _report(workdir: str) -> None:
   from cnnviz_jax.report import build  # pylint: disable=import-outside-toplevel
-  print(f"report: {build.workdir_report(workdir)}")
+  build.print_workdir_report(workdir)
 
 
 def _override_problem(argv) -> str | None:

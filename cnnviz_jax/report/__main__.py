@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   console.configure(FLAGS.verbosity)  # before TensorFlow loads
   with errors.exit_on_user_error(FLAGS.verbosity):
-    print(f"report: {_run(argv)}")
+    _run(argv)
 
 
 def _run(argv):
@@ -48,15 +48,17 @@ def _run(argv):
     raise errors.UserInputError("give --workdir W (writes its report), or --images a.jpg … "
                                 "with --workdir W or --weights DIR")
   if not paths:
-    return build.workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
-                                cam_layer=FLAGS.layer, quick=FLAGS.quick,
-                                feature_layers=FLAGS.feature_layers or None)
+    build.print_workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
+                               cam_layer=FLAGS.layer, quick=FLAGS.quick,
+                               feature_layers=FLAGS.feature_layers or None)
+    return
   images.check_methods(FLAGS.methods)
   for path in paths:  # fail on a bad file before loading any model
     images.read_image(path)
   who = images.explainee(FLAGS.workdir, FLAGS.weights)
-  return images.explain_images(who, paths, FLAGS.methods, FLAGS.output or "explanations",
-                               FLAGS.layer, FLAGS.target)
+  output = images.explain_images(who, paths, FLAGS.methods, FLAGS.output or "explanations",
+                                 FLAGS.layer, FLAGS.target)
+  print(f"report: {output}")
 
 
 if __name__ == "__main__":

@@ -167,6 +167,12 @@ def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
   return figures
 
 
+def print_workdir_report(workdir, output=None, **options) -> None:
+  """What both report commands do for a workdir (python -m cnnviz_jax.report --workdir W and
+  python -m cnnviz_jax.main --mode=report): workdir_report, then `report: PATH`."""
+  print(f"report: {workdir_report(workdir, output, **options)}")
+
+
 def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str | None = None,
                    feature_layers: list[str] | None = None, quick: bool = False
                    ) -> epath.Path:

@@ -198,3 +198,14 @@ def test_mode_report_rewrites_the_report_of_an_existing_workdir(demo_run):
   assert f"report: {workdir}/report.html" in result.stdout
   assert (workdir / "report.html").stat().st_mtime_ns > before
   assert "accuracy:" not in result.stdout  # nothing was trained
+
+
+@pytest.mark.slow
+def test_report_command_on_a_workdir_prints_its_path_as_mode_report_does(demo_run, tmp_path):
+  workdir, _ = demo_run
+  out = tmp_path / "elsewhere.html"
+  result = report_runs.run_module("cnnviz_jax.report", f"--workdir={workdir}", "--quick",
+                                  "--num_images=4", f"--output={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().splitlines()[-1] == f"report: {out}"
+  assert 'data-status="complete"' in out.read_text()

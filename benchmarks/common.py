@@ -89,25 +89,26 @@ def resnet50_jax_step(x, y, mode: str = "fp32"):
   cached features). -> (jitted step donating its state, state, batch, variables)."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import ml_collections  # pylint: disable=import-outside-toplevel
 
   import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train import freeze, optimizers, steps  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.train.state import TrainState  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import from_config  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.train import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
+  from configs import default  # pylint: disable=import-outside-toplevel
 
   model = cj.models.create("resnet50", dtype=jnp.bfloat16 if mode == "bf16" else jnp.float32)
   variables = jax.jit(model.init)(jax.random.key(0), x[:1])
-  order = cj.models.module_order(model, variables, x[:1])
-  mask = freeze.trainable_mask(variables["params"],
-                               freeze_fraction=0.9 if mode == "frozen90" else 0.0,
-                               module_order=order,
-                               freeze=[r"^(?!head/)"] if mode == "features" else ())
-  tx = optimizers.make(ml_collections.ConfigDict({"name": "sgd", "momentum": 0.9}), 0.01)
-  state = TrainState(jnp.asarray(0), variables["params"], variables["batch_stats"],
-                     tx.init(freeze.split(variables["params"], mask)[0]), jax.random.key(1))
+  stage = default.stage(optimizer="sgd", lr=0.01, schedule="constant",
+                        freeze_fraction=0.9 if mode == "frozen90" else 0.0,
+                        freeze=(r"^(?!head/)",) if mode == "features" else ())
+  mask = from_config.trainable_mask(stage, model, variables, x[:1])
+  mesh = mesh_lib.make_mesh()
+  state, step = from_config.stage_state_and_step(
+      default.get_config(), stage, model, variables, mask, first_step=0, rng=jax.random.key(1),
+      steps_per_epoch=1, shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)),
+      features_input_shape=x.shape if mode == "features" else None)
   inputs = np.asarray(cj.models.head_inputs(model, variables, x)) if mode == "features" else x
-  step = jax.jit(steps.make_train_step(model, tx, mask, features_input_shape=(
-      x.shape if mode == "features" else None)), donate_argnums=(0,))
   batch = {"image": jax.device_put(inputs), "label": jax.device_put(y)}
   return step, state, batch, variables
 

@@ -6,12 +6,12 @@ by a single warp from the decoded image straight to the output size: the resize,
 rotation, shift, shear, zoom and flips cost one resampling, not five. Masks go through
 the same matrix with nearest interpolation.
 
-- 'keras': ImageDataGenerator (seed 001): rotation ±deg, width/height shift (fractions),
-  shear (degrees, as Keras: the seed's 0.2 is 0.2°), zoom [1-z, 1+z] per axis, horizontal
+- 'keras': Keras' ImageDataGenerator: rotation ±deg, width/height shift (fractions),
+  shear (degrees, as Keras: a shear of 0.2 is 0.2°), zoom [1-z, 1+z] per axis, horizontal
   flip after the warp; fill 'nearest'. The image is first resized to the output size
   (folded into the matrix), as flow_from_directory(target_size) does.
 - 'torchvision': RandomResizedCrop(scale, ratio) -> horizontal / vertical flip ->
-  RandomRotation(±deg) (seed 002), in that order.
+  RandomRotation(±deg), as torchvision composes them, in that order.
 Colour jitter (brightness, contrast, saturation, hue; torchvision's factor ranges, fixed
 order) is optional for both.
 """

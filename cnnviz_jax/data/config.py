@@ -17,7 +17,7 @@ from cnnviz_jax.weights import preprocessing
 # The seeds' augmentations, ready to assign to config.augment.
 KERAS_SEED_001 = dict(kind="keras", rotation=40.0, width_shift=0.2, height_shift=0.2,
                       shear=0.2, zoom=0.2, horizontal_flip=True, fill_mode="nearest")
-# seed 002 names RandomRotation without its degrees: 30 is our choice
+# RandomRotation's degrees: 30, our choice where a recipe names none
 TORCHVISION_SEED_002 = dict(kind="torchvision", scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                             horizontal_flip=True, vertical_flip=True, rotation=30.0,
                             fill_mode="constant")
@@ -37,8 +37,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.file_format = None  # tfds datasets: None (tfds' tfrecord) or 'array_record' (read by
   # index: can stream above cache_budget_mb; prepare it in a data_dir of its own)
   c.root = None  # name='folder': root/<class>/<images>
-  c.classes = None  # class subset by name (caltech101 defaults to seed 004's five)
-  c.max_per_class = None  # image folders: keep at most this many per class (seed 000: 1000)
+  c.classes = None  # class subset by name (caltech101 defaults to a five-class subset)
+  c.max_per_class = None  # image folders: keep at most this many per class
   c.split_fractions = (0.8, 0.1, 0.1)  # train/val/test, where the dataset has no such split
   c.split_seed = 0  # the split does not move when the training seed does
   c.shapes = ml_collections.ConfigDict(SHAPES)

@@ -20,7 +20,8 @@ from cnnviz_jax.data import shapes, splits
 from cnnviz_jax.data.source import Source
 from cnnviz_jax.errors import ConfigError
 
-CALTECH101_SEED_CLASSES = ("brain", "butterfly", "ewer", "helicopter", "ketch")  # seed 004
+# caltech101's default five-class subset
+CALTECH101_SEED_CLASSES = ("brain", "butterfly", "ewer", "helicopter", "ketch")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ modified backward, with the parameters unchanged:
   guided(act):  dx = act's own vjp of ReLU(dy)    (ReLU: 1[x > 0] · 1[dy > 0] · dy)
   deconv(act):  dx = ReLU(dy)                      (the activation's input is ignored)
 For ReLU these are Springenberg's and Zeiler's rules, and what Captum's GuidedBackprop /
-Deconvolution compute by hooking every nn.ReLU. For another activation (seed 000 used
+Deconvolution compute by hooking every nn.ReLU. For another activation (e.g.
 selu) the guided rule keeps that activation's own local slope.
 """
 import functools

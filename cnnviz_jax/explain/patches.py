@@ -1,4 +1,4 @@
-"""Max-activating patches: the dataset crops that excite a channel most (seed 004).
+"""Max-activating patches: the dataset crops that excite a channel most (Zeiler & Fergus 2014).
 
 Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014
 (arXiv:1311.2901), section 4: the top-k activations of a feature map over a dataset and

@@ -39,7 +39,7 @@ def head_spec(head, default: HeadSpec) -> HeadSpec:
   elif isinstance(head, str) and head.startswith("dense") and head[5:].isdigit():
     spec = HeadSpec(kind="dense", hidden=int(head[5:]))
   elif isinstance(head, str) and head == "mlp":
-    spec = HeadSpec(kind="mlp", hidden=512)  # seed 002: 2048 -> 512 -> C
+    spec = HeadSpec(kind="mlp", hidden=512)  # 2048 -> 512 -> C: a transfer-learning MLP head
   elif isinstance(head, str):
     spec = HeadSpec(kind=head)
   else:

@@ -3,7 +3,7 @@
 - 'small_cnn': seeds 001/003 (Chollet's cats-vs-dogs net): 3×3 valid convs
   32-64-128-128, each followed by a 2×2 max-pool, Flatten, dense 512 + act +
   dropout (0.5 with `dropout=0.5`, none by default), classes. Made for 150×150.
-- 'selu_cnn': seed 000's 5-conv selu net, dense 128 head with dropout.
+- 'selu_cnn': a 5-conv SELU net (Klambauer et al. 2017), dense 128 head with dropout.
 - 'small_cnn_bn': conv-BN-act ×4 (16-32-64-96), pooling after the first two, global
   average pool + linear: trains in seconds on the synthetic shapes (8×8 map at 32 px).
 Taps: 'block{b}_conv1' (conv + act) and 'block{b}' (after the block's pool, if any).

@@ -130,7 +130,7 @@ def apply_head(model: nn.Module, variables, features, x_shape, *, train: bool = 
 
   Top-level modules other than 'head' are not run (they return zeros of their
   output shape, which nothing uses), so a step costs the head alone — the
-  feature-extraction mode of transfer learning (seed 003).
+  feature-extraction mode of transfer learning.
   """
   shapes = layer_shapes(model, variables, jax.ShapeDtypeStruct(x_shape, jnp.float32))
 

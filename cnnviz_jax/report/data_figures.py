@@ -9,7 +9,7 @@ from cnnviz_jax.report import display
 
 
 def class_distribution(stats: dict, directory: epath.Path) -> display.Figure:
-  """Bars of examples per class, one colour per split (seed 004's distribution plot)."""
+  """Bars of examples per class, one colour per split."""
   names = stats["class_names"]
   splits = list(stats["splits"])
   n = len(names)

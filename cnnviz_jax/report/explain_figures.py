@@ -20,7 +20,8 @@ def _interp(image: np.ndarray) -> str:
 def top_class_cams(images: np.ndarray, probabilities: np.ndarray, classes: np.ndarray,
                    cams: np.ndarray, class_names: Sequence[str], labels: np.ndarray,
                    directory: epath.Path, layer: str) -> display.Figure:
-  """Per image: the image, then Grad-CAM of its k most probable classes with p (seed 002).
+  """Per image: the image, then Grad-CAM (Selvaraju et al. 2017) of its k most probable classes
+  with p.
 
   Maps are scaled by the image's largest map, so a weak class looks weak.
   """
@@ -104,7 +105,7 @@ def all_class_gif(image: np.ndarray, classes: np.ndarray, cams: np.ndarray,
     path.write_bytes((epath.Path(local) / path.name).read_bytes())
   plt.close(fig)
   return display.Figure("grad_cam_all_classes_gif", "Grad-CAM for every class, animated",
-                        f"{len(classes)} frames, one per class (seed 002's GIF).", path)
+                        f"{len(classes)} frames, one per class.", path)
 
 
 def guided_grad_cam(images: np.ndarray, cams: np.ndarray, guided: np.ndarray,
@@ -124,5 +125,5 @@ def guided_grad_cam(images: np.ndarray, cams: np.ndarray, guided: np.ndarray,
   panels.suptitle("Guided Grad-CAM = guided backprop × upsampled Grad-CAM (top-1 class)")
   return display.save(panels, directory, "guided_grad_cam", "Guided Grad-CAM",
                       "Fine detail of guided backprop, kept only where Grad-CAM finds class "
-                      "evidence (seed 004). Grey is zero; light and dark are positive and "
-                      "negative gradients.")
+                      "evidence (Selvaraju et al. 2017). Grey is zero; light and dark are "
+                      "positive and negative gradients.")

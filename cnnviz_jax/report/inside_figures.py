@@ -55,7 +55,7 @@ def first_layer_filters(kernels: np.ndarray, layer: str,
 
 def receptive_field_outlines(images: np.ndarray, acts: np.ndarray, field, layer: str,
                              directory: epath.Path) -> display.Figure:
-  """Per image: the receptive field of `layer`'s most active unit, outlined (seed 004).
+  """Per image: the receptive field of `layer`'s most active unit, outlined (Zeiler & Fergus 2014).
 
   acts: (B, h, w, C) of `layer`; field: its ReceptiveField.
   """

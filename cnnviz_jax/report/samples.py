@@ -85,7 +85,7 @@ def augmented(cfg: dict, n: int = 4, k: int = 5, seed: int = 0
     description = f"the configured {aug['kind']} augmentation"
   else:
     aug = dict(data_config.KERAS_SEED_001)
-    description = ("seed 001's Keras augmentation (illustration only: this run trained "
+    description = ("Keras ImageDataGenerator augmentation (illustration only: this run trained "
                    "without augmentation)")
   source = sources.get_source(cfg, "train")
   positions = spread_positions(source.labels, n, source.num_classes)

@@ -1,4 +1,4 @@
-"""Which parameters train: regex rules on paths, or "the first X% of layers" (seed 000).
+"""Which parameters train: regex rules on paths, or "the first X% of layers".
 
 Paths look like 'layer3/block2/conv1/kernel' (the params tree joined by '/').
 A layer is a module that owns parameters, counted in forward (creation) order.

@@ -1,7 +1,7 @@
 """What the loop needs from the data: batches by global step, class names, shapes.
 
 Thin glue over cnnviz_jax.data.pipeline (train/eval iterators of global sharded arrays),
-plus the cached backbone features of feature extraction (seed 003).
+plus the cached backbone features of feature extraction.
 """
 import logging
 from collections.abc import Iterator
@@ -71,7 +71,7 @@ class Input:
     for batch in self._eval[split]:
       yield {k: batch[k] for k in _MODEL_KEYS}
 
-  # --- Feature extraction (seed 003): the frozen backbone runs once per example ----------
+  # --- Feature extraction: the frozen backbone runs once per example ----------
   def cached_features(self, model, variables) -> "Input":
     """Switches this input to the head inputs of every example (no augmentation)."""
     extract = jax.jit(lambda v, x: taps.head_inputs(model, v, x))

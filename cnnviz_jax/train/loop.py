@@ -78,7 +78,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Workdir,
   ckpt.check_fits(jax.eval_shape(lambda v: v, variables))  # a foreign workdir loses nothing
   workdir.write_config(config, changes, step=ckpt.latest.latest_step() or 0)  # the allowed ones
 
-  # Feature extraction (seed 003): run the frozen backbone once, train the head on it.
+  # Feature extraction: run the frozen backbone once, train the head on it.
   features_shape = None
   if config.get("feature_extraction"):
     data = data.cached_features(model, {"params": params, "batch_stats": batch_stats})
@@ -92,7 +92,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Workdir,
 
   every = config.get("checkpoint_every_steps", 0)  # also inside epochs (long epochs)
 
-  # --- Stages (one, or e.g. head-only then everything: seed 002) ----------------------------
+  # --- Stages (one, or e.g. head-only then everything) --------------------------------------
   for stage_index in range(progress["stage"], len(config.stages)):
     stage = config.stages[stage_index]
     stage_variables = {"params": params, "batch_stats": batch_stats}

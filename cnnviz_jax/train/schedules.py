@@ -1,7 +1,7 @@
 """Learning-rate schedules named in configs, all optax schedules of the step.
 
 'constant', 'warmup_cosine', 'piecewise' (step decay at epoch boundaries) and
-'cyclic' (the triangular cyclical LR of Smith 2017, used by seed 002: linear up
+'cyclic' (the triangular cyclical LR of Smith 2017: linear up
 from min to max over `step_size` steps, down again, repeat).
 """
 import jax.numpy as jnp

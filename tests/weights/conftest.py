@@ -1,9 +1,23 @@
-"""Fixtures of the Keras converter tests: reference models built once, their weight files
-written when asked for, one at a time."""
+"""Fixtures of the converter tests: reference models built once, their weight files written
+when asked for, one at a time; the convert command line."""
 import collections.abc
 import functools
+import os
+import subprocess
+import sys
 
 import pytest
+
+
+@pytest.fixture
+def convert_cli():
+  """`python -m cnnviz_jax.weights.convert` on the CPU -> the completed process."""
+  def run(source: str, arch: str, input_path, output_path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cnnviz_jax.weights.convert", f"--source={source}",
+         f"--arch={arch}", f"--input={input_path}", f"--output={output_path}"],
+        capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
+  return run
 
 
 class _OneFileOnDisk:

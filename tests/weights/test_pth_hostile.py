@@ -8,11 +8,8 @@ torch's own load, so the crafting itself is right.
 import collections
 import dataclasses
 import io
-import os
 import pickle
 import struct
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -382,7 +379,7 @@ def test_every_truncation_and_damaged_byte_is_a_value_error(tmp_path, writer):
   assert 0 < read < len(variants)
 
 
-def test_the_converters_and_the_convert_cli_report_the_refusal(tmp_path):
+def test_the_converters_and_the_convert_cli_report_the_refusal(tmp_path, convert_cli):
   """The issue's file: a legacy .pth whose magic number is a payload. Each way in refuses it
   as a user error (the CLI: one `error:` line, exit 2), and the payload never runs."""
   marker, out = tmp_path / "payload_ran", tmp_path / "converted"
@@ -392,10 +389,7 @@ def test_the_converters_and_the_convert_cli_report_the_refusal(tmp_path):
     cj.weights.from_efficientnet_lite("efficientnet_lite0", path)
   with pytest.raises(UserInputError, match=refusal):
     cj.weights.from_torchvision("resnet18", path)
-  result = subprocess.run(
-      [sys.executable, "-m", "cnnviz_jax.weights.convert", "--source=torchvision",
-       "--arch=resnet18", f"--input={path}", f"--output={out}"],
-      capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
+  result = convert_cli("torchvision", "resnet18", path, out)
   assert result.returncode == 2, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot read {path} as a ")

@@ -1,8 +1,4 @@
 """Converted weights: orbax round trip, transfer to a new head, the convert CLI, preprocessing."""
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,13 +70,10 @@ def test_transfer_into_another_architecture_names_the_mismatch(resnet18):
                         jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
 
 
-def test_convert_cli_writes_a_loadable_directory(tmp_path, resnet18):
+def test_convert_cli_writes_a_loadable_directory(tmp_path, resnet18, convert_cli):
   reference, variables, _ = resnet18
   torch.save(reference.state_dict(), tmp_path / "r18.pth")
-  result = subprocess.run(
-      [sys.executable, "-m", "cnnviz_jax.weights.convert", "--source=torchvision",
-       "--arch=resnet18", f"--input={tmp_path / 'r18.pth'}", f"--output={tmp_path / 'out'}"],
-      capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
+  result = convert_cli("torchvision", "resnet18", tmp_path / "r18.pth", tmp_path / "out")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "resnet18 (torchvision, 1000 classes, 'torch' preprocessing)" in result.stdout
   loaded, meta = cj.weights.load(tmp_path / "out")

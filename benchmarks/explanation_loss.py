@@ -24,7 +24,7 @@ PENALTIES = {
     "layer_cam (block2_conv1)": dict(kind="layer_cam", weight=1.0, layer="block2_conv1",
                                      target="label"),
     "integrated_gradients": dict(kind="integrated_gradients", weight=1.0, layer="",
-                                 target="label", normalise=True),
+                                 target="label", normalize=True),
 }
 
 

@@ -1,6 +1,6 @@
 """Time to a model's initial variables, each in a fresh process (no compilation cache):
-flax's `jax.jit(model.init)` (what training ran before), `cj.models.initialise` (training's
-init now: XLA level 1), its head-only subset (what `weights.transfer` initialises under a
+flax's `jax.jit(model.init)` (what training ran before), `cj.models.initialize` (training's
+init now: XLA level 1), its head-only subset (what `weights.transfer` initializes under a
 pretrained backbone), and torchvision's constructor where it has the architecture.
 
   python benchmarks/init_compile.py [--models resnet50,inception_resnet_v2]
@@ -15,7 +15,7 @@ import time
 SIZES = {"small_cnn_bn": 32, "resnet50": 64, "vgg19": 32, "inception_v3": 75,
          "efficientnet_lite0": 64, "inception_resnet_v2": 75}
 TORCHVISION = {"resnet50", "vgg19", "inception_v3"}
-METHODS = ("jit_model_init", "initialise", "initialise_head_only", "torchvision")
+METHODS = ("jit_model_init", "initialize", "initialize_head_only", "torchvision")
 
 
 def _worker(name: str, method: str) -> float:
@@ -36,12 +36,12 @@ def _worker(name: str, method: str) -> float:
   start = time.perf_counter()
   if method == "jit_model_init":
     out = jax.jit(model.init)(key, x)
-  elif method == "initialise":
-    out = cj.models.initialise(model, key, x)
+  elif method == "initialize":
+    out = cj.models.initialize(model, key, x)
   else:
     paths = [p for p in flax.traverse_util.flatten_dict(cj.models.abstract_variables(model, x))
              if p[1] == "head"]
-    out = cj.models.initialise(model, key, x, paths)
+    out = cj.models.initialize(model, key, x, paths)
   jax.block_until_ready(out)
   return time.perf_counter() - start
 

@@ -124,7 +124,7 @@ def _torch_category(name: str) -> str | None:
   if name in ("aten::addmm", "aten::mm"):  # the classifier only: torch's 1×1 are convolutions
     return "dense"
   if "batch_norm" in name:
-    return "reductions"  # statistics and normalisation, forward and backward, in one kernel
+    return "reductions"  # statistics and normalization, forward and backward, in one kernel
   if "max_pool" in name or "avg_pool" in name or "adaptive" in name:
     return "pooling"
   if name in ("aten::copy_", "aten::contiguous", "aten::clone", "aten::to", "aten::_to_copy"):

@@ -61,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Right for the right reasons (train/explanation_loss.py): kind "" = off, or e.g.
   # "input_gradient" / "grad_cam"; weight = λ; layer: CAM kinds ("" = last); masks from the data
   config.explanation_loss = ml_collections.ConfigDict(dict(
-      kind="", weight=1.0, layer="", target="label", normalise=False))
+      kind="", weight=1.0, layer="", target="label", normalize=False))
   config.stages = [stage(epochs=12)]
   config.early_stopping = ml_collections.ConfigDict(dict(
       enabled=False, metric="accuracy", mode="max", patience=5, restore_best=True))

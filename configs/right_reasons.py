@@ -12,7 +12,7 @@ Variants (after ':'; the first is the default):
                         the label's logit, one random point of the path per step, λ = 1
   decoy_free            plain training on the same images without the patch (the reference)
 Data:  configs/demo.py's shapes (5 classes, 32 px, 6,000 / 1,000 / 1,000) with decoy=4: a
-       4×4 patch in a random corner, coloured by the class in train and validation, by a
+       4×4 patch in a random corner, colored by the class in train and validation, by a
        random class in test (cnnviz_jax/data/shapes_decoy.py). The object masks are the
        "right reasons"; the penalty reads them from the batches.
 Measured (one run each, seed 0, 10 epochs, 2 shared CPU cores; Grad-CAM of the predicted
@@ -27,12 +27,12 @@ Expect: plain falls for the decoy (test at chance, 1/5); no penalty fixes it her
 of test accuracy within 3 points of decoy_free is NOT met. Each penalty does what it is
 told (Grad-CAM at its layer moves onto the object: 4.9% -> 62.0%; the decoy's share of the
 input gradients and of integrated gradients falls 10-50x), and the network keeps the
-shortcut out of the penalised explanation's sight: it flattens the patch pathway's local
+shortcut out of the penalized explanation's sight: it flattens the patch pathway's local
 gradients (input gradients; the Σ_k log p_k target also ignores which class is high),
 hides it in Grad-CAM's channel-averaged weights (grad_cam at block2_conv1: 60% in the mask
 there, test 19.1%) or in negative evidence (layer_cam at block2_conv1: test 19.1%), or makes
 it scale-invariant along integrated gradients' path. Other settings tried, all with test
-19.0-19.3%: input gradient of the label's logit with normalise=True; a fixed 4-node
+19.0-19.3%: input gradient of the label's logit with normalize=True; a fixed 4-node
 quadrature for integrated gradients. Step cost: benchmarks/explanation_loss.py.
 """
 import ml_collections
@@ -44,7 +44,7 @@ PENALTIES = {
     "input_gradient": dict(kind="input_gradient", weight=0.01, target="log_prob_sum"),
     "grad_cam": dict(kind="grad_cam", weight=1.0, layer="block4_conv1", target="label"),
     "integrated_gradients": dict(kind="integrated_gradients", weight=1.0, target="label",
-                                 normalise=True),
+                                 normalize=True),
 }
 
 

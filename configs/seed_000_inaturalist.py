@@ -18,7 +18,7 @@ Data:  an image folder, data.root/<class>/<images> (name='folder'), 10 classes o
        Training augmentation: data.config.KERAS_SEED_001 (rotation, shifts, shear, zoom, flip).
 Model: the backbone + head 'mlp' of 128 units: dense 128, ReLU, BatchNorm, dropout 0.3 (the
        seed found 128 better than 256 and 512).
-Weights: without --config.weights the backbone is randomly initialised and this is NOT the
+Weights: without --config.weights the backbone is randomly initialized and this is NOT the
        seed's fine-tuning. Convert the Keras ImageNet file of the variant once
        (keras.applications.<Model>(weights='imagenet', include_top=False) downloads it to
        ~/.keras/models/), e.g.
@@ -27,7 +27,7 @@ Weights: without --config.weights the backbone is randomly initialised and this 
              --output weights/inception_resnet_v2
        (arch = the variant name; resnet50_keras reads
        resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5). The converted meta sets the
-       input size and normalisation.
+       input size and normalization.
 Train: the first 85% of the backbone's layers frozen (the seed: 80-90% froze best; sweep
        --config.stages[0].freeze_fraction), Adam 1e-4, batch 32, up to 30 epochs with early
        stopping on validation accuracy (patience 5, the best epoch restored). The seed swept
@@ -37,7 +37,7 @@ Train: the first 85% of the backbone's layers frozen (the seed: 80-90% froze bes
 Smoke run (tests/configs: a generated folder of 10 classes × 8 JPEGs, batch 2, one 30-step
 epoch; 75 px, ResNet50 32 px) on 2 CPU cores shared with other jobs (load ~4):
 inception_resnet_v2 122 s, inception_v3 62 s, xception 52 s, resnet50_keras 37 s, most of
-it compiling the backbone (initialisation, train and eval steps).
+it compiling the backbone (initialization, train and eval steps).
 """
 import ml_collections
 

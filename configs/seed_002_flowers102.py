@@ -6,17 +6,17 @@ Variants: only 'resnet50_mlp' (the default).
 Data:  tfds 'oxford_flowers102' with its official splits: 1,020 train, 1,020 validation,
        6,149 test images (downloaded by tfds on the first run, or `tfds build
        oxford_flowers102` once and --config.data.data_dir=DIR). 224 px; evaluation resizes
-       the shorter side to 256 and centre-crops 224; ImageNet mean/std ('torch').
+       the shorter side to 256 and center-crops 224; ImageNet mean/std ('torch').
        Training augmentation (data.config.TORCHVISION_SEED_002): RandomResizedCrop,
        horizontal and vertical flips, rotation (the seed gives no angle: 30°).
 Model: 'resnet50' (torchvision layout) + head 'mlp': 2048 -> 512, ReLU, BatchNorm,
        dropout 0.5 -> 102 classes.
-Weights: without --config.weights the backbone is randomly initialised and this is NOT the
+Weights: without --config.weights the backbone is randomly initialized and this is NOT the
        seed's transfer learning; convert torchvision's ImageNet file once (the URL is
        torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url):
          python -m cnnviz_jax.weights.convert --source torchvision --arch resnet50 \
              --input resnet50-0676ba61.pth --output weights/resnet50
-       The converted meta then sets image size, eval resize and normalisation.
+       The converted meta then sets image size, eval resize and normalization.
 Train: stage 1, 30 epochs: Adam 0.01 on the head only (backbone parameters frozen; its
        BatchNorm statistics still update, as a requires_grad=False backbone in PyTorch's
        train mode does). Stage 2, 120 epochs: everything, RAdam with the triangular
@@ -27,7 +27,7 @@ Expect: the seed's test accuracy 85.1% after stage 1 and 89.3% after stage 2 (va
        87.3% and 91.1%).
 Smoke run (tests/configs: tfds mock data, 64 px, batch 2, one 3-step epoch per stage): 63 s
 on 2 CPU cores shared with other jobs (load ~4), most of it compiling ResNet50 three times
-(initialisation and the two stages' train steps).
+(initialization and the two stages' train steps).
 """
 import ml_collections
 

@@ -14,7 +14,7 @@ Data:  tfds 'tf_flowers' (3,670 images of 5 classes, one tfds split; downloaded 
        the first run, or `tfds build tf_flowers` once and --config.data.data_dir=DIR), cut
        80/10/10 into train/validation/test. 150 px as in the seed (InceptionV3's 3×3×2048
        output there), batch 20. Scratch CNNs see [0, 1] pixels, InceptionV3 [-1, 1] ('tf').
-Weights (Inception variants): without --config.weights the base is randomly initialised and
+Weights (Inception variants): without --config.weights the base is randomly initialized and
        this is NOT the seed's transfer learning. Convert the Keras ImageNet file once
        (keras.applications.InceptionV3(weights='imagenet', include_top=False) downloads
        inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 to ~/.keras/models/):
@@ -22,7 +22,7 @@ Weights (Inception variants): without --config.weights the base is randomly init
              --input inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 \
              --output weights/inception_v3
        then add --config.weights=weights/inception_v3. The converted meta sets the input
-       size (299 px, so the flattened features grow to 8×8×2048) and the normalisation.
+       size (299 px, so the flattened features grow to 8×8×2048) and the normalization.
 Train: the seed gives no optimizer for the scratch CNNs: RMSprop 1e-4 as in Chollet's
        listing it follows; 30 epochs everywhere (the seed's feature head stopped improving
        after 5). RMSprop and Adam with Keras' defaults (rho 0.9, eps 1e-7). The frozen base

@@ -10,7 +10,7 @@ Data:  tfds 'caltech101', classes brain, butterfly, ewer, helicopter, ketch (the
        224 px, Keras 'caffe' preprocessing (BGR, ImageNet mean subtracted), batch 16.
 Model: 'vgg19_keras' convolutional base + head 'dense256' (global average pool, dense 256,
        ReLU, dropout 0.5, 5 classes); the seed does not describe its head.
-Weights: without --config.weights the base is randomly initialised and this is NOT the
+Weights: without --config.weights the base is randomly initialized and this is NOT the
        seed's transfer learning. Convert the Keras ImageNet file once
        (keras.applications.VGG19(weights='imagenet', include_top=False) downloads
        vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 to ~/.keras/models/):

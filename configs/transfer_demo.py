@@ -26,7 +26,7 @@ def get_config():
   config = default.get_config()
   config.model.name = "efficientnet_lite0"  # its own head: pool, dropout 0.2, 5 classes
   config.weights = PRETRAINED
-  config.data.size_from_weights = False  # keep image_size below; normalisation: the weights'
+  config.data.size_from_weights = False  # keep image_size below; normalization: the weights'
   config.data.image_size = 96
   config.stages = [
       default.stage(epochs=2, optimizer="adamw", lr=1e-3, freeze=default.HEAD_ONLY,

@@ -49,7 +49,7 @@ def _axis(values: Sequence[str]) -> tuple[np.ndarray, list[tuple[float, str]]]:
 
 def parallel_coordinates(table: Sequence[dict], parameters: Sequence[str], metric: str,
                          path: epath.Path) -> None:
-  """One polyline per finished trial across the parameters' axes and the metric's, coloured
+  """One polyline per finished trial across the parameters' axes and the metric's, colored
   by the metric."""
   done = finished(table, metric)
   names = [*parameters, metric]
@@ -75,7 +75,7 @@ def parallel_coordinates(table: Sequence[dict], parameters: Sequence[str], metri
   ax.set_ylim(-0.08, 1.08)
   for side in ("left", "right", "top"):
     ax.spines[side].set_visible(False)
-  ax.set_title(f"Parallel coordinates of {len(done)} trial(s), coloured by {metric}")
+  ax.set_title(f"Parallel coordinates of {len(done)} trial(s), colored by {metric}")
   fig.tight_layout()
   storage.write_figure(fig, path, dpi=110)
   plt.close(fig)
@@ -156,10 +156,10 @@ def accuracy_bars(table: Sequence[dict], parameters: Sequence[str], path: epath.
   done = finished(table, "val_accuracy")
   fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(done) + 2), 4.8))
   x = np.arange(len(done))
-  for i, (prefix, colour) in enumerate((("train", "tab:gray"), ("val", "tab:blue"),
+  for i, (prefix, color) in enumerate((("train", "tab:gray"), ("val", "tab:blue"),
                                        ("test", "tab:orange"))):
     heights = [r[f"{prefix}_accuracy"] or 0.0 for r in done]
-    bars = ax.bar(x + (i - 1) * 0.27, heights, 0.27, label=prefix, color=colour)
+    bars = ax.bar(x + (i - 1) * 0.27, heights, 0.27, label=prefix, color=color)
     ax.bar_label(bars, fmt="%.2f", fontsize=7)
   ax.set_xticks(x, [_label(r, parameters) for r in done], fontsize=8)
   ax.set_ylim(0, 1.08)

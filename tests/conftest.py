@@ -126,7 +126,7 @@ def photos():
 
 @pytest.fixture(scope="session")
 def lite0_inputs(lite0_imagenet, photos):
-  """chelsea and coffee as the real Lite0 weights expect them: the meta's resize and centre
+  """chelsea and coffee as the real Lite0 weights expect them: the meta's resize and center
   crop (224 of 256) as uint8, then `meta.preprocess` -> (crops, x float32 NHWC)."""
   from cnnviz_jax.data import transforms  # pylint: disable=import-outside-toplevel
   meta = lite0_imagenet[3]

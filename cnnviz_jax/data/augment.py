@@ -1,7 +1,7 @@
 """Training augmentations in TF, per example, stateless (a (2,) int key -> same output).
 
 Every geometric augmentation is composed into ONE 3x3 matrix mapping output pixel
-coordinates to input coordinates (x = column, y = row, pixel centres at integers), applied
+coordinates to input coordinates (x = column, y = row, pixel centers at integers), applied
 by a single warp from the decoded image straight to the output size: the resize, crop,
 rotation, shift, shear, zoom and flips cost one resampling, not five. Masks go through
 the same matrix with nearest interpolation.
@@ -12,7 +12,7 @@ the same matrix with nearest interpolation.
   (folded into the matrix), as flow_from_directory(target_size) does.
 - 'torchvision': RandomResizedCrop(scale, ratio) -> horizontal / vertical flip ->
   RandomRotation(±deg), as torchvision composes them, in that order.
-Colour jitter (brightness, contrast, saturation, hue; torchvision's factor ranges, fixed
+Color jitter (brightness, contrast, saturation, hue; torchvision's factor ranges, fixed
 order) is optional for both.
 """
 import math
@@ -43,8 +43,8 @@ def rotate(degrees) -> tf.Tensor:
   return _m([[c, -s, 0], [s, c, 0], [0, 0, 1]])
 
 
-def about_centre(matrix: tf.Tensor, size) -> tf.Tensor:
-  """Conjugates `matrix` so it acts about the centre of a size x size image."""
+def about_center(matrix: tf.Tensor, size) -> tf.Tensor:
+  """Conjugates `matrix` so it acts about the center of a size x size image."""
   o = (tf.cast(size, tf.float32) - 1) / 2
   return translate(o, o) @ matrix @ translate(-o, -o)
 
@@ -59,7 +59,7 @@ def flip(horizontal, vertical, size) -> tf.Tensor:
 
 
 def resize_matrix(in_h, in_w, out_h, out_w) -> tf.Tensor:
-  """Output -> input for a half-pixel-centred resize of (in_h, in_w) to (out_h, out_w)."""
+  """Output -> input for a half-pixel-centerd resize of (in_h, in_w) to (out_h, out_w)."""
   sx = tf.cast(in_w, tf.float32) / tf.cast(out_w, tf.float32)
   sy = tf.cast(in_h, tf.float32) / tf.cast(out_h, tf.float32)
   return translate(-0.5, -0.5) @ scale(sx, sy) @ translate(0.5, 0.5)
@@ -72,7 +72,7 @@ def keras_matrix(theta, tx, ty, shear, zx, zy, size) -> tf.Tensor:
   """
   sh = tf.cast(shear, tf.float32) * (math.pi / 180)
   shear_m = _m([[1, -tf.sin(sh), 0], [0, tf.cos(sh), 0], [0, 0, 1]])
-  return about_centre(rotate(theta) @ translate(tx, ty) @ shear_m @ scale(zx, zy), size)
+  return about_center(rotate(theta) @ translate(tx, ty) @ shear_m @ scale(zx, zy), size)
 
 
 def warp(image: tf.Tensor, matrix: tf.Tensor, out_size, interpolation: str = "bilinear",
@@ -120,7 +120,7 @@ def random_resized_crop_box(key, h, w, scale_range=(0.08, 1.0),
   cw = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
   ch = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
   ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
-  # fallback (no attempt fits): the largest centred crop within the ratio range
+  # fallback (no attempt fits): the largest centerd crop within the ratio range
   in_ratio = wf / hf
   fw = tf.where(in_ratio > ratio_range[1], tf.cast(tf.round(hf * ratio_range[1]), tf.int32), w)
   fh = tf.where(in_ratio < ratio_range[0], tf.cast(tf.round(wf / ratio_range[0]), tf.int32), h)
@@ -146,7 +146,7 @@ def torchvision_random_matrix(key, h, w, size: int, cfg: Mapping) -> tf.Tensor:
   hflip = tf.logical_and(u[0] < 0.5, bool(cfg.get("horizontal_flip", False)))
   vflip = tf.logical_and(u[1] < 0.5, bool(cfg.get("vertical_flip", False)))
   deg = cfg.get("rotation", 0.0)
-  rot = about_centre(rotate(_uniform(k[2], -deg, deg)), size)
+  rot = about_center(rotate(_uniform(k[2], -deg, deg)), size)
   return crop @ flip(hflip, vflip, size) @ rot
 
 

@@ -2,7 +2,7 @@
 
 Experiment configs set `config.data = data.default_config()` and override fields; the
 pipeline also takes a plain dict or keyword overrides. `with_meta` copies image size,
-eval resizing (unless `size_from_weights` is False) and normalisation from converted
+eval resizing (unless `size_from_weights` is False) and normalization from converted
 weights, so a model is fed as trained.
 """
 import copy
@@ -24,7 +24,7 @@ TORCHVISION_SEED_002 = dict(kind="torchvision", scale=(0.08, 1.0), ratio=(3 / 4,
 
 
 # The synthetic shapes' generation parameters (data/shapes.py), defaults: the demo's.
-# decoy: side (px) of a class-coloured corner patch, a confounder (shapes_decoy.py); 0: none
+# decoy: side (px) of a class-colored corner patch, a confounder (shapes_decoy.py); 0: none
 SHAPES = dict(num_classes=5, image_size=32, num_train=6000, num_validation=1000, num_test=1000,
               distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0, decoy=0)
 
@@ -45,7 +45,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.batch_size = 32  # global, over every device of every process
   c.eval_batch_size = None  # None: batch_size
   c.image_size = 32  # model input side
-  c.resize_size = None  # eval: shorter side -> this, centre crop (torchvision); None: direct
+  c.resize_size = None  # eval: shorter side -> this, center crop (torchvision); None: direct
   c.resize_method = "bilinear"
   # with converted weights: image_size and resize_size from their meta; False keeps this
   # config's (a fully convolutional net also runs at other sizes: smaller is cheaper)
@@ -63,7 +63,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def with_meta(config, meta) -> dict:
-  """`config` with image size, eval resizing and normalisation of a `WeightsMeta`."""
+  """`config` with image size, eval resizing and normalization of a `WeightsMeta`."""
   out = resolve(config)
   if out["size_from_weights"]:
     out.update(image_size=meta.input_size, resize_size=meta.resize_size)

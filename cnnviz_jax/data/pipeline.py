@@ -43,12 +43,12 @@ from cnnviz_jax.weights import preprocessing
 
 try:  # tf.data only: TF must never take an accelerator from JAX
   tf.config.set_visible_devices([], "GPU")
-except RuntimeError:  # already initialised by the caller; tensorflow-cpu has none anyway
+except RuntimeError:  # already initialized by the caller; tensorflow-cpu has none anyway
   pass
 
 _FOREVER = 1 << 62
 # tf.data iterators still running Python reads (numpy_function) when the interpreter
-# finalises hang the process at exit: they are closed before that, at atexit.
+# finalizes hang the process at exit: they are closed before that, at atexit.
 _OPEN = weakref.WeakSet()
 
 
@@ -209,7 +209,7 @@ def model_input(cfg: dict, image: tf.Tensor, mask: tf.Tensor | None = None,
                 augment_key: tf.Tensor | None = None) -> dict:
   """One image (and object mask), encoded or as uint8 pixels -> {'image': model input[,
   'object_mask']}: the configured augmentation when given a key (training), else the eval
-  resizing; then the normalisation. The one per-example transform of the pipeline and the
+  resizing; then the normalization. The one per-example transform of the pipeline and the
   report."""
   size = cfg["image_size"]
   image = _pixels(image, 3)

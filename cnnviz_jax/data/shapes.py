@@ -32,7 +32,7 @@ class ShapesConfig(tfds.core.BuilderConfig):
   distractor_prob: float
   object_size: tuple[float, float]
   seed: int
-  decoy: int  # side (px) of a class-coloured corner patch, see shapes_decoy.py; 0: none
+  decoy: int  # side (px) of a class-colored corner patch, see shapes_decoy.py; 0: none
 
 
 def config_name(num_classes: int, image_size: int, num_train: int, num_validation: int,
@@ -48,7 +48,7 @@ def config_name(num_classes: int, image_size: int, num_train: int, num_validatio
 
 def make_config(**overrides) -> ShapesConfig:
   """overrides: fields of data_config.SHAPES (the rest keep its defaults). decoy: a
-  `decoy`-pixel patch in a corner, coloured by the class in train and validation and at
+  `decoy`-pixel patch in a corner, colored by the class in train and validation and at
   random in test (a confounder, shapes_decoy.py); 0: none."""
   unknown = sorted(set(overrides) - set(data_config.SHAPES))
   if unknown:
@@ -61,7 +61,7 @@ def make_config(**overrides) -> ShapesConfig:
 
 
 class Shapes(tfds.core.GeneratorBasedBuilder):
-  """One object per image whose shape is the class; colour/position/size/background random."""
+  """One object per image whose shape is the class; color/position/size/background random."""
 
   VERSION = tfds.core.Version(VERSION)
   RELEASE_NOTES = {VERSION: "Initial release."}
@@ -104,7 +104,7 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     if cfg.decoy:  # its own stream: the objects and masks are the decoy-free config's
       images = shapes_decoy.add_decoys(np.random.SeedSequence([cfg.seed, split_index, 1]),
                                        images, masks, labels, cfg.decoy,
-                                       class_coloured=splits.SPLIT_NAMES[split_index] != "test")
+                                       class_colored=splits.SPLIT_NAMES[split_index] != "test")
     for i in range(num_examples):
       # PNG bytes via PIL: ~10x faster than tfds' per-image TF graph call for small images
       yield i, {"image": storage.png_bytes(images[i]), "object_mask": storage.png_bytes(masks[i]),

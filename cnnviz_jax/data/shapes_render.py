@@ -1,14 +1,14 @@
-"""Vectorised numpy drawing of the synthetic "shapes" images and their object masks.
+"""Vectorized numpy drawing of the synthetic "shapes" images and their object masks.
 
 Each image holds one object whose *shape* is the class. Everything else is random and
-independent of the class: colour, position, size, rotation, the textured background and an
+independent of the class: color, position, size, rotation, the textured background and an
 optional distractor (an elongated ellipse, which is no class). Shapes are scaled to equal
 area and all use the same placement margin, so neither mask area nor position tells the
 class. Measured notes from the issue: thin lines as clutter look like cross/square arms and
-stall learning (so the clutter is smooth colour noise), and objects under ~30% of the side
+stall learning (so the clutter is smooth color noise), and objects under ~30% of the side
 are hard at 32-64 px (so by default a circle spans 34-50% of the side, a star or triangle up
 to 78%). `object_size` sets that range: smaller objects on a larger canvas spread the object
-over the image, so a "guess the centre" baseline stops scoring (the pointing-game tests).
+over the image, so a "guess the center" baseline stops scoring (the pointing-game tests).
 """
 import functools
 
@@ -22,7 +22,7 @@ OBJECT_SIZE = (0.24, 0.36)  # object radius range, fraction of the image side
 
 
 def _inside(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-  """Whether (x, y) in the shape's unit frame (radius ~1, centred) lies inside it."""
+  """Whether (x, y) in the shape's unit frame (radius ~1, centerd) lies inside it."""
   r2 = x * x + y * y
   if name == "circle":
     return r2 <= 1.0
@@ -74,7 +74,7 @@ def _margin() -> float:
 
 
 def _texture(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-  """Smooth coloured clutter: two octaves of bilinearly upsampled noise. -> (n, S, S, 3)."""
+  """Smooth colored clutter: two octaves of bilinearly upsampled noise. -> (n, S, S, 3)."""
   out = rng.uniform(40, 215, (n, 1, 1, 3)).astype(np.float32)
   for cells, amplitude in ((4, 55.0), (8, 30.0)):
     grid = rng.uniform(-amplitude, amplitude, (n, 3, cells, cells)).astype(np.float32)
@@ -88,11 +88,11 @@ def _texture(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
   return out
 
 
-def _coverage(names: list[str], labels: np.ndarray, centre: np.ndarray, radius: np.ndarray,
+def _coverage(names: list[str], labels: np.ndarray, center: np.ndarray, radius: np.ndarray,
               angle: np.ndarray, size: int, aspect: np.ndarray | None = None) -> np.ndarray:
-  """Fraction of each pixel inside its object. centre (n, 2) and radius (n,) in pixels."""
+  """Fraction of each pixel inside its object. center (n, 2) and radius (n,) in pixels."""
   s = _SUPERSAMPLE
-  sub = ((np.arange(size * s) + 0.5) / s).astype(np.float32)  # sub-pixel centres, pixels
+  sub = ((np.arange(size * s) + 0.5) / s).astype(np.float32)  # sub-pixel centers, pixels
   inside = np.zeros((len(labels), size * s, size * s), bool)
   for k, name in enumerate(names):
     idx = np.flatnonzero(labels == k)
@@ -100,8 +100,8 @@ def _coverage(names: list[str], labels: np.ndarray, centre: np.ndarray, radius: 
       continue
     scale = _scale_and_extent(name)[0] if aspect is None else 1.0
     r = (radius[idx] * scale).astype(np.float32)[:, None, None]
-    dx = sub[None, None, :] - centre[idx, 0, None, None].astype(np.float32)  # (m, 1, S*s)
-    dy = sub[None, :, None] - centre[idx, 1, None, None].astype(np.float32)  # (m, S*s, 1)
+    dx = sub[None, None, :] - center[idx, 0, None, None].astype(np.float32)  # (m, 1, S*s)
+    dy = sub[None, :, None] - center[idx, 1, None, None].astype(np.float32)  # (m, S*s, 1)
     cos = np.cos(angle[idx]).astype(np.float32)[:, None, None] / r
     sin = np.sin(angle[idx]).astype(np.float32)[:, None, None] / r
     u = cos * dx + sin * dy  # rotate and scale into the shape's unit frame
@@ -113,15 +113,15 @@ def _coverage(names: list[str], labels: np.ndarray, centre: np.ndarray, radius: 
   return count / (s * s)
 
 
-def _contrasting_colours(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
-  """Uniform random RGB colours at least _MIN_CONTRAST away from `background` (n, 3)."""
-  colour = rng.uniform(0, 255, background.shape)
-  for _ in range(64):  # rejection sampling, vectorised; converges in a few rounds
-    bad = np.linalg.norm(colour - background, axis=-1) < _MIN_CONTRAST
+def _contrasting_colors(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+  """Uniform random RGB colors at least _MIN_CONTRAST away from `background` (n, 3)."""
+  color = rng.uniform(0, 255, background.shape)
+  for _ in range(64):  # rejection sampling, vectorized; converges in a few rounds
+    bad = np.linalg.norm(color - background, axis=-1) < _MIN_CONTRAST
     if not bad.any():
       break
-    colour[bad] = rng.uniform(0, 255, (int(bad.sum()), 3))
-  return colour.astype(np.float32)
+    color[bad] = rng.uniform(0, 255, (int(bad.sum()), 3))
+  return color.astype(np.float32)
 
 
 def render(seed: int | np.random.SeedSequence, num_examples: int, image_size: int = 32,
@@ -156,19 +156,19 @@ def render(seed: int | np.random.SeedSequence, num_examples: int, image_size: in
     # distractor: an elongated ellipse (aspect 2.5-3.5) drawn under the object
     d_on = rng.uniform(size=n) < distractor_prob
     d_radius = rng.uniform(0.18, 0.28, n) * image_size
-    d_centre = rng.uniform(0.1, 0.9, (n, 2)) * image_size
-    d_cov = _coverage(["circle"], np.zeros(n, int), d_centre, d_radius,
+    d_center = rng.uniform(0.1, 0.9, (n, 2)) * image_size
+    d_cov = _coverage(["circle"], np.zeros(n, int), d_center, d_radius,
                       rng.uniform(0, np.pi, n), image_size, rng.uniform(2.5, 3.5, n))
-    d_colour = _contrasting_colours(rng, image.mean(axis=(1, 2)))
+    d_color = _contrasting_colors(rng, image.mean(axis=(1, 2)))
     d_cov *= d_on[:, None, None]
-    image = image * (1 - d_cov[..., None]) + d_colour[:, None, None] * d_cov[..., None]
+    image = image * (1 - d_cov[..., None]) + d_color[:, None, None] * d_cov[..., None]
     # the class object, fully inside the image (see the module docstring for sizes)
     radius = rng.uniform(low, high, n) * image_size
     lo, hi = radius * margin, image_size - radius * margin
-    centre = lo[:, None] + rng.uniform(size=(n, 2)) * (hi - lo)[:, None]
-    cov = _coverage(names, lab, centre, radius, rng.uniform(0, 2 * np.pi, n), image_size)
-    colour = _contrasting_colours(rng, image.mean(axis=(1, 2)))
-    image = image * (1 - cov[..., None]) + colour[:, None, None] * cov[..., None]
+    center = lo[:, None] + rng.uniform(size=(n, 2)) * (hi - lo)[:, None]
+    cov = _coverage(names, lab, center, radius, rng.uniform(0, 2 * np.pi, n), image_size)
+    color = _contrasting_colors(rng, image.mean(axis=(1, 2)))
+    image = image * (1 - cov[..., None]) + color[:, None, None] * cov[..., None]
     image += 6.0 * rng.standard_normal(image.shape, np.float32)  # grain, object included
     images[start:start + n] = np.clip(np.round(image), 0, 255).astype(np.uint8)
     masks[start:start + n] = cov >= 0.5

@@ -1,4 +1,4 @@
-"""Deterministic, stratified train/validation/test splits of a labelled list of examples."""
+"""Deterministic, stratified train/validation/test splits of a labeled list of examples."""
 from collections.abc import Sequence
 
 import numpy as np

@@ -27,7 +27,7 @@ CALTECH101_SEED_CLASSES = ("brain", "butterfly", "ewer", "helicopter", "ketch")
 @dataclasses.dataclass(frozen=True)
 class TfdsSpec:
   # our split -> (tfds split, part): part indexes the stratified parts of that tfds split
-  # (None: the whole tfds split). Parts are cut with config.split_fractions renormalised.
+  # (None: the whole tfds split). Parts are cut with config.split_fractions renormalized.
   splits: dict[str, tuple[str, int | None]]
   default_classes: tuple[str, ...] | None = None
 
@@ -163,7 +163,7 @@ def _read_directly(builder, tfds_split: str, tfds_positions: np.ndarray) -> dict
 
 def stratified_part(labels: np.ndarray, fractions: Sequence[float], split: str,
                     seed: int) -> np.ndarray:
-  """Positions of `split`'s part when all three splits are cut from one labelled list."""
+  """Positions of `split`'s part when all three splits are cut from one labeled list."""
   return splits.stratified_split(labels, fractions, seed)[splits.split_index(split)]
 
 
@@ -179,7 +179,7 @@ def tfds_source(name: str, split: str, data_dir: str | None = None,
   tfds_split, part = spec.splits[split]
   sharing = [s for s, (t, p) in spec.splits.items() if t == tfds_split and p is not None]
   if part is not None:
-    # renormalise the config fractions over the splits cut from this tfds split
+    # renormalize the config fractions over the splits cut from this tfds split
     frac = np.array([fractions[splits.split_index(s)] for s in sharing], np.float64)
     if frac.sum() <= 0:
       raise ConfigError(f"split_fractions {tuple(fractions)} leave nothing for {sharing}")

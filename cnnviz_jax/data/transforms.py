@@ -1,8 +1,8 @@
 """Deterministic per-example transforms in TF: decode and eval resizing.
 
 Eval resizing follows the source framework (`WeightsMeta`): torchvision resizes the
-shorter side to `resize_size` (bilinear, antialiased) and centre-crops `image_size`;
-Keras resizes straight to `image_size`. Normalisation is `weights.preprocessing`'s.
+shorter side to `resize_size` (bilinear, antialiased) and center-crops `image_size`;
+Keras resizes straight to `image_size`. Normalization is `weights.preprocessing`'s.
 """
 import tensorflow as tf
 
@@ -32,7 +32,7 @@ def eval_resize(image: tf.Tensor, image_size: int, resize_size: int | None = Non
   """(h, w, C) -> float32 (image_size, image_size, C), and the (h, w) mask alike (nearest).
 
   resize_size=None: direct resize (Keras). Otherwise shorter side -> resize_size, then a
-  centre crop (torchvision `Resize(resize_size)` + `CenterCrop(image_size)`).
+  center crop (torchvision `Resize(resize_size)` + `CenterCrop(image_size)`).
   """
   if resize_size is None:
     size = (image_size, image_size)

@@ -12,13 +12,13 @@ from cnnviz_jax.explain.gradients import (gradient, gradient_x_input, integrated
                                           smoothgrad)
 from cnnviz_jax.explain.guided import deconv, deconvnet, guided, guided_backprop, guided_relu
 from cnnviz_jax.explain.layer_gradients import layer_vjp, resolve_layers
-from cnnviz_jax.explain.maps import gaussian_blur, normalise, upsample
+from cnnviz_jax.explain.maps import gaussian_blur, normalize, upsample
 from cnnviz_jax.explain.mask_mass import mass_inside
 from cnnviz_jax.explain.score_cam import score_cam
 from cnnviz_jax.explain.targets import top_k
 from cnnviz_jax.explain.faithfulness import deletion_insertion
-from cnnviz_jax.explain.feature_vis import activation_maximisation
+from cnnviz_jax.explain.feature_vis import activation_maximization
 from cnnviz_jax.explain.patches import max_activating_patches
 from cnnviz_jax.explain.pointing_game import pointing_game
 from cnnviz_jax.explain.receptive_field import receptive_field, receptive_fields
-from cnnviz_jax.explain.sanity import randomisation_check
+from cnnviz_jax.explain.sanity import randomization_check

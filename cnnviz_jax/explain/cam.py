@@ -5,11 +5,11 @@ A CAM method is a `weigh(activations, gradients) -> weighted activations` rule, 
 first principal component (pytorch-grad-cam's `eigen_smooth`). Around that rule:
   - one forward pass, then one pull-back per target (vmap over cotangents, chunked),
     so several classes or all classes cost one forward plus head-only backward passes;
-  - several layers, or a `size`: each map min-max normalised, resized to `size`
-    (default: the finest layer), averaged and normalised again, as pytorch-grad-cam
+  - several layers, or a `size`: each map min-max normalized, resized to `size`
+    (default: the finest layer), averaged and normalized again, as pytorch-grad-cam
     combines them (size=(H, W) of the input gives its exact output);
   - aug_smooth: pytorch-grad-cam's test-time augmentation (horizontal flip × intensity
-    0.9/1/1.1), the six variants batched into one pass, maps normalised (at `size`),
+    0.9/1/1.1), the six variants batched into one pass, maps normalized (at `size`),
     un-flipped and averaged.
 """
 from typing import Any, Callable, Sequence
@@ -26,7 +26,7 @@ _TTA_FACTORS = (0.9, 1.0, 1.1)
 
 
 def eigen_projection(weighted: jax.Array) -> jax.Array:
-  """(B, h, w, C) -> (B, h, w): centred activations on their first principal direction.
+  """(B, h, w, C) -> (B, h, w): centerd activations on their first principal direction.
 
   Sign: SVD leaves it arbitrary; we orient the direction so its loadings sum to >= 0
   (for non-negative activations the map then follows the activations, not their
@@ -47,14 +47,14 @@ def _reduce(weighted: jax.Array, eigen_smooth: bool) -> jax.Array:
 
 
 def combine_layers(cams: Sequence[jax.Array], size: Sequence[int] | None) -> jax.Array:
-  """One layer and no size: its map unchanged. Else: normalise, resize, mean, normalise."""
+  """One layer and no size: its map unchanged. Else: normalize, resize, mean, normalize."""
   if len(cams) == 1 and size is None:
     return cams[0]
   if size is None:
     size = max((c.shape[-2:] for c in cams), key=lambda s: s[0] * s[1])
-  resized = [maps.upsample(maps.normalise(c), size) if tuple(c.shape[-2:]) != tuple(size)
-             else maps.normalise(c) for c in cams]
-  return maps.normalise(jnp.mean(jnp.stack(resized), axis=0))
+  resized = [maps.upsample(maps.normalize(c), size) if tuple(c.shape[-2:]) != tuple(size)
+             else maps.normalize(c) for c in cams]
+  return maps.normalize(jnp.mean(jnp.stack(resized), axis=0))
 
 
 def class_activation_maps(model: nn.Module, variables, x: jax.Array,
@@ -87,6 +87,6 @@ def class_activation_maps(model: nn.Module, variables, x: jax.Array,
     per_layer = chunks.map_targets(per_target, resolved.num, target_chunk, x)
   cam = combine_layers([jnp.moveaxis(c, 0, 1) for c in per_layer], size)  # (B·tile, K, h, w)
   if aug_smooth:
-    cam = maps.normalise(cam).reshape(2, len(_TTA_FACTORS), images, *cam.shape[1:])
+    cam = maps.normalize(cam).reshape(2, len(_TTA_FACTORS), images, *cam.shape[1:])
     cam = jnp.mean(jnp.concatenate([cam[0], cam[1, ..., ::-1]]), axis=0)
   return cam if resolved.multi else cam[:, 0]

@@ -1,12 +1,12 @@
-"""Activation maximisation: optimise an input to excite one channel or unit.
+"""Activation maximization: optimize an input to excite one channel or unit.
 
 Olah, Mordvintsev & Schubert, "Feature Visualization", Distill 2017
-(doi:10.23915/distill.00007), with the parametrisation of Mordvintsev et al.,
+(doi:10.23915/distill.00007), with the parametrization of Mordvintsev et al.,
 "Differentiable Image Parameterizations", Distill 2018: the image is a 1/f-scaled Fourier
-spectrum, colour-decorrelated and squashed by a sigmoid, so Adam's steps favour low
+spectrum, color-decorrelated and squashed by a sigmoid, so Adam's steps favor low
 frequencies; each step sees a randomly jittered and rescaled copy (transformation
 robustness), which keeps high-frequency adversarial patterns out. One image per target,
-all optimised together in one jitted `lax.scan`: deterministic for a seed.
+all optimized together in one jitted `lax.scan`: deterministic for a seed.
 """
 import functools
 from typing import Callable, NamedTuple, Sequence
@@ -19,15 +19,15 @@ import optax
 
 from cnnviz_jax.models import taps
 
-# Square root of ImageNet's RGB colour correlation (Lucid's `color_correlation_svd_sqrt`),
-# normalised so its largest column has norm 1.
-_COLOUR = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
-_COLOUR = _COLOUR / np.max(np.linalg.norm(_COLOUR, axis=0))
-_PARAMETRISATIONS = ("fourier", "pixel")
+# Square root of ImageNet's RGB color correlation (Lucid's `color_correlation_svd_sqrt`),
+# normalized so its largest column has norm 1.
+_COLOR = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
+_COLOR = _COLOR / np.max(np.linalg.norm(_COLOR, axis=0))
+_PARAMETRizATIONS = ("fourier", "pixel")
 
 
-class Visualisation(NamedTuple):
-  images: jax.Array  # (N, H, W, 3) in [0, 1]: the optimised inputs, before `preprocess`
+class Visualization(NamedTuple):
+  images: jax.Array  # (N, H, W, 3) in [0, 1]: the optimized inputs, before `preprocess`
   objective: jax.Array  # (N,) the target's activation on the final (untransformed) image
   history: jax.Array  # (steps, N) the objective on each step's transformed image
 
@@ -38,15 +38,15 @@ def _frequencies(height: int, width: int) -> np.ndarray:
   return np.sqrt(fx * fx + fy * fy)  # (H, W // 2 + 1)
 
 
-def _to_image(params, parametrisation: str, height: int, width: int, decay: float):
+def _to_image(params, parametrization: str, height: int, width: int, decay: float):
   """Parameters -> (N, H, W, 3) image in [0, 1]."""
-  if parametrisation == "pixel":
+  if parametrization == "pixel":
     return jax.nn.sigmoid(params)
   scale = 1.0 / np.maximum(_frequencies(height, width), 1.0 / max(height, width)) ** decay
   spectrum = jax.lax.complex(params[..., 0], params[..., 1]) * scale  # (N, 3, H, W//2+1)
   image = jnp.fft.irfftn(spectrum, s=(height, width), axes=(-2, -1)) * np.sqrt(height * width)
-  image = jnp.moveaxis(image, 1, -1) / 4.0  # (N, H, W, 3); Lucid's spectrum normalisation
-  return jax.nn.sigmoid(image @ _COLOUR.T)
+  image = jnp.moveaxis(image, 1, -1) / 4.0  # (N, H, W, 3); Lucid's spectrum normalization
+  return jax.nn.sigmoid(image @ _COLOR.T)
 
 
 def _transform(key, images, jitter: float, scale: tuple[float, float]):
@@ -55,8 +55,8 @@ def _transform(key, images, jitter: float, scale: tuple[float, float]):
   k1, k2 = jax.random.split(key)
   s = jax.random.uniform(k1, (n, 1), minval=scale[0], maxval=scale[1])
   shift = jax.random.uniform(k2, (n, 2), minval=-jitter, maxval=jitter)
-  centre = jnp.array([h, w], jnp.float32) / 2
-  translation = (1 - s) * centre + shift  # zoom about the centre, then shift
+  center = jnp.array([h, w], jnp.float32) / 2
+  translation = (1 - s) * center + shift  # zoom about the center, then shift
 
   def one(img, s, t):
     return jax.image.scale_and_translate(img, img.shape, (0, 1), jnp.repeat(s, 2), t, "linear")
@@ -64,44 +64,44 @@ def _transform(key, images, jitter: float, scale: tuple[float, float]):
   return jax.vmap(one)(images, s, translation)
 
 
-def activation_maximisation(model: nn.Module, variables, layer: str, channels: int | Sequence[int],
+def activation_maximization(model: nn.Module, variables, layer: str, channels: int | Sequence[int],
                             *, unit: Sequence[int] | None = None, size: int | None = None,
                             steps: int = 256, learning_rate: float = 0.05, seed: int = 0,
-                            parametrisation: str = "fourier", decay: float = 1.0,
+                            parametrization: str = "fourier", decay: float = 1.0,
                             jitter: float = 2.0, scale: tuple[float, float] = (0.95, 1.05),
                             preprocess: Callable[[jax.Array], jax.Array] = lambda x: x
-                            ) -> Visualisation:
-  """One image per entry of `channels` that maximises it at `layer`.
+                            ) -> Visualization:
+  """One image per entry of `channels` that maximizes it at `layer`.
 
   The objective is the channel's mean activation over the map, or, with unit=(row, col),
   that one unit's. size: image side (default `model.input_size` or 224). preprocess maps
-  the [0, 1] image to the model's input (e.g. the dataset's normalisation).
-  parametrisation: 'fourier' (decorrelated, default) or 'pixel' (plain sigmoid pixels).
+  the [0, 1] image to the model's input (e.g. the dataset's normalization).
+  parametrization: 'fourier' (decorrelated, default) or 'pixel' (plain sigmoid pixels).
   Contract: jits and vmaps over `variables`; there is no input batch to shard. The
-  optimisation sees the parameters through `stop_gradient`: `images` and `history` have a
-  zero parameter gradient (differentiating Adam's sign-like normalised steps is ill-
+  optimization sees the parameters through `stop_gradient`: `images` and `history` have a
+  zero parameter gradient (differentiating Adam's sign-like normalized steps is ill-
   conditioned and costs a backward pass per step); `objective`, the final images'
   activation, is differentiable in the parameters with the images held fixed.
   """
-  if parametrisation not in _PARAMETRISATIONS:
-    raise ValueError(f"unknown parametrisation {parametrisation!r}; valid: "
-                     f"{', '.join(_PARAMETRISATIONS)}")
+  if parametrization not in _PARAMETRizATIONS:
+    raise ValueError(f"unknown parametrization {parametrization!r}; valid: "
+                     f"{', '.join(_PARAMETRizATIONS)}")
   size = size or taps.example_input(model).shape[1]
   channels = np.atleast_1d(np.asarray(channels))
   shapes = taps.check_layers(model, variables,
                              jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32), [layer])
   if np.any((channels < 0) | (channels >= shapes[layer][-1])):
     raise ValueError(f"channels must be in [0, {shapes[layer][-1]}) for layer {layer!r}")
-  return _optimise(model, layer, tuple(unit) if unit is not None else None, size, steps,
-                   learning_rate, parametrisation, decay, jitter, tuple(scale), preprocess,
+  return _optimize(model, layer, tuple(unit) if unit is not None else None, size, steps,
+                   learning_rate, parametrization, decay, jitter, tuple(scale), preprocess,
                    variables, jnp.asarray(channels), jax.random.key(seed))
 
 
 @functools.partial(jax.jit, static_argnums=tuple(range(11)))
-def _optimise(model, layer, unit, size, steps, learning_rate, parametrisation, decay, jitter,
+def _optimize(model, layer, unit, size, steps, learning_rate, parametrization, decay, jitter,
               scale, preprocess, variables, channels, key):
   n = channels.shape[0]
-  fixed = jax.lax.stop_gradient(variables)  # the optimisation is a constant (see the docstring)
+  fixed = jax.lax.stop_gradient(variables)  # the optimization is a constant (see the docstring)
 
   def objective(images, variables=fixed):  # (N, H, W, 3) in [0, 1] -> (N,) activations
     acts = taps.apply_with_taps(model, variables, preprocess(images), [layer])[1][layer]
@@ -109,12 +109,12 @@ def _optimise(model, layer, unit, size, steps, learning_rate, parametrisation, d
     return picked[:, unit[0], unit[1]] if unit is not None else picked.mean((1, 2))
 
   init_key, key = jax.random.split(key)
-  shape = ((n, size, size, 3) if parametrisation == "pixel"
+  shape = ((n, size, size, 3) if parametrization == "pixel"
            else (n, 3, size, size // 2 + 1, 2))
   params = 0.01 * jax.random.normal(init_key, shape)
-  render = functools.partial(_to_image, parametrisation=parametrisation, height=size,
+  render = functools.partial(_to_image, parametrization=parametrization, height=size,
                              width=size, decay=decay)
-  optimiser = optax.adam(learning_rate)
+  optimizer = optax.adam(learning_rate)
 
   def loss(p, k):
     value = objective(_transform(k, render(p), jitter, scale))
@@ -123,10 +123,10 @@ def _optimise(model, layer, unit, size, steps, learning_rate, parametrisation, d
   def step(carry, k):
     p, opt_state = carry
     grads, value = jax.grad(loss, has_aux=True)(p, k)
-    updates, opt_state = optimiser.update(grads, opt_state, p)
+    updates, opt_state = optimizer.update(grads, opt_state, p)
     return (optax.apply_updates(p, updates), opt_state), value
 
-  (params, _), history = jax.lax.scan(step, (params, optimiser.init(params)),
+  (params, _), history = jax.lax.scan(step, (params, optimizer.init(params)),
                                       jax.random.split(key, steps))
   images = render(params)
-  return Visualisation(images, objective(images, variables), history)
+  return Visualization(images, objective(images, variables), history)

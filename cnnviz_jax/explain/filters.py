@@ -15,14 +15,14 @@ def _conv_kernels(params) -> dict[str, jax.Array]:
 
 
 def filters(model: nn.Module, variables, x: jax.Array | None = None, layer: str | None = None,
-            *, normalise: bool = True) -> jax.Array:
+            *, normalize: bool = True) -> jax.Array:
   """Kernels of one convolution as (out, kh, kw, in) images.
 
   Krizhevsky et al., "ImageNet Classification with Deep Convolutional Neural Networks",
   NeurIPS 2012 (figure 3: the first layer's filters). layer: a tap name or parameter path
   holding exactly one convolution ('stem', 'block1_conv1', 'layer1/block0/conv1');
   None: the first tappable layer in forward order (x, if given, sets the input shape).
-  normalise: each filter min-max scaled to [0, 1] for display (epsilon-safe).
+  normalize: each filter min-max scaled to [0, 1] for display (epsilon-safe).
   A function of the parameters alone: no batch axis to shard; jits, vmaps, differentiates.
   """
   kernels = _conv_kernels(variables.get("params", variables))
@@ -38,4 +38,4 @@ def filters(model: nn.Module, variables, x: jax.Array | None = None, layer: str 
     raise ValueError(f"{len(matches)} convolutions under {layer!r}, need exactly one; "
                      f"convolutions: {names}")
   images = jnp.transpose(kernels[matches[0]], (3, 0, 1, 2))  # (out, kh, kw, in)
-  return maps.normalise(images, axes=(1, 2, 3)) if normalise else images
+  return maps.normalize(images, axes=(1, 2, 3)) if normalize else images

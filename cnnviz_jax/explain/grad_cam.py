@@ -8,9 +8,9 @@ All share one calling convention (see cam.py for the machinery):
 layer: a name from `cj.models.layer_names`, a list of names (maps combined as in
 pytorch-grad-cam), or None for the last spatial layer. One layer, no size: the raw ReLU
 map at that layer's resolution (differentiable, comparable across classes). Several
-layers, size=(H, W) or aug_smooth: min-max normalised maps (at `size` if given; with the
+layers, size=(H, W) or aug_smooth: min-max normalized maps (at `size` if given; with the
 input's size they are exactly pytorch-grad-cam's output). target: see targets.py ('all'
-= CAM for every class from one forward pass). `maps.upsample` / `maps.normalise` help
+= CAM for every class from one forward pass). `maps.upsample` / `maps.normalize` help
 display raw maps.
 """
 from typing import Any, Sequence
@@ -46,7 +46,7 @@ def grad_cam_plus_plus(model: nn.Module, variables, x: jax.Array, layer=None,
   Chattopadhyay et al., "Grad-CAM++: Improved Visual Explanations for Deep
   Convolutional Networks", WACV 2018. arXiv:1710.11063.
     alpha_ij^k = g^2 / (2 g^2 + (sum_ab A_ab^k) g^3),  g = dS/dA_ij^k
-    w^k = sum_ij alpha_ij^k ReLU(g)   (the exp(S) factor of eq. 19 cancels on normalising)
+    w^k = sum_ij alpha_ij^k ReLU(g)   (the exp(S) factor of eq. 19 cancels on normalizing)
   The sum over (a, b) multiplies g^3 (some libraries wrongly use sum_ab A_ab g_ab^3).
   With eps=0 (default) alpha = 1 / (2 + g sum A) where g != 0 and the denominator is
   non-zero, else 0 — the same value, without the under/overflow of g^2 and g^3.
@@ -107,7 +107,7 @@ def eigen_cam(model: nn.Module, variables, x: jax.Array, layer=None, **options) 
 
 def guided_grad_cam(model: nn.Module, variables, x: jax.Array, layer=None,
                     target: Any = None, **options) -> jax.Array:
-  """Guided Grad-CAM: guided backprop × the normalised Grad-CAM upsampled to the input.
+  """Guided Grad-CAM: guided backprop × the normalized Grad-CAM upsampled to the input.
 
   Selvaraju et al., ICCV 2017 (section 3.2). -> (B, H, W, C) or (B, K, H, W, C).
   Top-1 targets are resolved once, so both factors explain the same class.
@@ -115,5 +115,5 @@ def guided_grad_cam(model: nn.Module, variables, x: jax.Array, layer=None,
   if target is None:  # one shared forward decides the class for both factors
     target = jnp.argmax(model.apply(variables, x, train=False), axis=-1)
   heat = grad_cam(model, variables, x, layer, target, **options)
-  heat = maps.normalise(maps.upsample(heat, x.shape[1:3]))  # (B, [K,] H, W) in [0, 1]
+  heat = maps.normalize(maps.upsample(heat, x.shape[1:3]))  # (B, [K,] H, W) in [0, 1]
   return guided.guided_backprop(model, variables, x, target) * heat[..., None]

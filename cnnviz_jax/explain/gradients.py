@@ -49,7 +49,7 @@ def _rows_gradients(model: nn.Module, variables, xs: jax.Array, resolved: target
 def gradient(model: nn.Module, variables, x: jax.Array, target: Any = None) -> jax.Array:
   """d score / d input ("vanilla gradient", saliency).
 
-  Simonyan et al., "Deep Inside Convolutional Networks: Visualising Image
+  Simonyan et al., "Deep Inside Convolutional Networks: Visualizing Image
   Classification Models and Saliency Maps", ICLR workshop 2014. arXiv:1312.6034.
   """
   outputs, pull = jax.vjp(_forward(model, variables), x)

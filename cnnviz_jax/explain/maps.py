@@ -1,9 +1,9 @@
 """Heatmap helpers: float32 promotion, attributions to maps, bilinear upsampling,
-epsilon-safe min-max normalisation, blur.
+epsilon-safe min-max normalization, blur.
 
 Upsampling is two small interpolation matrices applied with einsum, so it is exact,
 differentiable and cheap at CAM resolutions:
-  align_corners=False: half-pixel centres with edge clamping, as cv2.resize(INTER_LINEAR)
+  align_corners=False: half-pixel centers with edge clamping, as cv2.resize(INTER_LINEAR)
                        (what pytorch-grad-cam uses to bring CAMs to the image size);
   align_corners=True:  torch.nn.UpsamplingBilinear2d (what its Score-CAM masks use).
 No antialiasing when shrinking (neither reference does it either).
@@ -61,7 +61,7 @@ def upsample(maps: jax.Array, size: Sequence[int], align_corners: bool = False,
   return jnp.einsum("...hw,Hh,Ww->...HW", maps, wy, wx)
 
 
-def normalise(maps: jax.Array, eps: float = EPS, axes: Sequence[int] = (-2, -1)) -> jax.Array:
+def normalize(maps: jax.Array, eps: float = EPS, axes: Sequence[int] = (-2, -1)) -> jax.Array:
   """(m - min) / (max - min + eps) over `axes`: an all-zero or constant map stays 0, never NaN
   (also with eps=0, the exact min-max that pictures use)."""
   lo = jnp.min(maps, axis=tuple(axes), keepdims=True)

@@ -36,7 +36,7 @@ def pointing_game(saliency: jax.Array, masks: jax.Array, tolerance: float = 15.0
   masks: (B, H, W) ground-truth object masks (nonzero = object); maps are upsampled to
   (H, W). tolerance=0 asks for the peak on the object itself. Jit-able and shardable over
   the batch; takes no model. Hits are booleans, so not differentiable: `mass_inside` is the
-  differentiable localisation score.
+  differentiable localization score.
   """
   size = masks.shape[1:]
   point = peak(saliency, size, key)  # (B, 2)

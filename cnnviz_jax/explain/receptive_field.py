@@ -213,7 +213,7 @@ def _propagate(jaxpr: jcore.Jaxpr, in_infos: list) -> list:
 def _abstract_inputs(model: nn.Module, variables, input_shape):
   x = (taps.example_input(model) if input_shape is None
        else jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
-  if variables is None:  # only shapes are needed: nothing is initialised
+  if variables is None:  # only shapes are needed: nothing is initialized
     variables = abstract_variables(model, x)
   return variables, x
 

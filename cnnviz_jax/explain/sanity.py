@@ -1,11 +1,11 @@
-"""Model-randomisation sanity check: does the map change when the weights it explains do?
+"""Model-randomization sanity check: does the map change when the weights it explains do?
 
 Adebayo, Gilmer, Muelly, Goodfellow, Hardt & Kim, "Sanity Checks for Saliency Maps",
-NeurIPS 2018 (arXiv:1810.03292), section 3. Layers are re-initialised from the top
+NeurIPS 2018 (arXiv:1810.03292), section 3. Layers are re-initialized from the top
 (logits) down, cumulatively ('cascading') or one at a time ('independent'), and each map
 is compared with the trained model's by Spearman rank correlation. A method whose maps
 stay correlated (the paper's finding for guided backprop) does not depend on the weights.
-All randomised models are explained in one vmapped call over stacked variables.
+All randomized models are explained in one vmapped call over stacked variables.
 """
 import functools
 from typing import Any, Callable
@@ -21,7 +21,7 @@ from cnnviz_jax.models.taps import parameter_layers
 Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B, ...) maps
 
 
-class RandomisationCheck(flax.struct.PyTreeNode):
+class RandomizationCheck(flax.struct.PyTreeNode):
   """A pytree whose layer names are static, so jit / vmap can return it.
 
   Spearman correlations are of ranks: piecewise constant in the parameters, so their
@@ -30,7 +30,7 @@ class RandomisationCheck(flax.struct.PyTreeNode):
   layers: tuple[str, ...] = flax.struct.field(pytree_node=False)  # row i: the model with
   # layers[:i + 1] (cascading) or layers[i] random
   spearman: Any  # (L, B) rank correlation with the trained model's map, per image
-  maps: Any  # (L, B, ...) the randomised models' maps
+  maps: Any  # (L, B, ...) the randomized models' maps
   original: Any  # (B, ...) the trained model's map (each a dict for a dict explainer)
 
 
@@ -64,12 +64,12 @@ def _init(model: nn.Module, key: jax.Array, x: jax.ShapeDtypeStruct):
   return model.init(key, jnp.zeros(x.shape, x.dtype))
 
 
-def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Array,
+def randomized_variables(model: nn.Module, variables, x: jax.Array, key: jax.Array,
                          mode: str = "cascading") -> tuple[list[str], Any]:
   """(layers top-down, variables stacked on a new leading axis, one model per layer).
 
-  A randomised layer gets a fresh `model.init` draw of all its collections (weights from
-  the initialiser, BatchNorm statistics reset), as in Adebayo et al.
+  A randomized layer gets a fresh `model.init` draw of all its collections (weights from
+  the initializer, BatchNorm statistics reset), as in Adebayo et al.
   """
   if mode not in ("cascading", "independent"):
     raise ValueError(f"unknown mode {mode!r}; valid modes: 'cascading', 'independent'")
@@ -84,23 +84,23 @@ def randomised_variables(model: nn.Module, variables, x: jax.Array, key: jax.Arr
   return layers, jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *models)
 
 
-def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Explainer,
+def randomization_check(model: nn.Module, variables, x: jax.Array, explainer: Explainer,
                         target: Any = None, *, key: jax.Array | None = None, mode: str = "cascading",
-                        absolute: bool = True, chunk: int | None = None) -> RandomisationCheck:
-  """Maps of `explainer` for models randomised layer by layer, vs the trained model's.
+                        absolute: bool = True, chunk: int | None = None) -> RandomizationCheck:
+  """Maps of `explainer` for models randomized layer by layer, vs the trained model's.
 
   explainer(model, variables, x, target=...) -> (B, h, w) or (B, H, W, C) maps, e.g.
   `functools.partial(grad_cam, layer='block4_conv1')` or `guided_backprop`; or a dict of
-  such maps (several methods checked on the same randomised models in one program: then
+  such maps (several methods checked on the same randomized models in one program: then
   `spearman`, `maps` and `original` are dicts alike). target: None fixes each image's
   top-1 class of the trained model, so every model explains the same class. absolute:
   compare |map| (channels summed), the paper's main setting. chunk: models explained per
-  vmapped call (None: all at once; 1 compiles fastest). key: the re-initialisation draw.
+  vmapped call (None: all at once; 1 compiles fastest). key: the re-initialization draw.
   Jits, vmaps and shards (the layer names are static fields of the result); the Spearman
-  correlations have a zero parameter gradient (see RandomisationCheck).
+  correlations have a zero parameter gradient (see RandomizationCheck).
   """
   key = jax.random.key(0) if key is None else key
-  layers, stacked = randomised_variables(model, variables, x, key, mode)
+  layers, stacked = randomized_variables(model, variables, x, key, mode)
 
   @jax.jit
   def explain_all(variables, stacked, x, target):  # one compiled program for every model
@@ -109,7 +109,7 @@ def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
     explain = lambda v: explainer(model, v, x, target=target)
     # chunk 1: a plain loop, not a vmap of 1 (vmapped weights compile to slower convolutions)
     batch = None if chunk == 1 else chunk or len(layers)
-    original, randomised = explain(variables), jax.lax.map(explain, stacked, batch_size=batch)
+    original, randomized = explain(variables), jax.lax.map(explain, stacked, batch_size=batch)
 
     def flat(m, ndim):  # (..., B, H, W[, C]) -> (..., B, H*W)
       if ndim == 4:
@@ -119,7 +119,7 @@ def randomisation_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
       return m.reshape(m.shape[:-2] + (-1,))
 
     rho = jax.tree.map(lambda r, o: spearman(flat(r, o.ndim), flat(o, o.ndim)[None]),
-                       randomised, original)
-    return rho, randomised, original
+                       randomized, original)
+    return rho, randomized, original
 
-  return RandomisationCheck(tuple(layers), *explain_all(variables, stacked, x, target))
+  return RandomizationCheck(tuple(layers), *explain_all(variables, stacked, x, target))

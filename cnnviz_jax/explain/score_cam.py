@@ -2,19 +2,19 @@
 
 Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
 Networks", CVPR workshops 2020. arXiv:1910.01279 (Algorithm 1):
-  M^k  = s(Upsample(A^k))            bilinear to the input size, min-max normalised
+  M^k  = s(Upsample(A^k))            bilinear to the input size, min-max normalized
   S^k  = f(x ∘ M^k)                  one forward per channel (per image)
   α^k  = softmax_k(S^k)              over channels (the f(x_b) baseline cancels)
   map  = ReLU(sum_k α^k A^k)         at the layer's resolution
 As pytorch-grad-cam: align_corners=True upsampling (torch's UpsamplingBilinear2d),
-1e-8 in the normaliser, softmax of the raw target scores over channels.
+1e-8 in the normalizer, softmax of the raw target scores over channels.
 
 Batched over channels under lax.map, `chunk` channels of every image per forward pass
 (B·chunk masked images: the memory bound). Exact saving: a channel that is constant at
 the layer has an all-zero mask, so its input is the zero image; constant channels are
 sorted last and steps holding only them reuse one forward of the zero image. (In exact
 arithmetic pytorch-grad-cam's mask is zero there too; its float upsampling can leave a
-~1e-7 ripple that its normaliser blows up, for non-zero constant channels only.)
+~1e-7 ripple that its normalizer blows up, for non-zero constant channels only.)
 """
 from typing import Any, Sequence
 
@@ -46,7 +46,7 @@ def _channel_scores(model: nn.Module, variables, x: jax.Array, acts: jax.Array,
   def masked_scores(idx):  # (B, chunk) channel ids -> (B, chunk, K)
     picked = jnp.take_along_axis(acts, idx[:, None, None, :], axis=3)  # (B, h, w, chunk)
     mask = maps.upsample(picked, size, align_corners=align_corners, channels_last=True)
-    mask = maps.normalise(mask, eps=1e-8, axes=(1, 2))  # (B, H, W, chunk)
+    mask = maps.normalize(mask, eps=1e-8, axes=(1, 2))  # (B, H, W, chunk)
     mask = jnp.where(jnp.take_along_axis(constant, idx, axis=1)[:, None, None, :], 0.0, mask)
     mask = jnp.moveaxis(mask, -1, 1)[..., None].astype(x.dtype)  # (B, chunk, H, W, 1)
     masked = x[:, None] * mask  # (B, chunk, H, W, C)

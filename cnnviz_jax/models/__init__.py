@@ -3,7 +3,7 @@ from cnnviz_jax.models import layers, resnet, small_cnn, vgg  # noqa: F401  (reg
 from cnnviz_jax.models import inception_resnet_v2, inception_v3, xception  # noqa: F401
 from cnnviz_jax.models import efficientnet_lite  # noqa: F401
 from cnnviz_jax.models.heads import Head, HeadSpec
-from cnnviz_jax.models.initialise import abstract_variables, initialise
+from cnnviz_jax.models.initialize import abstract_variables, initialize
 from cnnviz_jax.models.registry import available, create, register
 from cnnviz_jax.models.taps import (apply_head, apply_with_taps, check_layers, head_inputs,
                                      layer_names, layer_shapes, module_order)

@@ -1,7 +1,7 @@
 """EfficientNet-Lite0…4 as Google's efficientnet_lite_builder (TF) builds them.
 
 Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
-ICML 2019; the Lite variants drop squeeze-excitation, use ReLU6 (for quantisation) and
+ICML 2019; the Lite variants drop squeeze-excitation, use ReLU6 (for quantization) and
 leave the stem (32), the top (1280) and the first and last stages' depths unscaled.
 An MBConv block: expand 1×1 (if the ratio is not 1) → depthwise k×k (the stride) →
 project 1×1 (linear), plus the input when the shape is kept (stochastic depth in

@@ -62,7 +62,7 @@ class InceptionB(InceptionBlock):  # mixed3: 35 -> 17
     return jnp.concatenate([b3, bd, max_pool(x)], axis=-1)
 
 
-class InceptionC(InceptionBlock):  # mixed4-7, 17×17: factorised 7×7 convs
+class InceptionC(InceptionBlock):  # mixed4-7, 17×17: factorized 7×7 convs
   channels_7x7: int = 128
 
   @nn.compact

@@ -57,7 +57,7 @@ def window_max_pool(x, window: int, stride: int, padding=((0, 0), (0, 0))):
   window's strided slices, with the reduce-window's gradient.
 
   On XLA-CPU (jaxlib 0.10.2) YNNPACK's `reduce` fusion grows from a reduce-window over the
-  neighbouring convolutions and dense layers, and runs VGG-16 2x slower than XLA's own
+  neighboring convolutions and dense layers, and runs VGG-16 2x slower than XLA's own
   kernels (benchmarks/README.md); elementwise maxima stay out of it.
   """
   return functools.reduce(jnp.maximum, _windows(x, window, stride, padding)[1])

@@ -26,7 +26,7 @@ flags.DEFINE_integer("target", None, "Class index to explain (default: each imag
 flags.DEFINE_list("feature_layers", [], "Workdir report: layers whose feature maps are shown "
                   "(default: the first, a middle and the last spatial layer).")
 flags.DEFINE_integer("num_images", 8, "Workdir report: test images explained.")
-flags.DEFINE_bool("quick", False, "Workdir report: skip patches, activation maximisation and "
+flags.DEFINE_bool("quick", False, "Workdir report: skip patches, activation maximization and "
                   "the faithfulness checks (the costly parts on a CPU).")
 FLAGS = flags.FLAGS
 

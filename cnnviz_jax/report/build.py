@@ -141,7 +141,7 @@ def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.E
     figs.append(inside_figures.receptive_field_outlines(images, e.layer_activations, field,
                                                         e.layer, directory))
   if quick:
-    section.notes.append("Max-activating patches and activation maximisation skipped (quick).")
+    section.notes.append("Max-activating patches and activation maximization skipped (quick).")
   else:
     figs.extend(unit_figures(run, e, pool, show, directory))
   return section, e
@@ -149,8 +149,8 @@ def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.E
 
 def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
                  directory: epath.Path) -> list[display.Figure]:
-  """Max-activating test patches and activation maximisation for the CAM layer's channels
-  that fire most on the batch (fewer channels on large inputs: optimisation costs)."""
+  """Max-activating test patches and activation maximization for the CAM layer's channels
+  that fire most on the batch (fewer channels on large inputs: optimization costs)."""
   size = pool.images.shape[1]
   channels = np.argsort(-e.layer_activations.mean((0, 1, 2)), kind="stable")
   found = explain.max_activating_patches(run.model, run.variables, pool.images[:_PATCH_IMAGES],
@@ -159,10 +159,10 @@ def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
       show(np.asarray(found.images)), np.asarray(found.inside), np.asarray(found.activations),
       channels[:6], e.layer, directory)]
   chosen = channels[:8 if size <= 64 else 4]
-  vis = explain.activation_maximisation(run.model, run.variables, e.layer, chosen, size=size,
+  vis = explain.activation_maximization(run.model, run.variables, e.layer, chosen, size=size,
                                         steps=128, seed=run.config.seed,
-                                        preprocess=samples.normaliser(run.data_config))
-  figures.append(inside_figures.activation_maximisation(
+                                        preprocess=samples.normalizer(run.data_config))
+  figures.append(inside_figures.activation_maximization(
       np.asarray(vis.images), chosen, np.asarray(vis.objective), e.layer, directory))
   return figures
 
@@ -179,7 +179,7 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   """Writes the report of `workdir` (default W/report.html) and returns its path.
 
   quick: skip what costs most to compile or run on a CPU (max-activating patches,
-  activation maximisation, the faithfulness checks), e.g. for large models.
+  activation maximization, the faithfulness checks), e.g. for large models.
   """
   timer = _Timer()
   run = workdir_lib.load_run(workdir)

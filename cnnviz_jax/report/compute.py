@@ -64,7 +64,7 @@ def _explain(model, layer, feature_layers, k, per_class, variables, x, key):
   top1 = classes[:, 0]
   guided = explain.guided_backprop(model, variables, x, top1)
   deconv = explain.deconvnet(model, variables, x, top1)
-  heat = explain.normalise(explain.upsample(cams[:, 0], x.shape[1:3]))
+  heat = explain.normalize(explain.upsample(cams[:, 0], x.shape[1:3]))
   # a random unit among those that fire (a dead unit would give a blank picture)
   a = acts[layer]
   score = jax.random.uniform(key, a.shape) * (a > 0) + (a > 0)

@@ -1,4 +1,4 @@
-"""The data section: class distribution per split, a labelled sample grid, augmentations."""
+"""The data section: class distribution per split, a labeled sample grid, augmentations."""
 from etils import epath
 from typing import Sequence
 
@@ -9,7 +9,7 @@ from cnnviz_jax.report import display
 
 
 def class_distribution(stats: dict, directory: epath.Path) -> display.Figure:
-  """Bars of examples per class, one colour per split."""
+  """Bars of examples per class, one color per split."""
   names = stats["class_names"]
   splits = list(stats["splits"])
   n = len(names)
@@ -21,7 +21,7 @@ def class_distribution(stats: dict, directory: epath.Path) -> display.Figure:
     counts = [stats["splits"][split]["per_class"][c] for c in names]
     bars = ax.bar(x + (i - (len(splits) - 1) / 2) * width, counts, width,
                   label=f"{split} ({stats['splits'][split]['num_examples']:,})",
-                  color=display.SEQUENTIAL_COLOURS[i % 10])
+                  color=display.SEQUENTIAL_COLORS[i % 10])
     if n <= 12:  # numbers on the bars only where they stay readable
       ax.bar_label(bars, fontsize=7, padding=1)
   step = max(1, n // 40)

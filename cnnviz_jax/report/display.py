@@ -1,7 +1,7 @@
 """Model inputs and maps as pictures, and figures as files.
 
 Everything a figure module needs to turn arrays into pixels: undo the input
-normalisation, colour a heatmap with a perceptually uniform colormap, blend it over the
+normalization, color a heatmap with a perceptually uniform colormap, blend it over the
 image, scale signed attributions, and save a matplotlib figure (PNG, nothing clipped).
 """
 import dataclasses
@@ -23,7 +23,7 @@ from cnnviz_jax.weights import preprocessing  # noqa: E402  pylint: disable=wron
 HEAT = "inferno"  # heatmaps and overlays: perceptually uniform, dark = 0
 MATRIX = "viridis"  # confusion matrices, curves of many lines
 FEATURES = "viridis"  # feature maps
-SEQUENTIAL_COLOURS = plt.get_cmap("tab10").colors
+SEQUENTIAL_COLORS = plt.get_cmap("tab10").colors
 DPI = 110
 
 
@@ -39,7 +39,7 @@ class Figure:
 
 def to_display(x: np.ndarray, normalization: str = "unit", mean: Sequence[float] | None = None,
                std: Sequence[float] | None = None) -> np.ndarray:
-  """Model inputs (..., H, W, 3) -> RGB in [0, 1], undoing the data pipeline's normalisation."""
+  """Model inputs (..., H, W, 3) -> RGB in [0, 1], undoing the data pipeline's normalization."""
   rgb = preprocessing.denormalize(np.asarray(x, np.float32), normalization, mean, std)
   return np.clip(rgb / 255.0, 0.0, 1.0)
 
@@ -47,18 +47,18 @@ def to_display(x: np.ndarray, normalization: str = "unit", mean: Sequence[float]
 def unit(maps: np.ndarray, axes: Sequence[int] = (-2, -1)) -> np.ndarray:
   """Min-max to [0, 1] over `axes` (no epsilon: the largest value is 1); a constant map
   becomes 0 (never NaN)."""
-  return np.asarray(maps_lib.normalise(np.asarray(maps, np.float32), eps=0.0, axes=axes))
+  return np.asarray(maps_lib.normalize(np.asarray(maps, np.float32), eps=0.0, axes=axes))
 
 
 def resize(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """Bilinear resize of (..., h, w) maps to size = (H, W) (half-pixel centres, as cv2)."""
+  """Bilinear resize of (..., h, w) maps to size = (H, W) (half-pixel centers, as cv2)."""
   maps = np.asarray(maps, np.float32)
   if maps.shape[-2:] == tuple(size):
     return maps
   return np.asarray(maps_lib.upsample(maps, tuple(size)))
 
 
-def colour(heat: np.ndarray, cmap: str = HEAT) -> np.ndarray:
+def color(heat: np.ndarray, cmap: str = HEAT) -> np.ndarray:
   """(H, W) values in [0, 1] -> (H, W, 3) RGB."""
   return plt.get_cmap(cmap)(np.clip(heat, 0.0, 1.0))[..., :3].astype(np.float32)
 
@@ -67,7 +67,7 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5,
             cmap: str = HEAT) -> np.ndarray:
   """Heatmap (h, w) in [0, 1], resized to the image (H, W, 3) in [0, 1], blended over it."""
   heat = resize(heat, image.shape[:2])
-  return np.clip((1 - alpha) * image + alpha * colour(heat, cmap), 0.0, 1.0)
+  return np.clip((1 - alpha) * image + alpha * color(heat, cmap), 0.0, 1.0)
 
 
 def signed_image(attribution: np.ndarray, percentile: float = 99.5) -> np.ndarray:
@@ -86,8 +86,8 @@ def magnitude(attribution: np.ndarray, percentile: float = 99.5) -> np.ndarray:
   return np.clip(m / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
 
 
-def outline_mask(image: np.ndarray, mask: np.ndarray, colour=(0.0, 0.9, 1.0)) -> np.ndarray:
-  """The image with the boundary pixels of a binary (H, W) mask painted in `colour`."""
+def outline_mask(image: np.ndarray, mask: np.ndarray, color=(0.0, 0.9, 1.0)) -> np.ndarray:
+  """The image with the boundary pixels of a binary (H, W) mask painted in `color`."""
   m = np.asarray(mask) > 0
   inner = m.copy()
   inner[1:] &= m[:-1]
@@ -95,7 +95,7 @@ def outline_mask(image: np.ndarray, mask: np.ndarray, colour=(0.0, 0.9, 1.0)) ->
   inner[:, 1:] &= m[:, :-1]
   inner[:, :-1] &= m[:, 1:]
   out = np.array(image, np.float32, copy=True)
-  out[m & ~inner] = colour
+  out[m & ~inner] = color
   return out
 
 
@@ -131,7 +131,7 @@ class Panels:
     return c * (1 + self.gap), r * self.pitch_y + self.head
 
   def show(self, r: int, c: int, image: np.ndarray, title: str | None = None,
-           label: str | None = None, colour: str = "black", **imshow) -> None:
+           label: str | None = None, color: str = "black", **imshow) -> None:
     """Draws image (H, W[, 3]) fitted into cell (r, c), keeping its aspect ratio."""
     x0, y0 = self.box(r, c)
     h, w = image.shape[:2]
@@ -142,10 +142,10 @@ class Panels:
     self.ax.add_patch(mpatches.Rectangle((ox, oy), sx, sy, fill=False, lw=0.5, ec="0.6"))
     if title:
       self.ax.text(x0 + 0.5, y0 - 0.02, title, ha="center", va="bottom",
-                   fontsize=self.fontsize, color=colour)
+                   fontsize=self.fontsize, color=color)
     if label:
       self.ax.text(x0 + 0.5, y0 + 1.02, label, ha="center", va="top",
-                   fontsize=self.fontsize - 1, color=colour)
+                   fontsize=self.fontsize - 1, color=color)
 
   def side(self, r: int, text: str) -> None:
     """A label left of row r (rotated), like an axis y-label."""
@@ -154,7 +154,7 @@ class Panels:
                  fontsize=self.fontsize)
 
   def outline(self, r: int, c: int, image_shape, rows: tuple[int, int], cols: tuple[int, int],
-              colour: str = "#00e5ff") -> None:
+              color: str = "#00e5ff") -> None:
     """Outlines pixel rows [r0, r1) x cols [c0, c1) of the picture in cell (r, c), clipped."""
     h, w = image_shape[:2]
     x0, y0 = self.box(r, c)
@@ -162,9 +162,9 @@ class Panels:
     ox, oy = x0 + (1 - w * scale) / 2, y0 + (1 - h * scale) / 2
     (a, b), (d, e) = (np.clip(rows, 0, h), np.clip(cols, 0, w))
     self.ax.add_patch(mpatches.Rectangle((ox + d * scale, oy + a * scale), (e - d) * scale,
-                                         (b - a) * scale, fill=False, lw=1.6, ec=colour))
+                                         (b - a) * scale, fill=False, lw=1.6, ec=color))
 
-  def mark(self, r: int, c: int, image_shape, point, colour: str, marker: str = "o",
+  def mark(self, r: int, c: int, image_shape, point, color: str, marker: str = "o",
            label: str | None = None) -> None:
     """A marker on pixel (row, col) of the picture in cell (r, c)."""
     h, w = image_shape[:2]
@@ -172,7 +172,7 @@ class Panels:
     scale = 1.0 / max(h, w)
     ox, oy = x0 + (1 - w * scale) / 2, y0 + (1 - h * scale) / 2
     self.ax.plot(ox + (point[1] + 0.5) * scale, oy + (point[0] + 0.5) * scale, marker,
-                 ms=7, mfc="none", mec=colour, mew=2, label=label)
+                 ms=7, mfc="none", mec=color, mew=2, label=label)
 
   def suptitle(self, text: str) -> None:
     self.ax.text(self.cols * (1 + self.gap) / 2 - self.gap / 2, -0.06, text, ha="center",

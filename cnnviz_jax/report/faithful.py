@@ -1,5 +1,5 @@
 """The 'is the explanation faithful?' section: deletion/insertion AUCs, the pointing game
-(where the data has object masks) and the model-randomisation sanity check, for Grad-CAM
+(where the data has object masks) and the model-randomization sanity check, for Grad-CAM
 and guided backprop against trivial baselines, on the report's batch of test images
 (reusing its maps). Compilation dominates the cost on CPU, so each metric compiles one
 small program."""
@@ -47,28 +47,28 @@ def deletion_curves(model: nn.Module, variables, x: np.ndarray, cams: np.ndarray
 def pointing(cams: np.ndarray, guided: np.ndarray, masks: np.ndarray, tolerance: float
              ) -> tuple[dict, dict]:
   """({method: hits (B,)}, {method: peaks (B, 2)}) for Grad-CAM, guided backprop and a
-  map peaking at the image centre (the baseline a localising map must beat)."""
+  map peaking at the image center (the baseline a localizing map must beat)."""
   h, w = masks.shape[1:]
   rows, cols = np.arange(h)[:, None] - (h - 1) / 2, np.arange(w)[None, :] - (w - 1) / 2
-  centre = -(rows**2 + cols**2)
+  center = -(rows**2 + cols**2)
   maps = {"Grad-CAM": cams, "guided backprop": guided,
-          "centre": np.broadcast_to(centre, masks.shape).astype(np.float32)}
+          "center": np.broadcast_to(center, masks.shape).astype(np.float32)}
   hits = {k: np.asarray(explain.pointing_game(jnp.asarray(m), jnp.asarray(masks), tolerance))
           for k, m in maps.items()}
   peaks = {k: np.asarray(peak(jnp.asarray(m), (h, w))) for k, m in maps.items()}
   return hits, peaks
 
 
-def randomisation(model: nn.Module, variables, x: np.ndarray, layer: str, target: np.ndarray,
+def randomization(model: nn.Module, variables, x: np.ndarray, layer: str, target: np.ndarray,
                   seed: int = 0) -> tuple[list[str], dict, dict, dict]:
-  """Cascading randomisation (Adebayo et al., `explain.randomisation_check`) of Grad-CAM
-  and guided backprop on the same randomised models: (layers top-down, {method: Spearman
+  """Cascading randomization (Adebayo et al., `explain.randomization_check`) of Grad-CAM
+  and guided backprop on the same randomized models: (layers top-down, {method: Spearman
   (L, B)}, {method: maps (L, B, ...)}, {method: trained maps}). One model per loop step
   (chunk 1): the cheapest program to compile on a CPU."""
   def both(model, v, x, target):
     return {"Grad-CAM": explain.grad_cam(model, v, x, layer, target),
             "guided backprop": explain.guided_backprop(model, v, x, target)}
-  check = explain.randomisation_check(model, variables, jnp.asarray(x), both,
+  check = explain.randomization_check(model, variables, jnp.asarray(x), both,
                                       jnp.asarray(target), key=jax.random.key(seed), chunk=1)
   host = lambda tree: {k: np.asarray(v) for k, v in jax.device_get(tree).items()}  # noqa: E731
   return check.layers, host(check.spearman), host(check.maps), host(check.original)
@@ -99,14 +99,14 @@ def faithful_section(model: nn.Module, variables, batch: samples.Examples, e, sh
     section.notes.append("Pointing game skipped: this dataset has no object masks (the "
                          "synthetic shapes dataset has them).")
   n = min(SANITY_IMAGES, len(x))
-  layers, spearman, maps, originals = randomisation(model, variables, x[:n], e.layer, top1[:n],
+  layers, spearman, maps, originals = randomization(model, variables, x[:n], e.layer, top1[:n],
                                                     seed)
   for method, rho in spearman.items():
     rows.setdefault(method, {})["sanity"] = float(rho[-1].mean())
   maps = {k: v[:, 0] for k, v in maps.items()}
   originals = {k: v[0] for k, v in originals.items()}
-  section.figures.append(faithful_figures.randomisation_curves(layers, spearman, directory))
-  section.figures.append(faithful_figures.randomisation_maps(show(x[:1])[0], layers, originals,
+  section.figures.append(faithful_figures.randomization_curves(layers, spearman, directory))
+  section.figures.append(faithful_figures.randomization_maps(show(x[:1])[0], layers, originals,
                                                              maps, directory))
   fmt = lambda r, k, f="{:.3f}": f.format(r[k]) if k in r else "–"
   section.html.append(html.table(

@@ -1,5 +1,5 @@
 """Is the explanation faithful? Deletion/insertion curves, the pointing game and the
-model-randomisation sanity check, drawn."""
+model-randomization sanity check, drawn."""
 from etils import epath
 from typing import Sequence
 
@@ -9,12 +9,12 @@ import numpy as np
 from cnnviz_jax.report import display
 
 _STYLE = {"Grad-CAM": ("-", 0), "guided backprop": ("--", 1), "random": (":", 7),
-          "centre": (":", 7)}
+          "center": (":", 7)}
 
 
 def _style(name: str) -> dict:
-  line, colour = _STYLE.get(name, ("-", 2))
-  return {"ls": line, "color": display.SEQUENTIAL_COLOURS[colour], "lw": 2}
+  line, color = _STYLE.get(name, ("-", 2))
+  return {"ls": line, "color": display.SEQUENTIAL_COLORS[color], "lw": 2}
 
 
 def deletion_insertion(curves: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -60,23 +60,23 @@ def pointing_game(images: np.ndarray, masks: np.ndarray, cams: np.ndarray,
     picture = display.outline_mask(display.overlay(images[i], display.unit(cams[i])), masks[i])
     hit = bool(hits["Grad-CAM"][i])
     panels.show(r, c, picture, "hit" if hit else "miss",
-                colour="darkgreen" if hit else "firebrick")
-    for name, (marker, colour) in markers.items():
+                color="darkgreen" if hit else "firebrick")
+    for name, (marker, color) in markers.items():
       if name in peaks:
-        panels.mark(r, c, images[i].shape, peaks[name][i], colour, marker)
+        panels.mark(r, c, images[i].shape, peaks[name][i], color, marker)
   scores = ", ".join(f"{k} {np.mean(v):.0%}" for k, v in hits.items())
   panels.suptitle(f"pointing game over {len(hits['Grad-CAM'])} test images: {scores}")
   return display.save(panels, directory, "pointing_game", "Pointing game",
                       f"Zhang et al. 2018: a hit when a map's maximum lies within {tolerance:.1f} "
                       f"px of the object (outlined; the synthetic shapes come with masks). "
-                      f"Hit rates: {scores}. 'centre' always points at the image centre: a map "
-                      "must beat it to show it localises.")
+                      f"Hit rates: {scores}. 'center' always points at the image center: a map "
+                      "must beat it to show it localizes.")
 
 
-def randomisation_curves(layers: Sequence[str], spearman: dict[str, np.ndarray],
+def randomization_curves(layers: Sequence[str], spearman: dict[str, np.ndarray],
                          directory: epath.Path) -> display.Figure:
   """spearman {method: (L, B)}: rank correlation with the trained model's map as layers are
-  re-initialised from the top (cascading)."""
+  re-initialized from the top (cascading)."""
   fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(layers) + 2.5), 3.6), layout="constrained")
   x = np.arange(len(layers) + 1)
   for name, rho in spearman.items():
@@ -87,17 +87,17 @@ def randomisation_curves(layers: Sequence[str], spearman: dict[str, np.ndarray],
   ax.axhline(0, color="0.5", lw=0.8)
   ax.set_ylim(-0.3, 1.05)
   ax.set_ylabel("Spearman ρ with the trained map")
-  ax.set_xlabel("layers re-initialised, cumulatively from the output")
+  ax.set_xlabel("layers re-initialized, cumulatively from the output")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  ax.set_title("model-randomisation sanity check (cascading)", fontsize=9)
-  return display.save(fig, directory, "randomisation_check", "Randomisation sanity check",
+  ax.set_title("model-randomization sanity check (cascading)", fontsize=9)
+  return display.save(fig, directory, "randomization_check", "Randomization sanity check",
                       "Adebayo et al. 2018: maps of a method that explains the model should "
                       "decorrelate as its weights are destroyed; a curve that stays high "
                       "means the map reflects the image, not what the network learned.")
 
 
-def randomisation_maps(image: np.ndarray, layers: Sequence[str], originals: dict[str, np.ndarray],
+def randomization_maps(image: np.ndarray, layers: Sequence[str], originals: dict[str, np.ndarray],
                        maps: dict[str, np.ndarray], directory: epath.Path) -> display.Figure:
   """One image: each method's map for the trained model, then after each cascading step.
   originals {method: map (h, w) or (H, W, 3)}, maps {method: (L, ...)}."""
@@ -110,8 +110,8 @@ def randomisation_maps(image: np.ndarray, layers: Sequence[str], originals: dict
       title = ("trained" if j == 0 else f"+{display.short(layers[j - 1], 13)}") if r == 0 else None
       panels.show(r, j + 1, display.overlay(image, heat, alpha=0.7), title)
   panels.colorbar("relevance (min-max)")
-  panels.suptitle("maps as layers are re-initialised from the output down")
-  return display.save(panels, directory, "randomisation_maps", "Maps of randomised models",
+  panels.suptitle("maps as layers are re-initialized from the output down")
+  return display.save(panels, directory, "randomization_maps", "Maps of randomized models",
                       "Left to right: the trained model, then more and more layers replaced "
-                      "by a fresh initialisation (LeCun-normal kernels, zero biases, reset "
+                      "by a fresh initialization (LeCun-normal kernels, zero biases, reset "
                       "BatchNorm).")

@@ -40,7 +40,7 @@ METHODS: dict[str, tuple[Callable, str]] = {
     "integrated_gradients": (explain.integrated_gradients, "pixels"),
     "smoothgrad": (explain.smoothgrad, "pixels"),
 }
-_SIGNED = ("guided_backprop", "deconvnet", "guided_grad_cam")  # shown as grey-centred images
+_SIGNED = ("guided_backprop", "deconvnet", "guided_grad_cam")  # shown as grey-centerd images
 _LAYERED = ("guided_grad_cam",)  # pixel methods that take a layer
 
 

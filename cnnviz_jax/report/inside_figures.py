@@ -1,5 +1,5 @@
 """Inside the network: feature maps, first-layer filters, receptive fields, max-activating
-patches and activation-maximisation images."""
+patches and activation-maximization images."""
 from etils import epath
 from typing import Sequence
 
@@ -31,7 +31,7 @@ def feature_maps(image: np.ndarray, maps: dict[str, np.ndarray],
   panels.colorbar("activation (min-max per map)", display.FEATURES)
   panels.suptitle(f"feature maps: the {_MAPS_PER_LAYER} most active channels per layer")
   return display.save(panels, directory, "feature_maps", "Feature maps",
-                      "Seeds 001/004: early layers respond to edges and colours at full "
+                      "Seeds 001/004: early layers respond to edges and colors at full "
                       "resolution, later ones to parts of shapes on coarser grids. Channels "
                       "are sorted by mean activation on this image.")
 
@@ -50,7 +50,7 @@ def first_layer_filters(kernels: np.ndarray, layer: str,
   panels.suptitle(f"{layer}: {n} filters of {kh}×{kw}")
   return display.save(panels, directory, "filters", "First-layer filters",
                       "Seed 000: the first convolution's kernels, each min-max scaled, shown "
-                      "as colour patches (oriented edges and colour blobs are typical).")
+                      "as color patches (oriented edges and color blobs are typical).")
 
 
 def receptive_field_outlines(images: np.ndarray, acts: np.ndarray, field, layer: str,
@@ -94,15 +94,15 @@ def max_activating_patches(patches: np.ndarray, inside: np.ndarray, activations:
                       "most (Zeiler & Fergus); grey is outside the image.")
 
 
-def activation_maximisation(images: np.ndarray, channels: Sequence[int], objective: np.ndarray,
+def activation_maximization(images: np.ndarray, channels: Sequence[int], objective: np.ndarray,
                             layer: str, directory: epath.Path) -> display.Figure:
-  """Optimised inputs (N, H, W, 3) in [0, 1], one per channel of `layer`."""
+  """Optimized inputs (N, H, W, 3) in [0, 1], one per channel of `layer`."""
   n = len(images)
   cols = min(8, n)
   panels = display.Panels(-(-n // cols), cols, cell=1.4, label_lines=1, fontsize=7)
   for i, (image, channel, value) in enumerate(zip(images, channels, objective)):
     panels.show(i // cols, i % cols, image, f"ch {channel}", f"act {value:.2g}")
-  panels.suptitle(f"activation maximisation at {layer}")
-  return display.save(panels, directory, "activation_maximisation", "Activation maximisation",
-                      "Inputs optimised to excite one channel each (Fourier parametrisation, "
+  panels.suptitle(f"activation maximization at {layer}")
+  return display.save(panels, directory, "activation_maximization", "Activation maximization",
+                      "Inputs optimized to excite one channel each (Fourier parametrization, "
                       "jitter; Olah et al. 2017): the pattern each channel is tuned to.")

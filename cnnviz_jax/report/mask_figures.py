@@ -5,8 +5,8 @@ penalty layer (if it trained with a CAM penalty) or the last spatial layer, and 
 of its mass inside the object mask (`explain.mass_inside`, masks area-averaged to the map).
 The section shows the number next to the chance level (a map spread evenly scores the
 object's mean cover) and overlays of the images whose maps lie least on the object: on
-the decoy shapes, a shortcut-taking model lights up the coloured corner patch.
-Comparing two runs (plain vs penalised): each report shows its own number;
+the decoy shapes, a shortcut-taking model lights up the colored corner patch.
+Comparing two runs (plain vs penalized): each report shows its own number;
 `python -m experiments.right_reasons` puts the runs side by side.
 """
 import functools

@@ -32,16 +32,16 @@ def _matrix(ax, fig, values: np.ndarray, names: Sequence[str], title: str, fmt: 
 
 def confusion_matrices(results: dict, directory: epath.Path,
                        split: str = "test") -> display.Figure:
-  """Counts and row-normalised (recall) confusion matrices of one split of results.json."""
+  """Counts and row-normalized (recall) confusion matrices of one split of results.json."""
   names = results["class_names"]
   counts = np.asarray(results["splits"][split]["confusion_matrix"], np.int64)
   rows = counts.sum(1, keepdims=True)
-  normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+  normalized = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
   n = len(names)
   side = min(max(3.6, 0.42 * n + 1.8), 14)
   fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
   _matrix(axes[0], fig, counts, names, f"{split}: counts", "{:d}", None, "images")
-  _matrix(axes[1], fig, normalised, names, f"{split}: normalised by true class", "{:.2f}", 1.0,
+  _matrix(axes[1], fig, normalized, names, f"{split}: normalized by true class", "{:.2f}", 1.0,
           "fraction of the true class")
   accuracy = results["splits"][split]["accuracy"]
   fig.suptitle(f"confusion matrix, {split} split (accuracy {accuracy:.2%})", fontsize=10)
@@ -68,7 +68,7 @@ def per_class_accuracy(results: dict, directory: epath.Path) -> display.Figure:
     recall = [results["splits"][split]["per_class"][c]["recall"] for c in names]
     bars = ax.barh(y + (i - (len(splits) - 1) / 2) * height, recall, height,
                    label=f"{split} ({results['splits'][split]['accuracy']:.1%} overall)",
-                   color=display.SEQUENTIAL_COLOURS[i])
+                   color=display.SEQUENTIAL_COLORS[i])
     if n <= 12:
       ax.bar_label(bars, labels=[f"{r:.1%}" for r in recall], fontsize=6, padding=2)
   ax.set_yticks(y, [display.short(c, 18) for c in names], fontsize=7 if n <= 30 else 5)
@@ -100,7 +100,7 @@ def confidently_wrong(images: np.ndarray, labels: np.ndarray, probabilities: np.
     panels.show(slot // cols, slot % cols, images[i],
                 f"true: {display.short(class_names[labels[i]])}\n"
                 f"pred: {display.short(class_names[predicted[i]])} "
-                f"({probabilities[i, predicted[i]]:.0%})", colour="firebrick")
+                f"({probabilities[i, predicted[i]]:.0%})", color="firebrick")
   panels.suptitle("most confidently wrong test images")
   caption = (f"{len(wrong)} of {len(labels)} test images are misclassified; these are the "
              f"{len(order)} the model was most sure about. Label noise or a shortcut shows up "

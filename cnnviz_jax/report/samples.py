@@ -2,7 +2,7 @@
 
 Reads a split's `Source` directly (not the sharded training pipeline): the report runs on
 one process, on host arrays, and wants specific examples (one per class first), while
-decoding, resizing and normalising exactly as the pipeline's eval path does.
+decoding, resizing and normalizing exactly as the pipeline's eval path does.
 """
 import dataclasses
 import functools
@@ -104,14 +104,14 @@ def augmented(cfg: dict, n: int = 4, k: int = 5, seed: int = 0
   return (np.clip(np.stack(originals), 0, 1), np.clip(np.stack(out), 0, 1), description)
 
 
-def normaliser(cfg: dict) -> Callable:
-  """RGB in [0, 1] (jax or numpy) -> model input, as the pipeline normalises (for inputs
-  made by optimisation). One function per setting, so jit caches keyed on it hit."""
+def normalizer(cfg: dict) -> Callable:
+  """RGB in [0, 1] (jax or numpy) -> model input, as the pipeline normalizes (for inputs
+  made by optimization). One function per setting, so jit caches keyed on it hit."""
   mean, std = cfg.get("mean"), cfg.get("std")
-  return _normaliser(cfg["normalization"], tuple(mean) if mean else None,
+  return _normalizer(cfg["normalization"], tuple(mean) if mean else None,
                      tuple(std) if std else None)
 
 
 @functools.lru_cache(maxsize=None)
-def _normaliser(mode: str, mean, std) -> Callable:
+def _normalizer(mode: str, mean, std) -> Callable:
   return lambda rgb: preprocessing.normalize(rgb * 255.0, mode, mean, std)

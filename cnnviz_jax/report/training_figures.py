@@ -24,15 +24,15 @@ def training_curves(history: list[dict], directory: epath.Path,
   fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
   for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
     ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", ms=3, label=f"train {label}",
-            color=display.SEQUENTIAL_COLOURS[0])
+            color=display.SEQUENTIAL_COLORS[0])
     ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", ms=3,
-            label=f"validation {label}", color=display.SEQUENTIAL_COLOURS[1])
+            label=f"validation {label}", color=display.SEQUENTIAL_COLORS[1])
     ax.set_ylabel(label)
   val_acc = np.asarray([h["val_accuracy"] for h in history])
   best = int(np.argmax(val_acc))
-  axes[1].plot(epochs[best], val_acc[best], "*", ms=12, color=display.SEQUENTIAL_COLOURS[3],
+  axes[1].plot(epochs[best], val_acc[best], "*", ms=12, color=display.SEQUENTIAL_COLORS[3],
                label=f"best val {val_acc[best]:.2%} (epoch {best + 1})")
-  axes[2].plot(epochs, [h["lr"] for h in history], "o-", ms=3, color=display.SEQUENTIAL_COLOURS[2],
+  axes[2].plot(epochs, [h["lr"] for h in history], "o-", ms=3, color=display.SEQUENTIAL_COLORS[2],
                label="learning rate (end of epoch)")
   axes[2].set_ylabel("learning rate")
   lrs = np.asarray([h["lr"] for h in history])

@@ -21,7 +21,7 @@ class ReportError(WorkdirError):
 class Run:
   workdir: Workdir
   config: ml_collections.ConfigDict
-  data_config: dict  # resolved, with the weights' normalisation if the run used weights
+  data_config: dict  # resolved, with the weights' normalization if the run used weights
   class_names: list[str]
   model: nn.Module
   variables: dict

@@ -8,24 +8,24 @@ Here A = 1 − object_mask (the batches carry the data's masks), and per image:
   input kinds  (input_gradient, gradient_x_input, integrated_gradients): Σ_{h,w,c}
                ((1 − m_hw) a_hwc)², the paper's term (a = the attribution; with target
                'log_prob_sum' exactly eq. 1);
-               normalise=True: (Σ (1 − m) a² / Σ a²)², the squared share of the attribution
+               normalize=True: (Σ (1 − m) a² / Σ a²)², the squared share of the attribution
                energy outside — scale-free like the CAM kinds', so the model cannot lower it
                by flattening its input gradients everywhere (see configs/right_reasons.py);
   CAM kinds    (grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam), maps at `layer`'s
                resolution (h, w): (1 − mass_inside)², mass_inside = Σ cam·m↓ / Σ cam with
-               the mask area-averaged to (h, w) (explain.mass_inside). Normalised by the
+               the mask area-averaged to (h, w) (explain.mass_inside). Normalized by the
                map's own mass, so shrinking every activation cannot lower it, and a map with
                no mass counts as all outside.
 The batch's term is the mean over its real examples (Ross et al. sum; the mean keeps λ
 independent of the batch size), times λ.
-Targets: 'label' (the labelled class's logit), 'predicted' (top-1), 'log_prob_sum'
+Targets: 'label' (the labeled class's logit), 'predicted' (top-1), 'log_prob_sum'
 (Σ_k log p_k, Ross et al.'s choice). The explainers are the library's own (cj.explain), on
 the function the cross-entropy trains: BatchNorm with batch statistics (running ones with
 freeze_bn), no dropout. integrated_gradients is Sundararajan et al.'s path integral from the
 black image sampled at one uniform α per image and step, x · ∇S(αx) (unbiased, one gradient
 per step: Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature
 can be gamed between its nodes); it uses the running BatchNorm statistics, as batch
-statistics would normalise the path's scaling away.
+statistics would normalize the path's scaling away.
 Evasion (measured on the decoy shapes, configs/right_reasons.py): a penalty moves the
 explanation it sees, and a model can keep a shortcut out of that sight — flattening the
 local gradients of the shortcut's pathway, hiding it in Grad-CAM's channel-averaged weights
@@ -48,7 +48,7 @@ CAM_KINDS = {"grad_cam": explain.grad_cam, "grad_cam_plus_plus": explain.grad_ca
              "xgrad_cam": explain.xgrad_cam, "layer_cam": explain.layer_cam}
 KINDS = tuple(INPUT_KINDS) + tuple(CAM_KINDS)
 TARGETS = ("label", "predicted", "log_prob_sum")
-FIELDS = ("kind", "weight", "layer", "target", "normalise")
+FIELDS = ("kind", "weight", "layer", "target", "normalize")
 
 Penalty = Callable[[Any, Mapping[str, jax.Array], jax.Array, jax.Array], jax.Array]
 
@@ -72,9 +72,9 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
   if spec.get("target", "label") not in TARGETS:
     raise ValueError(f"config.explanation_loss.target: unknown target {spec.get('target')!r}; "
                      f"valid: {', '.join(TARGETS)}")
-  if not isinstance(spec.get("normalise", False), bool):
-    raise ValueError(f"config.explanation_loss.normalise must be True or False; got "
-                     f"{spec.get('normalise')!r}")
+  if not isinstance(spec.get("normalize", False), bool):
+    raise ValueError(f"config.explanation_loss.normalize must be True or False; got "
+                     f"{spec.get('normalize')!r}")
   layer = spec.get("layer") or ""
   if spec["kind"] in INPUT_KINDS:
     if layer:
@@ -140,7 +140,7 @@ def per_example(spec, model: nn.Module, variables, images: jax.Array, object_mas
     heat = attribution()
   dtype = jnp.promote_types(heat.dtype, jnp.float32)  # bf16 models: the sums in float32
   mask = object_mask.astype(dtype)
-  if kind in INPUT_KINDS and spec.get("normalise"):  # energy a² as the mass
+  if kind in INPUT_KINDS and spec.get("normalize"):  # energy a² as the mass
     return jnp.square(1.0 - explain.mass_inside(jnp.square(heat.astype(dtype)), mask))
   if kind in INPUT_KINDS:  # (B, H, W, C)
     outside = (1.0 - mask)[..., None] * heat.astype(dtype)

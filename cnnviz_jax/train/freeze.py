@@ -29,7 +29,7 @@ def trainable_mask(params, freeze: Sequence[str] = (), freeze_fraction: float = 
   owners = {k[:-1] for k in flat if k[0] != "head"}
   layers = [path for path in module_order if path in owners]
   if freeze_fraction and len(layers) != len(owners):
-    raise ValueError("freeze_fraction needs the module order of every parameterised layer "
+    raise ValueError("freeze_fraction needs the module order of every parameterized layer "
                      "(cj.models.module_order(model, variables, x))")
   frozen_layers = set(layers[:int(freeze_fraction * len(layers))])
   for pattern in patterns:

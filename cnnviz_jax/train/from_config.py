@@ -20,7 +20,7 @@ from cnnviz_jax.train.state import TrainState
 
 
 def data_config(config: ml_collections.ConfigDict) -> dict:
-  """The resolved data config, with image size, eval resizing and normalisation taken
+  """The resolved data config, with image size, eval resizing and normalization taken
   from the converted weights when the run starts from them."""
   resolved = data_config_lib.resolve(config.data)
   if not config.get("weights"):
@@ -47,10 +47,10 @@ def model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
 
 
 def initial_variables(config: ml_collections.ConfigDict, net: nn.Module, example) -> dict:
-  """A fresh initialisation, or the converted weights' backbone with a new head."""
+  """A fresh initialization, or the converted weights' backbone with a new head."""
   rng = jax.random.key(config.seed)
   if not config.get("weights"):
-    return models.initialise(net, rng, example)
+    return models.initialize(net, rng, example)
   pretrained, meta = weights.load(config.weights)
   variables, report = weights.transfer(pretrained, net, rng, example)
   logging.info("weights %s (%s %s): %s", config.weights, meta.source, meta.arch, report)

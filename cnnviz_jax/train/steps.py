@@ -16,7 +16,7 @@ from cnnviz_jax.train.state import TrainState
 
 
 def batchnorm_interceptor(*, batch_statistics: bool) -> Callable:
-  """-> an interceptor under which every BatchNorm normalises without updating its running
+  """-> an interceptor under which every BatchNorm normalizes without updating its running
   averages: with the batch's statistics (as in training) or the running ones (frozen BN).
 
   nn.BatchNorm fixes `use_running_average` at construction in most models, so the formula

@@ -1,14 +1,14 @@
-"""Input normalisation and its inverse: the one home of every mode and its constants.
+"""Input normalization and its inverse: the one home of every mode and its constants.
 
 - 'torch': /255, then ImageNet mean/std (torchvision's ToTensor + Normalize).
 - 'caffe': RGB→BGR, subtract the BGR ImageNet mean, no scaling
   (keras.applications ResNet50 / VGG16 / VGG19 `preprocess_input`).
 - 'tf': scale to [-1, 1] (keras.applications Inception / Xception).
 - 'lite': (x − 127) / 128 (Google's EfficientNet-Lite and other edge models: the
-  "inception-style" mean and std of efficientnet_lite_builder, for quantisation).
+  "inception-style" mean and std of efficientnet_lite_builder, for quantization).
 - 'standardize': /255, then a dataset's own per-channel mean/std; 'unit': /255.
 Pure array arithmetic, so the same functions run on numpy, jax and TensorFlow tensors:
-in tf.data, on device, in the report and for images made by optimisation.
+in tf.data, on device, in the report and for images made by optimization.
 """
 from collections.abc import Sequence
 

@@ -1,7 +1,7 @@
 """Transfer: a pretrained backbone into a model with a new head / class count.
 
 Everything outside the top-level 'head' must match exactly (path and shape); the
-head is re-initialised where its shape changed. Nothing is skipped silently: the
+head is re-initialized where its shape changed. Nothing is skipped silently: the
 report lists what was loaded, what is new and what was dropped.
 """
 import dataclasses
@@ -16,7 +16,7 @@ from cnnviz_jax.weights.tree import Path, mismatches, path_str
 @dataclasses.dataclass(frozen=True)
 class TransferReport:
   loaded: tuple[str, ...]
-  new: tuple[str, ...]  # initialised fresh (the new head)
+  new: tuple[str, ...]  # initialized fresh (the new head)
   dropped: tuple[str, ...]  # in the pretrained tree, not used (the old head)
 
   def __str__(self):
@@ -43,8 +43,8 @@ def transfer(pretrained, model, rng, x) -> tuple[dict, TransferReport]:
     raise ValueError("the pretrained backbone does not fit this model (another "
                      "architecture?):\n  " + "\n  ".join(problems[:25]))
   loaded = [p for p, v in fresh.items() if p in old and tuple(old[p].shape) == tuple(v.shape)]
-  initialised = models.initialise(model, rng, x, [p for p in fresh if p not in loaded])
-  out = {p: np.asarray(old[p]) if p in loaded else initialised[p] for p in fresh}
+  initialized = models.initialize(model, rng, x, [p for p in fresh if p not in loaded])
+  out = {p: np.asarray(old[p]) if p in loaded else initialized[p] for p in fresh}
   new = [path_str(p) for p in fresh if p not in loaded]  # a head of another shape
   dropped = [path_str(p) for p in old if p not in loaded]
   loaded = [path_str(p) for p in loaded]

@@ -35,7 +35,7 @@ SEED_CLASSES = {"seed_000_inaturalist": 10, "seed_001_cats_vs_dogs": 2,
                 "seed_002_flowers102": 102, "seed_003_tf_flowers": 5, "seed_004_caltech101": 5}
 # Smallest inputs each architecture accepts (Keras: Inception >= 75 px, Xception >= 71 px;
 # small_cnn's four valid conv + pool pairs need 46 px); others 32 px. Seed 002's randomly
-# initialised ResNet50, fine-tuned whole on batches of 2 at 32 px (1×1 maps in layer4), gives
+# initialized ResNet50, fine-tuned whole on batches of 2 at 32 px (1×1 maps in layer4), gives
 # NaN eval losses: BatchNorm statistics of 2 values. 64 px (2×2) keeps them finite.
 TINY_IMAGE = {"inception_v3": 75, "inception_resnet_v2": 75, "xception": 75, "small_cnn": 48,
               "resnet50": 64}

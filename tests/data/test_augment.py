@@ -21,7 +21,7 @@ def _smooth_image(h, w, seed=0):
 def test_warp_moves_a_dot_where_the_matrix_says():
   image = np.zeros((21, 21, 1), np.float32)
   image[4, 15] = 1.0  # input (x=15, y=4)
-  m = (augment.translate(2.0, -1.0) @ augment.about_centre(augment.rotate(90.0), 21)
+  m = (augment.translate(2.0, -1.0) @ augment.about_center(augment.rotate(90.0), 21)
        @ augment.scale(1.0, 1.0))
   out = augment.warp(image, m, 21, "nearest", "constant").numpy()[..., 0]
   x, y, _ = np.linalg.solve(m.numpy(), [15.0, 4.0, 1.0])  # output point mapping onto the dot
@@ -59,10 +59,10 @@ def test_crop_and_rotation_equal_torchvision():
   m = augment.translate(7, 5) @ augment.resize_matrix(20, 30, 16, 16)
   ours = augment.warp(img, m, 16).numpy()
   assert np.abs(ours - ref)[1:-1, 1:-1].max() < 0.05  # borders: torch clamps inside the box
-  # RandomRotation: counter-clockwise, nearest, zero fill, about the centre
+  # RandomRotation: counter-clockwise, nearest, zero fill, about the center
   square = img[:32, :32]
   ref = tvf.rotate(torch.from_numpy(square).permute(2, 0, 1), 35.0).permute(1, 2, 0).numpy()
-  ours = augment.warp(square, augment.about_centre(augment.rotate(35.0), 32), 32, "nearest",
+  ours = augment.warp(square, augment.about_center(augment.rotate(35.0), 32), 32, "nearest",
                       "constant").numpy()
   assert np.mean(np.abs(ours - ref) < 1) > 0.97  # rounding ties on a few pixels only
 
@@ -73,7 +73,7 @@ def test_random_resized_crop_box_respects_bounds_scale_and_ratio():
     top, left, h, w = (int(v) for v in augment.random_resized_crop_box(key, 60, 80))
     assert 0 <= top <= 60 - h and 0 <= left <= 80 - w and h > 0 and w > 0
     assert 0.08 * 4800 * 0.9 <= h * w <= 4800 and 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1
-  # no attempt can fit (whole image, square crops of a 10 x 40 image): centred fallback
+  # no attempt can fit (whole image, square crops of a 10 x 40 image): centerd fallback
   top, left, h, w = (int(v) for v in augment.random_resized_crop_box(
       KEY, 10, 40, (1.0, 1.0), (1.0, 1.0)))
   assert (top, h, w, left) == (0, 10, 10, 15)
@@ -103,7 +103,7 @@ def test_augment_is_deterministic_per_key_and_varies_across_keys():
   assert np.abs(a - c).mean() > 1.0 and a.min() >= 0 and a.max() <= 255
 
 
-def test_colour_jitter_with_zero_strength_is_identity():
+def test_color_jitter_with_zero_strength_is_identity():
   img = tf.constant(_smooth_image(8, 8), tf.float32)
   np.testing.assert_array_equal(augment.color_jitter(img, KEY).numpy(), img.numpy())
 
@@ -135,9 +135,9 @@ def test_eval_resize_and_normalize_equal_keras(tmp_path):
   assert np.abs(ours - ref).max() < 1.5 and np.abs(ours - ref).mean() < 0.5
 
 
-def test_eval_resize_centre_crop_keeps_the_mask_aligned():
+def test_eval_resize_center_crop_keeps_the_mask_aligned():
   mask = np.zeros((30, 60), np.uint8)
-  mask[10:20, 25:35] = 1  # a centred square
+  mask[10:20, 25:35] = 1  # a centerd square
   image = tf.constant(np.repeat(mask[..., None] * 255, 3, axis=-1))
   out, out_mask = transforms.eval_resize(image, 16, 20, mask=tf.constant(mask))
   assert out.shape == (16, 16, 3) and out_mask.shape == (16, 16)

@@ -54,7 +54,7 @@ def test_train_batch_keys_dtypes_shapes(shapes_dir):
   assert set(np.unique(np.asarray(b["object_mask"]))) <= {0.0, 1.0}
   assert it.num_classes == 4 and it.steps_per_epoch == 120 // 8
   assert b["image"].sharding.spec[0] == "data"
-  assert -2.2 < float(b["image"].min()) < float(b["image"].max()) < 2.7  # torch-normalised
+  assert -2.2 < float(b["image"].min()) < float(b["image"].max()) < 2.7  # torch-normalized
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def test_masks_cover_the_object_and_only_it(rendered):
   images, masks, _ = rendered
   area = masks.mean(axis=(1, 2))
   assert area.min() > 0.05 and area.max() < 0.5  # objects >= ~30% of the side, inside
-  # the object's interior is one flat colour (plus grain); the pixels just outside are not
+  # the object's interior is one flat color (plus grain); the pixels just outside are not
   inside = [im[_erode(m)].astype(float) for im, m in zip(images[:50], masks[:50])]
   assert np.median([x.std(axis=0).mean() for x in inside]) < 8.0
   for im, m in zip(images[:50], masks[:50]):
@@ -54,7 +54,7 @@ def _features(images, masks, kind):
   ys, xs = np.mgrid[:masks.shape[1], :masks.shape[2]]
   cy = (masks * ys).sum(axis=(1, 2)) / area[:, 0]
   cx = (masks * xs).sum(axis=(1, 2)) / area[:, 0]
-  if kind == "colour_position_size":
+  if kind == "color_position_size":
     return np.column_stack([images.mean(axis=(1, 2)), (images * m).sum(axis=(1, 2)) / area,
                             images.std(axis=(1, 2)), cx, cy, area])
   # positive control: how much of its bounding box / its second moments the object fills
@@ -69,15 +69,15 @@ def _lda_accuracy(x, y, n_train):
   x = (x - mu) / sd
   classes = np.unique(y)
   means = np.stack([x[:n_train][y[:n_train] == c].mean(0) for c in classes])
-  centred = x[:n_train] - means[y[:n_train]]
-  prec = np.linalg.inv(np.cov(centred.T) + 1e-3 * np.eye(x.shape[1]))
+  centerd = x[:n_train] - means[y[:n_train]]
+  prec = np.linalg.inv(np.cov(centerd.T) + 1e-3 * np.eye(x.shape[1]))
   scores = x[n_train:] @ prec @ means.T - 0.5 * np.einsum("cd,de,ce->c", means, prec, means)
   return (scores.argmax(1) == y[n_train:]).mean()
 
 
-def test_colour_position_size_do_not_give_the_class_away(rendered):
+def test_color_position_size_do_not_give_the_class_away(rendered):
   images, masks, labels = rendered
-  acc = _lda_accuracy(_features(images, masks, "colour_position_size"), labels, 1000)
+  acc = _lda_accuracy(_features(images, masks, "color_position_size"), labels, 1000)
   assert acc < 0.2 + 0.08, acc  # chance is 0.2; 500 test images
   # ... while two crude shape descriptors of the same masks do tell it (the check has teeth)
   assert _lda_accuracy(_features(images, masks, "shape"), labels, 1000) > 0.6
@@ -115,5 +115,5 @@ def test_object_size_scales_the_mask_and_spreads_the_objects():
   # area goes with the radius squared: (0.15 / 0.30)^2 = 1/4 of the default's
   ratio = small.mean() / default.mean()
   assert 0.2 < ratio < 0.3, ratio
-  centre = lambda m: m[:, 23:25, 23:25].max(axis=(1, 2)).mean()  # object covers the centre
-  assert centre(default) > 0.7 and centre(small) < 0.3
+  center = lambda m: m[:, 23:25, 23:25].max(axis=(1, 2)).mean()  # object covers the center
+  assert center(default) > 0.7 and center(small) < 0.3

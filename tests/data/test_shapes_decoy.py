@@ -1,4 +1,4 @@
-"""Decoy shapes: a class-coloured corner patch in train/validation, a random one in test."""
+"""Decoy shapes: a class-colored corner patch in train/validation, a random one in test."""
 import numpy as np
 import pytest
 
@@ -7,13 +7,13 @@ from cnnviz_jax.data import shapes, shapes_decoy, shapes_render
 SIDE = 4
 
 
-def _patch_colour(image, side=SIDE):
-  """(corner index, RGB) of the corner square that holds a palette colour, by looking."""
+def _patch_color(image, side=SIDE):
+  """(corner index, RGB) of the corner square that holds a palette color, by looking."""
   for k, (rows, cols) in enumerate(shapes_decoy.corner_boxes(image.shape[0], side)):
     pixels = image[rows, cols].reshape(-1, 3)
-    for colour in shapes_decoy.PALETTE:
-      if (pixels == colour).all(axis=1).sum() >= side * side // 2:
-        return k, tuple(colour)
+    for color in shapes_decoy.PALETTE:
+      if (pixels == color).all(axis=1).sum() >= side * side // 2:
+        return k, tuple(color)
   return None, None
 
 
@@ -25,11 +25,11 @@ def twins():
           shapes_decoy.add_decoys(seed, images, masks, labels, SIDE, False))
 
 
-def test_the_patch_colour_is_the_class_colour_and_only_the_patch_changes(twins):
+def test_the_patch_color_is_the_class_color_and_only_the_patch_changes(twins):
   images, masks, labels, decoy, _ = twins
-  found = [_patch_colour(im) for im in decoy]
-  colours = [shapes_decoy.PALETTE.tolist().index(list(c)) for _, c in found]
-  assert colours == labels.tolist()
+  found = [_patch_color(im) for im in decoy]
+  colors = [shapes_decoy.PALETTE.tolist().index(list(c)) for _, c in found]
+  assert colors == labels.tolist()
   changed = (decoy != images).any(-1)  # (N, S, S)
   near_object = shapes_decoy._dilate(masks.astype(bool))  # pylint: disable=protected-access
   assert not (changed & near_object).any()  # the object and its outline are untouched
@@ -40,12 +40,12 @@ def test_the_patch_colour_is_the_class_colour_and_only_the_patch_changes(twins):
     assert set(corners[labels == c]) == {0, 1, 2, 3}
 
 
-def test_in_test_the_colour_is_a_random_class_colour(twins):
+def test_in_test_the_color_is_a_random_class_color(twins):
   _, _, labels, _, random = twins
-  colours = np.array([shapes_decoy.PALETTE.tolist().index(list(_patch_colour(im)[1]))
+  colors = np.array([shapes_decoy.PALETTE.tolist().index(list(_patch_color(im)[1]))
                       for im in random])
-  assert set(colours) == set(range(5))
-  agreement = (colours == labels).mean()
+  assert set(colors) == set(range(5))
+  agreement = (colors == labels).mean()
   assert abs(agreement - 0.2) < 0.06, agreement  # chance for 5 classes, 600 images
 
 
@@ -66,8 +66,8 @@ def test_builder_decoy_in_train_and_validation_random_in_test_masks_unchanged(tm
       assert ex_a["label"] == ex_b["label"]
       changed = (ex_a["image"] != ex_b["image"]).any(-1)
       assert 0 < changed.sum() <= 9 and not (changed & (ex_a["object_mask"][..., 0] > 0)).any()
-      colour = _patch_colour(ex_b["image"], 3)[1]
-      hits.append(colour == tuple(shapes_decoy.PALETTE[ex_b["label"]]))
+      color = _patch_color(ex_b["image"], 3)[1]
+      hits.append(color == tuple(shapes_decoy.PALETTE[ex_b["label"]]))
     assert agreement[0] <= np.mean(hits) <= agreement[1], (split, np.mean(hits))
 
 

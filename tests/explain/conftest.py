@@ -45,7 +45,7 @@ def tiny():
   """small_cnn_bn (4 classes) with random weights and BN statistics, 2 images of 32×32."""
   model = cj.models.create("small_cnn_bn", num_classes=4)
   x = jnp.asarray(np.random.RandomState(0).randn(2, 32, 32, 3), jnp.float32)
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = cj.models.initialize(model, jax.random.key(0), x)
   rng = np.random.RandomState(1)
   variables = jax.tree_util.tree_map_with_path(
       lambda path, v: jnp.asarray(rng.uniform(0.5, 2, v.shape), v.dtype)

@@ -35,7 +35,7 @@ def tiny_model(dtype=jnp.float32):
 
 def tiny_variables(model, seed: int, x):
   """Random weights and random BN statistics (eval-mode BN is then not the identity)."""
-  variables = cj.models.initialise(model, jax.random.key(seed), x)
+  variables = cj.models.initialize(model, jax.random.key(seed), x)
   rng = np.random.RandomState(seed + 100)
   return jax.tree_util.tree_map_with_path(
       lambda path, v: jnp.asarray(rng.uniform(0.5, 2, v.shape), v.dtype)
@@ -81,12 +81,12 @@ METHODS = {
     "max_activating_patches": Method(
         lambda m, v, x: E.max_activating_patches(m, v, x, "block2", [0, 3], k=3, batch_size=4),
         batched=False, differentiable=lambda out: out.activations),
-    "activation_maximisation": Method(
-        lambda m, v, x: E.activation_maximisation(m, v, LAYER, [0, 1], size=SIZE, steps=3,
-                                                  parametrisation="pixel"),
-        batched=False, differentiable=None),  # see test_activation_maximisation_*
-    "randomisation_check": Method(
-        lambda m, v, x: E.randomisation_check(m, v, x, E.gradient),
+    "activation_maximization": Method(
+        lambda m, v, x: E.activation_maximization(m, v, LAYER, [0, 1], size=SIZE, steps=3,
+                                                  parametrization="pixel"),
+        batched=False, differentiable=None),  # see test_activation_maximization_*
+    "randomization_check": Method(
+        lambda m, v, x: E.randomization_check(m, v, x, E.gradient),
         differentiable=lambda out: (out.maps, out.original)),
     "mass_inside": Method(lambda m, v, x: E.mass_inside(fixed_saliency(x), fixed_masks(x)),
                           uses_variables=False, differentiable=None),
@@ -99,7 +99,7 @@ METHODS = {
 # What `cj.explain` exports besides explainers: activation rules, layer plumbing, map
 # helpers and target forms (covered by their own tests).
 HELPERS = {"deconv", "guided", "guided_relu", "layer_vjp", "resolve_layers", "gaussian_blur",
-           "normalise", "upsample", "top_k", "receptive_fields"}
+           "normalize", "upsample", "top_k", "receptive_fields"}
 
 
 def leading_batch(out) -> list:

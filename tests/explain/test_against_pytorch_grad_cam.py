@@ -1,8 +1,8 @@
 """The CAM family equals pytorch-grad-cam (public API) on converted torchvision models.
 
-Both sides see the same weights (random, randomised BN statistics) and images. The
-reference returns maps min-max normalised and cv2-resized to the input; ours are at
-layer resolution, so we compare normalise(upsample(ours)) — resizing and min-max
+Both sides see the same weights (random, randomized BN statistics) and images. The
+reference returns maps min-max normalized and cv2-resized to the input; ours are at
+layer resolution, so we compare normalize(upsample(ours)) — resizing and min-max
 scaling commute for bilinear interpolation, so this is exact up to float error.
 ResNet-18 runs at 128 px (layer4 is 4×4: XLA-CPU convolutions on 2×2 maps are ~50×
 slower per FLOP than on 4×4, see the report).
@@ -40,7 +40,7 @@ def _reference(cls, reference, layers, x_torch, targets=None, **call):
 
 def _ours(fn, model, variables, x, **kwargs):
   out = jax.jit(functools.partial(fn, model, **kwargs))(variables, x)
-  return np.asarray(maps.normalise(maps.upsample(out, x.shape[1:3])))
+  return np.asarray(maps.normalize(maps.upsample(out, x.shape[1:3])))
 
 
 @pytest.mark.slow
@@ -89,7 +89,7 @@ def test_aug_smooth_equals_pytorch_grad_cam(resnet, close):
   ref = _reference(pgc.GradCAM, reference, [reference.layer4], x_torch, aug_smooth=True)
   ours = jax.jit(functools.partial(E.grad_cam, model, layer="layer4", aug_smooth=True,
                                    size=(128, 128)))(variables, x)
-  close(ours, ref)  # normalised at the output size, as theirs (min-max and resizing
+  close(ours, ref)  # normalized at the output size, as theirs (min-max and resizing
                     # do not commute when an extremum lies between output pixels)
 
 
@@ -109,7 +109,7 @@ def test_eigen_cam_equals_pytorch_grad_cam(resnet, close):
 
 @pytest.mark.slow
 def test_score_cam_equals_pytorch_grad_cam(resnet, close):
-  """Their Score-CAM: align_corners upsampling, 1e-8 normaliser, softmax over channels."""
+  """Their Score-CAM: align_corners upsampling, 1e-8 normalizer, softmax over channels."""
   reference, model, variables, x, x_torch = resnet  # one image: 512 masked forwards each
   ref = _reference(pgc.ScoreCAM, reference, [reference.layer4], x_torch[:1],
                    [ClassifierOutputTarget(3)])

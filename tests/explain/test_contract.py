@@ -20,8 +20,8 @@ from contract_methods import HELPERS, LAYER, METHODS, images, tiny_model, tiny_v
 
 NAMES = sorted(METHODS)
 # over 5 s each to compile (their loops, or many forwards): the full suite's, not the quick tier's
-SLOW_TO_VMAP = {"activation_maximisation", "deletion_insertion", "max_activating_patches",
-                "randomisation_check", "score_cam", "smoothgrad"}
+SLOW_TO_VMAP = {"activation_maximization", "deletion_insertion", "max_activating_patches",
+                "randomization_check", "score_cam", "smoothgrad"}
 
 
 def _close(a, b, name, rtol=1e-5, atol=1e-6):
@@ -87,7 +87,7 @@ def test_parameter_gradient_matches_finite_differences(setup, name):
     grads = value_and_grad(variables["params"])[1]
     direction = jax.tree.map(lambda p: jnp.asarray(rng.randn(*p.shape)), grads)
     eps = 1e-7  # small: a ReLU or max-pool switch must not fall inside the step (1e-6 did
-    # for randomisation_check: its fresh layers have zero biases, so pre-activations sit at 0)
+    # for randomization_check: its fresh layers have zero biases, so pre-activations sit at 0)
     shifted = [jax.tree.map(lambda p, d, s=s: p + s * eps * d, variables["params"], direction)
                for s in (1, -1)]
     numeric = (value_and_grad(shifted[0])[0] - value_and_grad(shifted[1])[0]) / (2 * eps)
@@ -112,11 +112,11 @@ def test_sharded_over_8_devices_equals_one_device():
 
 # --- The stated limitations --------------------------------------------------------------
 @pytest.mark.slow
-def test_activation_maximisation_images_are_constant_in_the_parameters(setup):
-  """Its docstring: the optimisation sees the parameters through stop_gradient, and the
+def test_activation_maximization_images_are_constant_in_the_parameters(setup):
+  """Its docstring: the optimization sees the parameters through stop_gradient, and the
   objective's gradient is that of the layer's activation on the final images held fixed."""
   model, x, ensemble = setup
-  call = METHODS["activation_maximisation"].call
+  call = METHODS["activation_maximization"].call
   run = lambda p: call(model, {**ensemble[0], "params": p}, x)  # noqa: E731
   params = ensemble[0]["params"]
   grads = jax.grad(lambda p: jnp.sum(run(p).images))(params)
@@ -133,9 +133,9 @@ def test_activation_maximisation_images_are_constant_in_the_parameters(setup):
 
 
 @pytest.mark.slow
-def test_randomisation_check_spearman_has_a_zero_gradient(setup):
+def test_randomization_check_spearman_has_a_zero_gradient(setup):
   model, x, ensemble = setup
-  call = METHODS["randomisation_check"].call
+  call = METHODS["randomization_check"].call
   out = lambda p: call(model, {**ensemble[0], "params": p}, x)  # noqa: E731
   rho = jax.grad(lambda p: jnp.sum(out(p).spearman))(ensemble[0]["params"])
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(rho))

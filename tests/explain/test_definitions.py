@@ -38,7 +38,7 @@ def test_gradient_matches_finite_differences():
   with jax.enable_x64(True):
     model = _SmoothNet()
     x = jnp.asarray(np.random.RandomState(4).randn(2, 12, 12, 3))
-    variables = cj.models.initialise(model, jax.random.key(0), x)
+    variables = cj.models.initialize(model, jax.random.key(0), x)
     grads = E.gradient(model, variables, x, 2)
     direction = jnp.asarray(np.random.RandomState(5).randn(*x.shape))
     eps = 1e-5
@@ -60,7 +60,7 @@ def test_integrated_gradients_completeness(baseline):
   with jax.enable_x64(True):
     model = _SmoothNet()
     x = jnp.asarray(np.random.RandomState(6).randn(2, 12, 12, 3))
-    variables = cj.models.initialise(model, jax.random.key(1), x)
+    variables = cj.models.initialize(model, jax.random.key(1), x)
     ig = E.integrated_gradients(model, variables, x, 1, baseline=baseline, steps=64,
                                 blur_sigma=1.5, chunk=50)
     base = jnp.zeros_like(x) if baseline is None else maps.gaussian_blur(x, 1.5)
@@ -139,7 +139,7 @@ def test_score_cam_equals_its_definition_with_dead_channels(tiny):
   assert np.all(acts[..., ::3] == 0)
   scores = np.zeros((2, acts.shape[-1]))
   for c in range(acts.shape[-1]):
-    mask = maps.normalise(maps.upsample(acts[..., c], (32, 32), align_corners=True), eps=1e-8)
+    mask = maps.normalize(maps.upsample(acts[..., c], (32, 32), align_corners=True), eps=1e-8)
     scores[:, c] = np.asarray(model.apply(variables, x * mask[..., None]))[[0, 1], [2, 0]]
   weights = np.exp(scores - scores.max(1, keepdims=True))
   weights /= weights.sum(1, keepdims=True)
@@ -173,7 +173,7 @@ def test_activations_and_filters(tiny):
   _, taps = cj.models.apply_with_taps(model, variables, x, ["block2"])
   np.testing.assert_array_equal(acts["block2"], taps["block2"])
   kernel = variables["params"]["block1_conv1"]["conv"]["kernel"]
-  raw = E.filters(model, variables, normalise=False)  # the first layer's
+  raw = E.filters(model, variables, normalize=False)  # the first layer's
   np.testing.assert_array_equal(raw, jnp.transpose(kernel, (3, 0, 1, 2)))
   shown = E.filters(model, variables, x, "block2_conv1")
   assert shown.shape == (32, 3, 3, 16) and float(shown.min()) == 0

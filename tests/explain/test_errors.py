@@ -53,7 +53,7 @@ def test_guided_backprop_needs_an_act_attribute():
       return nn.Dense(2)(jnp.mean(nn.relu(nn.Conv(4, (3, 3))(x)), axis=(1, 2)))
 
   x = jnp.zeros((1, 8, 8, 3))
-  variables = cj.models.initialise(NoAct(), jax.random.key(0), x)
+  variables = cj.models.initialize(NoAct(), jax.random.key(0), x)
   with pytest.raises(ValueError, match="no `act` attribute"):
     E.guided_backprop(NoAct(), variables, x)
 

@@ -78,7 +78,7 @@ def test_guided_backprop_of_a_selu_model_uses_the_guided_selu(tiny):
 def test_guided_grad_cam_is_guided_backprop_times_the_upsampled_cam(tiny):
   model, variables, x = tiny
   ours = E.guided_grad_cam(model, variables, x, "block4_conv1", 2)
-  heat = E.normalise(E.upsample(E.grad_cam(model, variables, x, "block4_conv1", 2), (32, 32)))
+  heat = E.normalize(E.upsample(E.grad_cam(model, variables, x, "block4_conv1", 2), (32, 32)))
   np.testing.assert_allclose(ours, E.guided_backprop(model, variables, x, 2) * heat[..., None],
                              rtol=1e-5, atol=1e-8)
   several = E.guided_grad_cam(model, variables, x, "block4_conv1", [2, 3])

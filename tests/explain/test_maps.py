@@ -1,4 +1,4 @@
-"""upsample / normalise / gaussian_blur against cv2, torch and scipy; epsilon safety."""
+"""upsample / normalize / gaussian_blur against cv2, torch and scipy; epsilon safety."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,14 +23,14 @@ def test_upsample_align_corners_equals_torch_upsampling_bilinear():
   np.testing.assert_allclose(ours, ref.numpy().transpose(0, 2, 3, 1), atol=1e-5)
 
 
-def test_normalise_is_min_max_and_epsilon_safe():
+def test_normalize_is_min_max_and_epsilon_safe():
   m = jnp.asarray(np.random.RandomState(2).randn(3, 4, 5), jnp.float32)
-  n = maps.normalise(m)
+  n = maps.normalize(m)
   np.testing.assert_allclose(n.min(axis=(1, 2)), 0, atol=1e-7)
   np.testing.assert_allclose(n.max(axis=(1, 2)), 1, atol=1e-6)
   flat = jnp.zeros((2, 4, 4)).at[1].set(3.0)  # all-zero and constant maps
-  np.testing.assert_array_equal(maps.normalise(flat), 0)
-  grad = jax.grad(lambda z: maps.normalise(z).sum())(flat)
+  np.testing.assert_array_equal(maps.normalize(flat), 0)
+  grad = jax.grad(lambda z: maps.normalize(z).sum())(flat)
   assert bool(jnp.all(jnp.isfinite(grad)))
 
 

@@ -15,7 +15,7 @@ def data():
   model = cj.models.create("small_cnn_bn", num_classes=5)
   images, _, _ = shapes_render.render(0, 300, 32)
   x = images.astype(np.float32) / 255.0
-  return model, cj.models.initialise(model, jax.random.key(0), x[:1]), x
+  return model, cj.models.initialize(model, jax.random.key(0), x[:1]), x
 
 
 @pytest.mark.slow
@@ -52,7 +52,7 @@ def test_border_units_are_clipped_and_marked(data):
   field = result.field
   assert result.images.shape == (96, 20) + field.size + (3,)
   border = np.asarray((result.position == 0).any(-1))  # units in the first row or column
-  assert border.any()  # zero padding favours border units in an untrained net
+  assert border.any()  # zero padding favors border units in an untrained net
   assert np.all(~np.asarray(result.inside)[border].all((-1, -2)))  # part of them is outside
   np.testing.assert_array_equal(np.asarray(result.images)[~np.asarray(result.inside)], 0.0)
 

@@ -81,7 +81,7 @@ def test_grad_cam_at_the_last_spatial_layer_equals_pytorch_grad_cam(lite0, close
   with pgc.GradCAM(peer, [peer._bn1]) as cam:
     ref = cam(x_torch, targets=[ClassifierOutputTarget(int(c)) for c in top1])
   ours = _ours(E.grad_cam, model, variables, x, layer="top", target=top1)
-  close(np.asarray(maps.normalise(maps.upsample(ours, x.shape[1:3]))), ref)
+  close(np.asarray(maps.normalize(maps.upsample(ours, x.shape[1:3]))), ref)
 
 
 @pytest.fixture(scope="module")

@@ -193,8 +193,8 @@ def test_errors_name_the_problem():
                                input_shape=(1, 64, 64, 3))
 
 
-def test_region_follows_araujo_centre_formula():
-  # centre = -padding + i*stride + (size - 1)/2 (Araujo et al., README of the library)
+def test_region_follows_araujo_center_formula():
+  # center = -padding + i*stride + (size - 1)/2 (Araujo et al., README of the library)
   field = _square(212, 32, 90)
   (r0, r1), _ = field.region((3, 0))
   assert (r0 + r1 - 1) / 2 == -90 + 3 * 32 + (212 - 1) / 2

@@ -60,7 +60,7 @@ _SHARDED = textwrap.dedent("""
     assert jax.device_count() == 8, jax.devices()
     model = cj.models.create("small_cnn_bn", num_classes=4)
     x = jnp.asarray(np.random.RandomState(0).randn(8, 32, 32, 3), jnp.float32)
-    variables = cj.models.initialise(model, jax.random.key(0), x)
+    variables = cj.models.initialize(model, jax.random.key(0), x)
     calls = {
         "all_classes": functools.partial(E.grad_cam_plus_plus, model, layer="block3_conv1",
                                          target="all"),

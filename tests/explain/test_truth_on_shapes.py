@@ -3,10 +3,10 @@
 The demo model (small_cnn_bn, 5 classes) is trained here on the data helper's shapes
 (cnnviz_jax/data: `shapes_render.render` with the tfds builder's per-split seeds, so these
 are the builder's train/test images) with a plain optax loop. Every object has a
-ground-truth mask; the class is the shape, and colour, position, size and background are
+ground-truth mask; the class is the shape, and color, position, size and background are
 random. The objects have the demo's size in pixels (8-12 px radius) on a 48 px canvas, so
-they spread over the image: with the demo's 32 px images ~80% of objects cover the centre
-and "point at the centre" would be a strong baseline; here ~25% do. Findings are printed
+they spread over the image: with the demo's 32 px images ~80% of objects cover the center
+and "point at the center" would be a strong baseline; here ~25% do. Findings are printed
 (`pytest -s`).
 """
 import functools
@@ -21,7 +21,7 @@ import cnnviz_jax as cj
 from cnnviz_jax.data import shapes_render
 from cnnviz_jax.explain.faithfulness import deletion_insertion
 from cnnviz_jax.explain.pointing_game import pointing_game
-from cnnviz_jax.explain.sanity import randomisation_check
+from cnnviz_jax.explain.sanity import randomization_check
 
 SIZE, CLASSES, LAYER = 48, 5, "block4_conv1"  # Grad-CAM map: 12x12, stride 4, RF 26 px
 OBJECT_SIZE = (0.16, 0.24)  # radius / side: the demo's (0.24-0.36 of 32 px) in pixels
@@ -46,12 +46,12 @@ def trained():
   """~100 s on 2 cores: 6000 images, 12 epochs of batch 32, AdamW warmup + cosine 3e-3."""
   x, _, y = _split(0, 6000)
   model = cj.models.create("small_cnn_bn", num_classes=CLASSES)
-  variables = cj.models.initialise(model, jax.random.key(0), x[:1])
+  variables = cj.models.initialize(model, jax.random.key(0), x[:1])
   batch, epochs = 32, 12
   steps = epochs * (len(x) // batch)
-  optimiser = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 20, steps),
+  optimizer = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 20, steps),
                           weight_decay=1e-4)
-  opt_state = optimiser.init(variables["params"])
+  opt_state = optimizer.init(variables["params"])
 
   @jax.jit
   def step(variables, opt_state, x, y, idx):
@@ -62,7 +62,7 @@ def trained():
                                     mutable=["batch_stats"])
       return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), updates
     grads, updates = jax.grad(loss, has_aux=True)(variables["params"])
-    changes, opt_state = optimiser.update(grads, opt_state, variables["params"])
+    changes, opt_state = optimizer.update(grads, opt_state, variables["params"])
     return {"params": optax.apply_updates(variables["params"], changes), **updates}, opt_state
 
   rng = np.random.RandomState(0)
@@ -82,7 +82,7 @@ def test_set(trained):
   return x, masks, y, heat
 
 
-def _centre_maps(n):  # peak on the image centre
+def _center_maps(n):  # peak on the image center
   yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
   return jnp.asarray(np.broadcast_to(-(yy**2 + xx**2), (n, SIZE, SIZE)))
 
@@ -100,15 +100,15 @@ def test_grad_cam_pointing_game(test_set):
   n = len(x)
   grad_cam = np.asarray(pointing_game(heat, masks, TOLERANCE))
   strict = np.asarray(pointing_game(heat, masks, 0))
-  centre = np.asarray(pointing_game(_centre_maps(n), masks, TOLERANCE))
-  centre_strict = np.asarray(pointing_game(_centre_maps(n), masks, 0))
+  center = np.asarray(pointing_game(_center_maps(n), masks, TOLERANCE))
+  center_strict = np.asarray(pointing_game(_center_maps(n), masks, 0))
   random = np.asarray(pointing_game(jax.random.uniform(jax.random.key(1), heat.shape), masks,
                                     TOLERANCE))
-  print(f"\npointing game, {TOLERANCE} px: Grad-CAM {grad_cam.mean():.1%}, centre "
-        f"{centre.mean():.1%}, random {random.mean():.1%}; strict (0 px): Grad-CAM "
-        f"{strict.mean():.1%}, centre {centre_strict.mean():.1%}")
+  print(f"\npointing game, {TOLERANCE} px: Grad-CAM {grad_cam.mean():.1%}, center "
+        f"{center.mean():.1%}, random {random.mean():.1%}; strict (0 px): Grad-CAM "
+        f"{strict.mean():.1%}, center {center_strict.mean():.1%}")
   assert grad_cam.mean() >= 0.95
-  assert grad_cam.mean() > centre.mean() + 0.4 and strict.mean() > centre_strict.mean() + 0.4
+  assert grad_cam.mean() > center.mean() + 0.4 and strict.mean() > center_strict.mean() + 0.4
   assert grad_cam.mean() > random.mean() + 0.6
 
 
@@ -126,15 +126,15 @@ def test_grad_cam_deletion_and_insertion_beat_a_random_map(trained, test_set):
   assert ours.insertion_auc.mean() > random.insertion_auc.mean() + 0.1
 
 
-def test_cascading_randomisation_decorrelates_grad_cam(trained, test_set):
+def test_cascading_randomization_decorrelates_grad_cam(trained, test_set):
   model, variables = trained
   x = test_set[0][:16]
   key = jax.random.key(3)
-  cam = randomisation_check(model, variables, x,
+  cam = randomization_check(model, variables, x,
                             functools.partial(cj.explain.grad_cam, layer=LAYER), key=key)
-  guided = randomisation_check(model, variables, x, cj.explain.guided_backprop, key=key)
+  guided = randomization_check(model, variables, x, cj.explain.guided_backprop, key=key)
   cam_rho, guided_rho = cam.spearman.mean(1), guided.spearman.mean(1)
-  print("\nmean Spearman rank correlation with the trained model's map, layers randomised "
+  print("\nmean Spearman rank correlation with the trained model's map, layers randomized "
         "from the top:")
   for layer, a, b in zip(cam.layers, cam_rho, guided_rho):
     print(f"  up to {layer:13s} Grad-CAM {a:+.2f}   guided backprop {b:+.2f}")

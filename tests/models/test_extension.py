@@ -24,7 +24,7 @@ def test_readme_example_registers_a_model_that_works_like_the_built_ins():
   model = namespace["model"]
   assert "patch_net" in cj.models.available()
   x = jnp.asarray(np.random.RandomState(0).randn(2, 32, 32, 3), jnp.float32)
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = cj.models.initialize(model, jax.random.key(0), x)
   assert cj.models.layer_names(model, variables, x) == ["stem", "block1"]
   logits, taps = cj.models.apply_with_taps(model, variables, x, ["block1"])
   assert logits.shape == (2, 5) and taps["block1"].shape == (2, 8, 8, 128)

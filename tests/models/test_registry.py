@@ -63,7 +63,7 @@ def test_dropout_is_active_only_in_training():
   model = cj.models.create("small_cnn", num_classes=2, dropout=0.5, filters=(4, 4, 4, 4),
                            input_size=48)
   x = jnp.asarray(np.random.RandomState(0).rand(2, 48, 48, 3), jnp.float32)
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = cj.models.initialize(model, jax.random.key(0), x)
   np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))
   a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
   b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
@@ -73,7 +73,7 @@ def test_dropout_is_active_only_in_training():
 def test_batchnorm_uses_running_statistics_in_eval_and_batch_statistics_in_training():
   model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 4, 4, 4))
   x = jnp.asarray(np.random.RandomState(0).randn(4, 32, 32, 3), jnp.float32)
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = cj.models.initialize(model, jax.random.key(0), x)
   # eval: an image's logits do not depend on the rest of the batch
   np.testing.assert_allclose(model.apply(variables, x)[:1], model.apply(variables, x[:1]),
                              atol=1e-5)
@@ -86,7 +86,7 @@ def test_batchnorm_uses_running_statistics_in_eval_and_batch_statistics_in_train
 def test_activation_is_swappable_without_touching_parameters():
   model = cj.models.create("resnet18", num_classes=3)
   x = jnp.asarray(np.random.RandomState(0).randn(1, 32, 32, 3), jnp.float32)
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = cj.models.initialize(model, jax.random.key(0), x)
   swapped = model.clone(act=nn.gelu)
   assert jax.tree.structure(jax.eval_shape(swapped.init, jax.random.key(0), x)) == \
       jax.tree.structure(variables)

@@ -11,7 +11,7 @@ import cnnviz_jax as cj
 def resnet():
   model = cj.models.create("resnet18", num_classes=4)
   x = jnp.asarray(np.random.RandomState(0).randn(2, 32, 32, 3), jnp.float32)
-  return model, cj.models.initialise(model, jax.random.key(0), x), x
+  return model, cj.models.initialize(model, jax.random.key(0), x), x
 
 
 def test_resnet_layer_names_in_forward_order(resnet):

@@ -18,8 +18,8 @@ CORE_FIGURES = {"class_distribution", "samples", "augmented_samples", "training_
                 "grad_cam_all_classes", "grad_cam_all_classes_gif", "guided_grad_cam",
                 "guided_backprop_deconvnet", "guided_backprop_per_class",
                 "guided_backprop_neuron", "feature_maps", "filters", "receptive_fields",
-                "max_activating_patches", "activation_maximisation", "deletion_insertion",
-                "pointing_game", "randomisation_check", "randomisation_maps",
+                "max_activating_patches", "activation_maximization", "deletion_insertion",
+                "pointing_game", "randomization_check", "randomization_maps",
                 "in_mask_grad_cam"}
 
 
@@ -84,8 +84,8 @@ def test_confusion_matrix_figure_shows_the_numbers_of_results_json(demo_run):
   texts = _index(workdir)["confusion_test"]["texts"]
   n = counts.size
   assert [int(t) for t in texts[:n]] == counts.ravel().tolist()
-  normalised = counts / counts.sum(1, keepdims=True)
-  np.testing.assert_allclose([float(t) for t in texts[n:2 * n]], normalised.ravel(), atol=0.005)
+  normalized = counts / counts.sum(1, keepdims=True)
+  np.testing.assert_allclose([float(t) for t in texts[n:2 * n]], normalized.ravel(), atol=0.005)
 
 
 @pytest.mark.slow

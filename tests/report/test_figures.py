@@ -17,7 +17,7 @@ def test_display_undoes_each_preprocessing(mode):
   np.testing.assert_allclose(shown, images / 255.0, atol=1e-5)
 
 
-def test_overlay_has_the_image_size_and_heat_colours_it():
+def test_overlay_has_the_image_size_and_heat_colors_it():
   image = np.zeros((30, 50, 3), np.float32)
   heat = np.zeros((3, 5))
   heat[1, 2] = 1.0
@@ -50,7 +50,7 @@ def test_confusion_matrix_annotates_counts_and_rates(tmp_path):
   assert [int(t) for t in figure.texts[:9]] == sum(confusion, [])
   assert figure.texts[9:12] == ["0.83", "0.17", "0.00"]
   assert "c1 taken for c2 (3×)" in figure.caption
-  big = np.eye(30, dtype=int) * 3 + 1  # too many classes to annotate: the colours carry it
+  big = np.eye(30, dtype=int) * 3 + 1  # too many classes to annotate: the colors carry it
   assert results_figures.confusion_matrices(_results(big), tmp_path).texts == []
 
 

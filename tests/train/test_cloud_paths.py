@@ -88,7 +88,7 @@ def test_train_sigkill_resume_and_report_on_gs_equal_a_local_run(gcs, tmp_path, 
 @pytest.mark.slow
 def test_converted_weights_directory_on_gs(gcs, tmp_path):
   model = cj.models.create("small_cnn_bn", num_classes=3)
-  variables = cj.models.initialise(model, jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
+  variables = cj.models.initialize(model, jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
   meta = cj.weights.WeightsMeta("small_cnn_bn", "cnnviz_jax", "tf", 32,
                                 class_names=("a", "b", "c"))
   url = f"gs://{BUCKET}/weights/small"

@@ -19,7 +19,7 @@ def tiny():
   model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
   rng = np.random.RandomState(0)
   x = jnp.asarray(rng.rand(4, 16, 16, 3), jnp.float32)
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = cj.models.initialize(model, jax.random.key(0), x)
   variables["batch_stats"] = jax.tree_util.tree_map_with_path(  # running != batch statistics
       lambda path, v: v * jnp.asarray(rng.uniform(0.5, 2, v.shape), v.dtype)
       if "var" in jax.tree_util.keystr(path) else v + jnp.asarray(rng.uniform(-0.1, 0.1, v.shape),
@@ -48,8 +48,8 @@ def test_input_gradient_penalty_is_ross_et_al_term_on_the_trained_function(tiny)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, err_msg=f"train={train}")
 
 
-def test_normalised_penalties_are_the_squared_share_of_energy_outside(tiny):
-  """normalise=True: (Σ (1 − m) a² / Σ a²)², with a the label logit's input gradient; and
+def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
+  """normalize=True: (Σ (1 − m) a² / Σ a²)², with a the label logit's input gradient; and
   integrated gradients on the running BatchNorm statistics, by their definition
   sampled at α ~ U(0, 1) per image: x · ∇S(αx)."""
   model, variables, x, mask, labels = tiny
@@ -64,14 +64,14 @@ def test_normalised_penalties_are_the_squared_share_of_energy_outside(tiny):
     energy = np.sum(np.asarray(a) ** 2, -1)
     return (energy * (1 - np.asarray(mask))).sum((1, 2)) / energy.sum((1, 2))
 
-  spec = dict(kind="input_gradient", target="label", normalise=True)
+  spec = dict(kind="input_gradient", target="label", normalize=True)
   np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels),
                              share_outside(logit_gradient(x, True)) ** 2, rtol=1e-4)
   key = jax.random.key(3)
   alpha = jax.random.uniform(key, (4, 1, 1, 1))
   assert float(alpha.max() - alpha.min()) > 0.1  # a different point of the path per image
   sampled = x * logit_gradient(alpha * x, False)
-  spec = dict(kind="integrated_gradients", target="label", normalise=True)
+  spec = dict(kind="integrated_gradients", target="label", normalize=True)
   np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels,
                                                           key=key),
                              share_outside(sampled) ** 2, rtol=1e-4)
@@ -170,8 +170,8 @@ def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
   config.explanation_loss.update(target="label", weight=-1.0)
   with pytest.raises(ValueError, match="weight must be a number >= 0"):
     validate.validate(config)
-  with pytest.raises(ValueError, match="normalise must be True or False"):  # a plain dict
-    explanation_loss.check(dict(kind="input_gradient", weight=1.0, normalise="yes"), None, ())
+  with pytest.raises(ValueError, match="normalize must be True or False"):  # a plain dict
+    explanation_loss.check(dict(kind="input_gradient", weight=1.0, normalize="yes"), None, ())
   config.explanation_loss.weight = 1.0
   validate.validate(config)  # now fine
   config.feature_extraction = True

@@ -30,7 +30,7 @@ _SHARDED = textwrap.dedent("""
              "label": jnp.asarray(rs.randint(0, 3, 16), jnp.int32),
              "object_mask": jnp.asarray(rs.rand(16, 16, 16) > 0.7, jnp.float32)}
     model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 8, 8, 8))
-    variables = cj.models.initialise(model, jax.random.key(0), batch["image"])
+    variables = cj.models.initialize(model, jax.random.key(0), batch["image"])
     stage = default.stage(optimizer="sgd", lr=0.1, schedule="constant")
     stage.optimizer.momentum = 0.0
     mask = jax.tree.map(lambda _: True, variables["params"])
@@ -38,7 +38,7 @@ _SHARDED = textwrap.dedent("""
                         ("grad_cam", "block2_conv1")):
       config = default.get_config()
       config.explanation_loss.update(kind=kind, weight=1.0, layer=layer, target="label",
-                                     normalise=True)
+                                     normalize=True)
       out = []
       for devices in (jax.devices()[:1], jax.devices()):
         mesh = Mesh(np.asarray(devices), (mesh_lib.DATA_AXIS,))
@@ -59,7 +59,7 @@ _SHARDED = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_a_penalised_step_on_8_sharded_devices_equals_one_device():
+def test_a_penalized_step_on_8_sharded_devices_equals_one_device():
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=f"{xla_flags.CPU_FLAGS} --xla_force_host_platform_device_count=8")
   result = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
@@ -72,7 +72,7 @@ def _two_stage_config(data_dir, second_epochs):
   config = runs.tiny_config(data_dir, epochs=1)
   config.data.shapes.decoy = 2
   config.explanation_loss.update(kind="input_gradient", weight=1.0, target="label",
-                                 normalise=True)
+                                 normalize=True)
   config.stages = [  # head only, then everything with BatchNorm frozen: both with the penalty
       default.stage(epochs=1, optimizer="sgd", lr=0.05, schedule="constant",
                     freeze=default.HEAD_ONLY),

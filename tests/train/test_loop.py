@@ -115,7 +115,7 @@ def _initial_params(config):
   import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   model = cj.models.create(config.model.name, num_classes=3, **config.model.options)
-  variables = cj.models.initialise(model, jax.random.key(config.seed),
+  variables = cj.models.initialize(model, jax.random.key(config.seed),
                                    jnp.zeros((32, 32, 32, 3)))
   return jax.tree.map(np.asarray, variables["params"])
 

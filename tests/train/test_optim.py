@@ -112,7 +112,7 @@ def test_frozen_batchnorm_in_training_equals_eval_mode_batchnorm():
   import flax.linen as nn  # pylint: disable=import-outside-toplevel
   model = cj.models.create("small_cnn_bn", num_classes=3, filters=(4, 4, 4, 4))
   x = jnp.asarray(np.random.RandomState(0).randn(4, 32, 32, 3), jnp.float32)
-  variables = cj.models.initialise(model, jax.random.key(0), x)
+  variables = cj.models.initialize(model, jax.random.key(0), x)
   variables["batch_stats"] = jax.tree.map(lambda v: v + 0.3, variables["batch_stats"])
   with nn.intercept_methods(steps.batchnorm_interceptor(batch_statistics=False)):
     frozen, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])

@@ -1,7 +1,7 @@
 """configs/right_reasons.py in small: on decoy shapes the plain model takes the shortcut, and
 the Grad-CAM penalty moves Grad-CAM onto the object.
 
-What it does not claim: that the penalised model stops using the decoy. At full size no
+What it does not claim: that the penalized model stops using the decoy. At full size no
 penalty did (configs/right_reasons.py's docstring has the measurements); these checks pin
 what holds, and fail if the decoy stops fooling plain training or the penalty stops
 moving the explanation.
@@ -52,9 +52,9 @@ def test_plain_training_falls_for_the_decoy(trained):
 @pytest.mark.slow  # its fixture trains
 def test_the_grad_cam_penalty_puts_grad_cam_on_the_object(trained):
   _, plain = trained["plain"]
-  accuracy, penalised = trained["grad_cam"]
+  accuracy, penalized = trained["grad_cam"]
   assert accuracy["validation"] > 0.6, accuracy  # it learnt (chance: 1/3), measured 0.77
-  assert penalised > plain + 0.2, (plain, penalised)
+  assert penalized > plain + 0.2, (plain, penalized)
 
 
 def test_every_variant_validates_and_the_first_is_the_default():

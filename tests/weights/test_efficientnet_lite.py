@@ -69,7 +69,7 @@ def test_random_weights_every_block_and_logits_equal_the_reference(arch, size, s
 
 def test_real_weights_on_real_photos_equal_the_reference_and_name_them(lite0_imagenet,
                                                                       lite0_inputs):
-  """meta's resize + centre crop and preprocessing on the uint8 photos: a cat, an espresso."""
+  """meta's resize + center crop and preprocessing on the uint8 photos: a cat, an espresso."""
   reference, model, variables, meta = lite0_imagenet
   assert (meta.preprocessing, meta.input_size, meta.resize_size) == ("lite", 224, 256)
   _, x = lite0_inputs
@@ -86,14 +86,14 @@ def test_real_weights_on_real_photos_equal_the_reference_and_name_them(lite0_ima
 
 
 def test_lite_preprocessing_is_its_definition_and_the_report_undoes_it():
-  """efficientnet_lite_builder: (x - 127) / 128; the report's inverse and normaliser."""
+  """efficientnet_lite_builder: (x - 127) / 128; the report's inverse and normalizer."""
   from cnnviz_jax.report import display, samples  # pylint: disable=import-outside-toplevel
   images = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
   x = cj.weights.preprocess(images, "lite")
   np.testing.assert_allclose(x, (images.astype(np.float32) - 127.0) / 128.0)
   np.testing.assert_allclose(display.to_display(x, "lite"), images / 255.0, atol=1e-6)
   rgb = images / np.float32(255.0)
-  np.testing.assert_allclose(samples.normaliser({"normalization": "lite"})(rgb), x, atol=1e-5)
+  np.testing.assert_allclose(samples.normalizer({"normalization": "lite"})(rgb), x, atol=1e-5)
 
 
 def test_pretrained_without_its_wheel_names_the_pip_package(monkeypatch):

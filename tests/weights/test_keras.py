@@ -1,6 +1,6 @@
 """Keras -> Flax conversion equals keras.applications: logits and every block's output.
 
-The references are keras.applications models with weights=None, randomised
+The references are keras.applications models with weights=None, randomized
 (He-scaled kernels, random biases, BN affine *and* moving statistics), saved in
 each file layout users have, then converted with cj.weights.from_keras.
 """
@@ -73,7 +73,7 @@ def save_legacy_h5(model, path, skip=()):
 
 
 class Reference:
-  """A randomised Keras model and its outputs on fixed inputs; `files` (layout -> weight file)
+  """A randomized Keras model and its outputs on fixed inputs; `files` (layout -> weight file)
   is attached by the `reference` fixture."""
 
   def __init__(self, arch, seed):

@@ -1,6 +1,6 @@
 """InceptionV3, Xception, InceptionResNetV2 from Keras files equal keras.applications.
 
-As in test_keras.py: keras.applications models with weights=None, randomised (kernels,
+As in test_keras.py: keras.applications models with weights=None, randomized (kernels,
 biases, BN beta/gamma *and* moving statistics), saved as the legacy .h5 that
 keras.applications downloads and as Keras 3 .weights.h5, converted with
 cj.weights.from_keras; the logits and every top-level block must match Keras' own
@@ -53,7 +53,7 @@ def _keras_taps(arch, model):
 
 
 class Reference:
-  """A randomised Keras model at SIZE px and its outputs on fixed inputs; `files` (layout ->
+  """A randomized Keras model at SIZE px and its outputs on fixed inputs; `files` (layout ->
   weight file) is attached by the `reference` fixture."""
 
   def __init__(self, arch, seed):

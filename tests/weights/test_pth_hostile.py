@@ -300,7 +300,7 @@ _REFUSED_BY_US_ONLY = {
                         "only little-endian files"),
     "legacy: big-endian": (lambda: legacy_file(_one(), sys_info={"little_endian": False}),
                            "only little-endian files"),
-    # torch returns the storage's uninitialised memory
+    # torch returns the storage's uninitialized memory
     "legacy: a storage missing from the storage keys": (
         lambda: legacy_file(_one(), keys=[]), "storage keys \\[\\] are not the storages"),
     "legacy: a storage view (torch < 0.4)": (lambda: legacy_file(_one(view=("1", 0, 2))),

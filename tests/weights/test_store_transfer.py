@@ -52,8 +52,8 @@ def test_transfer_keeps_backbone_bit_exact_and_reports_the_new_head(resnet18):
   backbone = {k: v for k, v in variables["params"].items() if k != "head"}
   _leaves_equal(backbone, {k: v for k, v in new_variables["params"].items() if k != "head"})
   _leaves_equal(variables["batch_stats"], new_variables["batch_stats"])
-  # the new head is the model's own full init, bit for bit (transfer initialises it alone)
-  _leaves_equal(cj.models.initialise(model, jax.random.key(0), x)["params"]["head"],
+  # the new head is the model's own full init, bit for bit (transfer initializes it alone)
+  _leaves_equal(cj.models.initialize(model, jax.random.key(0), x)["params"]["head"],
                 new_variables["params"]["head"])
   # the backbone's features are those of the source model
   _, ours = cj.models.apply_with_taps(model, new_variables, np.ones((1, 64, 64, 3)), ["layer4"])

@@ -1,8 +1,8 @@
 """Grad-CAM lands on the object for a small net trained here on generated images.
 
-Images: Gaussian noise with one 8×8 square whose colour (R, G or B) is the class, at a
+Images: Gaussian noise with one 8×8 square whose color (R, G or B) is the class, at a
 random position — the label is position-independent, so a map that points at the
-square does so because the network looks there. A centre guess is the baseline.
+square does so because the network looks there. A center guess is the baseline.
 """
 import functools
 
@@ -34,7 +34,7 @@ def _squares(n: int, seed: int):
 def trained():
   model = cj.models.create("small_cnn_bn", num_classes=3)
   x, y, _ = _squares(2048, seed=0)
-  variables = cj.models.initialise(model, jax.random.key(0), x[:1])
+  variables = cj.models.initialize(model, jax.random.key(0), x[:1])
   optimizer = optax.adam(3e-3)
   opt_state = optimizer.init(variables["params"])
 
@@ -66,6 +66,6 @@ def test_grad_cam_maximum_falls_on_the_object(trained):
   heat = np.asarray(cj.explain.upsample(heat, (SIZE, SIZE)))
   peak = heat.reshape(len(x), -1).argmax(-1)
   hits = masks.reshape(len(x), -1)[np.arange(len(x)), peak].mean()
-  centre = masks[:, SIZE // 2, SIZE // 2].mean()
-  print(f"Grad-CAM peak on the object: {hits:.0%} of images; centre guess: {centre:.0%}")
-  assert hits > 0.8 and hits > centre + 0.5, (hits, centre)
+  center = masks[:, SIZE // 2, SIZE // 2].mean()
+  print(f"Grad-CAM peak on the object: {hits:.0%} of images; center guess: {center:.0%}")
+  assert hits > 0.8 and hits > center + 0.5, (hits, center)

@@ -6,7 +6,7 @@ import jax
 
 from cnnviz_jax.models import taps
 
-# Init runs once, so its compile is most of what it costs. At XLA's optimisation level 1 the
+# Init runs once, so its compile is most of what it costs. At XLA's optimization level 1 the
 # parameters' random draws compile faster than at the default 2, and run as fast: trace,
 # compile and run 2.1 -> 0.8 s (demo CNN), 15.4 -> 11.1 s (InceptionV3), 5.6 -> 3.2 s (VGG-19)
 # on 2 cores (benchmarks/init_compile.py). Level 0 compiles faster still but draws VGG's
@@ -23,7 +23,7 @@ def _init(model, rng, x, paths):
   return [flat[p] for p in paths]  # XLA drops the draws of every other variable
 
 
-def initialise(model: flax.linen.Module, rng: jax.Array, x, paths=None):
+def initialize(model: flax.linen.Module, rng: jax.Array, x, paths=None):
   """`model.init(rng, x)`; x: an example batch or a jax.ShapeDtypeStruct.
 
   paths: only these flattened variable paths (tuples of names) -> {path: value}, the full

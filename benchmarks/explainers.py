@@ -13,9 +13,10 @@ masked images; all-class CAM explains one image for all 1,000 classes, pytorch-g
 is timed on --all-class-sample classes and scaled to 1,000 (one call per class).
 """
 import argparse
+import importlib
 import os
 import sys
-import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=wrong-import-position
@@ -24,6 +25,8 @@ common.choose_devices()
 
 METHODS = ("grad_cam", "grad_cam_plus_plus", "guided_backprop", "smoothgrad",
            "integrated_gradients", "score_cam", "all_class_cam")
+# Modules of explainer_cases/ whose cases(bench) follow the methods above.
+FAMILIES = ("cam_family", "perturbation", "rules", "layer", "metrics")
 
 
 def worker(args):
@@ -33,14 +36,10 @@ def worker(args):
   import numpy as np
   import torch
   import torchvision
-  from captum import attr as captum_attr
-  import pytorch_grad_cam as pgc
-  from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
   import jax
   import cnnviz_jax as cj
   # pylint: enable=import-outside-toplevel
-  E = cj.explain
   cores = len(os.sched_getaffinity(0))
   torch.set_num_threads(cores)
   device = common.torch_device()
@@ -82,9 +81,9 @@ def worker(args):
           f"{images / seconds['jax']:10.1f}  {peer_name}"
           f"{common.goal_note(name.split(' (')[0], ratio)}", flush=True)
 
-  def cam_peer(cls, inputs, targets):
+  def cam_peer(cls, inputs, targets, layers=None):
     def run():
-      with cls(reference, [reference.layer4]) as method:
+      with cls(reference, layers or [reference.layer4]) as method:
         method.batch_size = 64
         method(inputs, targets=targets)
     return run
@@ -95,7 +94,35 @@ def worker(args):
       common.torch_sync()
     return run
 
-  only = set(args.only.split(",")) if args.only else set(METHODS)
+  only = set(args.only.split(",")) if args.only else None
+  bench = types.SimpleNamespace(
+      model=model, variables=variables, reference=reference, x=x, x_jax=x_jax, x_torch=x_torch,
+      classes=classes, target_jax=target_jax, args=args, device=device, ours=ours,
+      captum_peer=captum_peer, cam_peer=cam_peer, torch_sync=common.torch_sync)
+  _builtin_methods(args, bench, report, forward, only or set(METHODS))
+  for family in FAMILIES:
+    for case in importlib.import_module(f"explainer_cases.{family}").cases(bench):
+      if only is None or case.method in only:
+        report(case.name, common.alternate(
+            {"jax": case.make_jax(), "peer": case.make_peer()},
+            case.repeats or args.repeats, warmup=case.warmup), case.peer_name,
+               images=case.images or args.batch)
+
+
+def _builtin_methods(args, bench, report, forward, only):
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import numpy as np
+  import torch
+  from captum import attr as captum_attr
+  import pytorch_grad_cam as pgc
+  from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+  import cnnviz_jax as cj
+  # pylint: enable=import-outside-toplevel
+  E = cj.explain
+  ours, cam_peer, captum_peer = bench.ours, bench.cam_peer, bench.captum_peer
+  reference, x, x_torch, target_jax = bench.reference, bench.x, bench.x_torch, bench.target_jax
+  device = bench.device
   if "grad_cam" in only:
     report("grad_cam", common.alternate(
         {"jax": ours(E.grad_cam, layer="layer4"), "peer": cam_peer(pgc.GradCAM, x_torch, None)},
@@ -165,7 +192,8 @@ def main():
   parser.add_argument("--chunk", type=int, default=16, help="rows per gradient pass, both sides")
   parser.add_argument("--score-cam-size", type=int, default=224)
   parser.add_argument("--all-class-sample", type=int, default=10)
-  parser.add_argument("--only", default="", help=f"comma-separated subset of {METHODS}")
+  parser.add_argument("--only", default="", help=f"comma-separated subset of {METHODS} and "
+                      "the explainer_cases families' methods (default: all)")
   parser.add_argument("--gpu", action="store_true", help="run both on the GPU, once")
   args = parser.parse_args()
   if args.worker:

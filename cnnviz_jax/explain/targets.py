@@ -9,7 +9,12 @@ Forms (B images, N outputs):
   top_k(k)              the k best classes of each image                -> (B, k, ...)
   'all'                 every output (CAM for every class)              -> (B, N, ...)
   callable              score_fn(outputs (B, N)) -> (B,) score per image -> (B, ...),
-                        or (B, K) -> (B, K, ...): a neuron, a regression output, a class mix.
+                        or (B, K) -> (B, K, ...): a regression output, a class mix.
+  neuron(layer, channel[, position])  a unit of an inner layer (Captum's Neuron* methods):
+                        the layer's channel summed over space, or its value at (y, x);
+                        channel an int or per-image ints (B,)             -> (B, ...)
+Explainers get their forward pass from `scores_fn`, which makes a neuron target an
+ordinary class target of the layer's (B, C) channel scores.
 Several targets share one forward pass: the explainers pull back one cotangent per
 target through a single `jax.vjp` (vmap over cotangents).
 A callable must treat rows independently (SmoothGrad / IG feed it noisy or scaled copies).
@@ -22,9 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnviz_jax.explain import chunks
+from cnnviz_jax.models import taps
 
 FORMS = ("None (top-1)", "an int", "an integer array (B,) or (B, K)", "a list of ints",
-         "top_k(k)", "'all'", "a callable score_fn(outputs) -> (B,) or (B, K)")
+         "top_k(k)", "'all'", "a callable score_fn(outputs) -> (B,) or (B, K)",
+         "neuron(layer, channel[, position])")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +44,43 @@ def top_k(k: int) -> TopK:
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
     raise ValueError(f"top_k needs an int k >= 1, got {k!r}")
   return TopK(int(k))
+
+
+@dataclasses.dataclass(frozen=True)
+class Neuron:
+  layer: str
+  channel: Any  # int or (B,) ints
+  position: tuple[int, int] | None = None
+
+
+def neuron(layer: str, channel, position: tuple[int, int] | None = None) -> Neuron:
+  """Target: channel `channel` of layer `layer` (a `cj.models.layer_names` name), summed
+  over space, or its value at position=(y, x)."""
+  if not isinstance(layer, str):
+    raise ValueError(f"neuron needs a layer name, got {layer!r}")
+  if position is not None and len(position) != 2:
+    raise ValueError(f"neuron position must be (y, x), got {position!r}")
+  return Neuron(layer, channel, None if position is None else tuple(position))
+
+
+def scores_fn(model, variables, target: Any, *, train: bool = False,
+              **apply_kwargs) -> tuple[Callable[[jax.Array], jax.Array], Any]:
+  """(forward z -> (B, N) scores, the target for `resolve` on them).
+
+  A class target: the model's outputs and the target unchanged. A neuron target: the
+  layer's (B, C) channel sums (or values at its position), and its channel as the class.
+  """
+  if not isinstance(target, Neuron):
+    return lambda z: model.apply(variables, z, train=train, **apply_kwargs), target
+
+  def channel_scores(z):
+    acts = taps.apply_with_taps(model, variables, z, [target.layer], train=train,
+                                **apply_kwargs)[1][target.layer]
+    if target.position is None:
+      return jnp.sum(acts, axis=(1, 2))
+    return acts[:, target.position[0], target.position[1], :]
+
+  return channel_scores, target.channel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +141,9 @@ def resolve(target: Any, outputs: jax.Array, tile: int = 1) -> Resolved:
                      "use a callable target for other outputs")
   batch, num = outputs.shape
   images = batch // tile
+  if isinstance(target, Neuron):
+    raise ValueError("a neuron target needs the layer's scores: get the forward pass from "
+                     "targets.scores_fn(model, variables, target)")
   if target is None:
     return Resolved(jnp.argmax(outputs, axis=-1)[:, None].astype(jnp.int32), None, False, 1)
   if _is_int(target):

@@ -1,19 +1,23 @@
-"""train_and_evaluate(config, workdir): one readable run, top to bottom.
+"""train_and_evaluate(config, workdir): one run, as small named steps.
 
 Before anything is written, the run takes the workdir's lock (train/lock.py: one training
-run at a time) and compares its config with the workdir's (train/config_change.py). Sections:
-devices → input → model & weights → per stage (trainable mask, optimizer,
-jitted steps) → resume → epochs (train, evaluate, log, checkpoint, early stop) →
-final evaluation with the best parameters → results.json.
+run at a time) and compares its config with the workdir's (train/config_change.py). Then:
+_start (devices, input, model and weights) → per stage, _train_stage (trainable mask,
+optimizer and jitted step; resume; epochs of _train_epoch and _end_epoch: evaluate, log,
+checkpoint, early stop) → _finish (final evaluation with the best parameters, results.json).
+Where the run stands is a `progress.Progress`, saved with every checkpoint.
 """
+import dataclasses
 import logging
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from clu import metric_writers, periodic_actions
+from flax import linen as nn
 
 from cnnviz_jax.train import checkpoint as checkpoint_lib
 from cnnviz_jax.train import config_change as config_change_lib
@@ -22,6 +26,7 @@ from cnnviz_jax.train import lock as lock_lib
 from cnnviz_jax.train import mesh as mesh_lib
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train import validate
+from cnnviz_jax.train.progress import Progress
 from cnnviz_jax.train.workdir import Workdir
 
 
@@ -51,151 +56,190 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
     return _train_and_evaluate(config, workdir, changes)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Run:
+  """What every stage of a run shares."""
+  config: ml_collections.ConfigDict
+  workdir: Workdir
+  batches: inputs.Input
+  model: nn.Module
+  example: jax.ShapeDtypeStruct  # a global batch of images
+  features_shape: tuple | None  # feature extraction: the backbone's input shape
+  shardings: tuple  # (replicated, batch)
+  checkpoints: checkpoint_lib.RunCheckpoints
+  eval_step: Callable
+  writer: Any
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.batches.steps_per_epoch
+
+
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Workdir,
                         changes: list[dict]) -> dict:
   workdir.create()
-  writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
-
-  # --- Devices ------------------------------------------------------------------------------
-  mesh = mesh_lib.make_mesh()
-
-  # --- Input --------------------------------------------------------------------------------
-  data = inputs.Input(config, mesh)  # checks that the global batch divides by the devices
-  shardings = (mesh_lib.replicated(mesh), data.sharding)
-  steps_per_epoch = data.steps_per_epoch
-  logging.info("training %s on %d %s device(s) in %s; data: %s", config.model.name,
-               jax.device_count(), jax.devices()[0].device_kind, workdir, data.describe())
-
-  # --- Model and initial variables ----------------------------------------------------------
-  model = from_config.model(config, data.num_classes)
-  example = jax.ShapeDtypeStruct((data.config['batch_size'], *data.image_shape), jnp.float32)
-  variables = from_config.initial_variables(config, model, example)
-  params, batch_stats = variables["params"], variables.get("batch_stats", {})
+  run, variables = _start(config, workdir, changes)
+  progress = Progress.from_json(run.checkpoints.latest_progress())
   rng = jax.random.PRNGKey(config.seed + 1)  # raw uint32 key: orbax stores it as is
-  ckpt = checkpoint_lib.RunCheckpoints(workdir, keep=config.checkpoint_keep,
-                                       best_metric="val_" + config.early_stopping.metric,
-                                       best_mode=config.early_stopping.mode)
-  ckpt.check_fits(jax.eval_shape(lambda v: v, variables))  # a foreign workdir loses nothing
-  workdir.write_config(config, changes, step=ckpt.latest.latest_step() or 0)  # the allowed ones
+  first_step = sum(s.epochs for s in config.stages[:progress.stage]) * run.steps_per_epoch
+  for stage in range(progress.stage, len(config.stages)):  # one, or e.g. head then all
+    variables, rng, progress = _train_stage(run, stage, variables, rng, progress, first_step)
+    first_step += config.stages[stage].epochs * run.steps_per_epoch
+  return _finish(run, variables, first_step)
 
-  # Feature extraction: run the frozen backbone once, train the head on it.
+
+def _start(config: ml_collections.ConfigDict, workdir: Workdir, changes: list[dict]
+           ) -> tuple[_Run, dict]:
+  """Devices, input, model, initial variables, checkpoints and the eval step."""
+  mesh = mesh_lib.make_mesh()
+  batches = inputs.Input(config, mesh)  # checks that the global batch divides by the devices
+  shardings = (mesh_lib.replicated(mesh), batches.sharding)
+  logging.info("training %s on %d %s device(s) in %s; data: %s", config.model.name,
+               jax.device_count(), jax.devices()[0].device_kind, workdir, batches.describe())
+  model = from_config.model(config, batches.num_classes)
+  example = jax.ShapeDtypeStruct((batches.config["batch_size"], *batches.image_shape),
+                                 jnp.float32)
+  initial = from_config.initial_variables(config, model, example)
+  checkpoints = checkpoint_lib.RunCheckpoints(
+      workdir, keep=config.checkpoint_keep, best_metric="val_" + config.early_stopping.metric,
+      best_mode=config.early_stopping.mode)
+  checkpoints.check_fits(jax.eval_shape(lambda v: v, initial))  # a foreign workdir loses nothing
+  workdir.write_config(config, changes, step=checkpoints.latest.latest_step() or 0)
+  variables = {"params": initial["params"], "batch_stats": initial.get("batch_stats", {})}
   features_shape = None
-  if config.get("feature_extraction"):
-    data = data.cached_features(model, {"params": params, "batch_stats": batch_stats})
+  if config.get("feature_extraction"):  # run the frozen backbone once, train the head on it
+    batches = batches.cached_features(model, variables)
     features_shape = example.shape
-
-  progress = ckpt.latest_progress() or {"stage": 0, "history": [], "done": False}
-  history = progress["history"]
   eval_step = jax.jit(steps_lib.make_eval_step(model, features_input_shape=features_shape),
                       in_shardings=shardings, out_shardings=shardings)
-  first_step_of_stage = sum(s.epochs for s in config.stages[:progress["stage"]]) * steps_per_epoch
+  writer = metric_writers.create_default_writer(str(workdir),
+                                                just_logging=jax.process_index() > 0)
+  return _Run(config, workdir, batches, model, example, features_shape, shardings, checkpoints,
+              eval_step, writer), variables
 
-  every = config.get("checkpoint_every_steps", 0)  # also inside epochs (long epochs)
 
-  # --- Stages (one, or e.g. head-only then everything) --------------------------------------
-  for stage_index in range(progress["stage"], len(config.stages)):
-    stage = config.stages[stage_index]
-    stage_variables = {"params": params, "batch_stats": batch_stats}
-    mask = from_config.trainable_mask(stage, model, stage_variables, example)
-    total_steps = stage.epochs * steps_per_epoch
-    state, train_step = from_config.stage_state_and_step(
-        config, stage, model, stage_variables, mask,
-        first_step=first_step_of_stage, rng=rng, steps_per_epoch=steps_per_epoch,
-        shardings=shardings, features_input_shape=features_shape)
-    start_epoch, best, patience_left = 0, None, config.early_stopping.patience
-    done_steps, done_metrics = 0, []  # of an epoch a mid-epoch checkpoint interrupted
-    if progress.get("stage") == stage_index and progress.get("epoch") is not None:
-      state, progress = ckpt.restore(jax.eval_shape(lambda s: s, state))
-      start_epoch = progress["epoch"] + 1
-      if progress.get("steps_done", steps_per_epoch) < steps_per_epoch:
-        start_epoch, done_steps = progress["epoch"], progress["steps_done"]
-        done_metrics = [{k: np.float32(v) for k, v in m.items()}
-                        for m in progress["epoch_metrics"]]
-      best, patience_left = progress.get("best"), progress.get("patience_left", patience_left)
-      logging.info("resumed at step %d (stage %d, epoch %d)", int(state.step), stage_index,
-                   start_epoch)
-    report = periodic_actions.ReportProgress(num_train_steps=first_step_of_stage + total_steps,
-                                             writer=writer, every_secs=10)
+def _train_stage(run: _Run, stage: int, variables: dict, rng, progress: Progress,
+                 first_step: int) -> tuple[dict, Any, Progress]:
+  """Trains stage `stage` (resuming it where `progress` says); -> the variables the next
+  stage starts from, the RNG and the progress after it."""
+  spec = run.config.stages[stage]
+  mask = from_config.trainable_mask(spec, run.model, variables, run.example)
+  state, train_step = from_config.stage_state_and_step(
+      run.config, spec, run.model, variables, mask, first_step=first_step, rng=rng,
+      steps_per_epoch=run.steps_per_epoch, shardings=run.shardings,
+      features_input_shape=run.features_shape)
+  if progress.stage == stage and progress.epoch is not None:
+    state, saved = run.checkpoints.restore(jax.eval_shape(lambda s: s, state))
+    progress = Progress.from_json(saved)
+  start_epoch, done_steps, done_metrics = progress.start(stage, run.steps_per_epoch)
+  if progress.epoch is not None:
+    logging.info("resumed at step %d (stage %d, epoch %d)", int(state.step), stage, start_epoch)
+  report = periodic_actions.ReportProgress(
+      num_train_steps=first_step + spec.epochs * run.steps_per_epoch, writer=run.writer,
+      every_secs=10)
+  for epoch in range(start_epoch, spec.epochs):
+    if progress.stopped_early:
+      break
+    done = (done_steps, done_metrics) if epoch == start_epoch else (0, [])
+    epoch_first_step = first_step + epoch * run.steps_per_epoch
+    start = time.perf_counter()
+    state, step_metrics, preempted = _train_epoch(run, state, train_step, progress, stage, epoch,
+                                                  epoch_first_step, report, done)
+    progress = _end_epoch(run, state, progress, stage, epoch, step_metrics, epoch_first_step,
+                          start)
+    if preempted:  # at the epoch's last step: its checkpoint is the one just saved
+      raise Preempted(int(state.step), run.workdir)
+  return _stage_result(run, state), state.rng, progress.next_stage(stage)
 
-    for epoch in range(start_epoch, stage.epochs):
-      if progress.get("stopped_early"):
-        break
-      # --- Train one epoch ---
-      step0 = first_step_of_stage + epoch * steps_per_epoch
-      first = done_steps if epoch == start_epoch else 0
-      step_metrics = done_metrics if epoch == start_epoch else []
-      start = time.perf_counter()
-      for i, batch in enumerate(data.train_batches(step0 + first, steps_per_epoch - first),
-                                start=first):
-        state, m = train_step(state, batch)
-        step_metrics.append(m)
-        step = step0 + i + 1
-        if jax.process_index() == 0:  # progress on the console of one process only
-          report(step)
-        preempted = ckpt.reached_preemption(step)  # every host, every step (orbax / jax)
-        if i + 1 < steps_per_epoch and (preempted or (every and step % every == 0)):
-          ckpt.save(state, {"stage": stage_index, "epoch": epoch, "steps_done": i + 1,
-                            "epoch_metrics": [{k: float(v) for k, v in m.items()}
-                                              for m in inputs.replicated_to_host(step_metrics)],
-                            "history": history, "best": best,
-                            "patience_left": patience_left}, {})
-        if preempted:
-          raise Preempted(step, workdir)
-      host_metrics = inputs.replicated_to_host(step_metrics)
-      losses = np.asarray([float(m["loss"]) for m in host_metrics])
-      bad = np.flatnonzero(~np.isfinite(losses))
-      if bad.size:
-        raise NonFiniteLossError(
-            f"loss is {losses[bad[0]]} at step {step0 + bad[0] + 1} (stage {stage_index}, epoch "
-            f"{epoch}); the last good checkpoint in {workdir.checkpoints} is kept. Lower the "
-            "learning rate or enable grad_clip.")
-      sums = jax.tree.map(lambda *x: float(np.sum(x)), *host_metrics)
-      train = {"loss": float(np.mean(losses)), "accuracy": sums["correct"] / sums["count"]}
-      # --- Evaluate ---
-      val, _, _ = evaluate.evaluate(eval_step, state.variables(),
-                                    data.eval_batches("validation"))
-      record = {"stage": stage_index, "epoch": epoch, "step": int(state.step),
-                "lr": float(host_metrics[-1]["lr"]),  # applied by the epoch's last update
-                "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                "epoch_seconds": time.perf_counter() - start}
-      history.append(record)
-      writer.write_scalars(int(state.step), {k: v for k, v in record.items()
-                                             if k not in ("stage", "epoch", "step")})
-      logging.info("stage %d epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
-                   stage_index, epoch, train["loss"], train["accuracy"], val["loss"],
-                   val["accuracy"])
-      # --- Early stopping and checkpoints ---
-      value = val[config.early_stopping.metric]
-      improved = best is None or (value > best if config.early_stopping.mode == "max"
-                                  else value < best)
-      best, patience_left = (value, config.early_stopping.patience) if improved else (
-          best, patience_left - 1)
-      stop = config.early_stopping.enabled and patience_left <= 0
-      progress = {"stage": stage_index, "epoch": epoch, "history": history, "best": best,
-                  "patience_left": patience_left, "stopped_early": stop}
-      ckpt.save(state, progress, {"val_" + config.early_stopping.metric: value})
-      workdir.write_json(workdir.history_json, history)
+
+def _train_epoch(run: _Run, state, train_step, progress: Progress, stage: int, epoch: int,
+                 first_step: int, report, done: tuple[int, list]) -> tuple[Any, list, bool]:
+  """The epoch's steps from done[0] on; -> (state, every step's metrics, preempted at its
+  last step). Mid-epoch checkpoints (checkpoint_every_steps, a preemption) keep the
+  metrics of the steps done, so a resumed epoch reports what an uninterrupted one would."""
+  every = run.config.get("checkpoint_every_steps", 0)  # long epochs
+  steps = run.steps_per_epoch
+  step_metrics, preempted = list(done[1]), False
+  for i, batch in enumerate(run.batches.train_batches(first_step + done[0], steps - done[0]),
+                            start=done[0]):
+    state, metrics = train_step(state, batch)
+    step_metrics.append(metrics)
+    step = first_step + i + 1
+    if jax.process_index() == 0:  # progress on the console of one process only
+      report(step)
+    preempted = run.checkpoints.reached_preemption(step)  # every host, every step (orbax / jax)
+    if i + 1 < steps and (preempted or (every and step % every == 0)):
+      interrupted = progress.interrupted(stage, epoch, i + 1,
+                                         inputs.replicated_to_host(step_metrics))
+      run.checkpoints.save(state, interrupted.to_json(), {})
       if preempted:
-        raise Preempted(step, workdir)
-      if stop:
-        logging.info("early stopping after epoch %d: no better val %s for %d epochs", epoch,
-                     config.early_stopping.metric, config.early_stopping.patience)
-    params, batch_stats, rng = state.params, state.batch_stats, state.rng
-    if config.early_stopping.restore_best:  # the next stage starts from the best so far
-      best_variables, best_step = ckpt.restore_best(jax.eval_shape(state.variables))
-      if best_variables is not None:
-        params, batch_stats = best_variables["params"], best_variables.get("batch_stats", {})
-        logging.info("continuing from the best checkpoint (step %d)", best_step)
-    first_step_of_stage += stage.epochs * steps_per_epoch
-    progress = {"stage": stage_index + 1, "history": history}
+        raise Preempted(step, run.workdir)
+  return state, step_metrics, preempted
 
-  # --- Final evaluation ---------------------------------------------------------------------
-  final = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+
+def _train_summary(host_metrics: list[dict], first_step: int, where: str,
+                   workdir: Workdir) -> dict:
+  """Mean loss and accuracy of an epoch's steps; a non-finite loss names its step.
+
+  Per-step records rather than a running clu.metrics average: the check names the step,
+  and a mid-epoch checkpoint stores the records (Progress.epoch_metrics)."""
+  losses = np.asarray([float(m["loss"]) for m in host_metrics])
+  bad = np.flatnonzero(~np.isfinite(losses))
+  if bad.size:
+    raise NonFiniteLossError(
+        f"loss is {losses[bad[0]]} at step {first_step + bad[0] + 1} ({where}); the last good "
+        f"checkpoint in {workdir.checkpoints} is kept. Lower the learning rate or enable grad_clip.")
+  sums = jax.tree.map(lambda *x: float(np.sum(x)), *host_metrics)
+  return {"loss": float(np.mean(losses)), "accuracy": sums["correct"] / sums["count"]}
+
+
+def _end_epoch(run: _Run, state, progress: Progress, stage: int, epoch: int,
+               step_metrics: list, first_step: int, start: float) -> Progress:
+  """Evaluates, logs and checkpoints a finished epoch; -> the progress after it."""
+  host_metrics = inputs.replicated_to_host(step_metrics)
+  train = _train_summary(host_metrics, first_step, f"stage {stage}, epoch {epoch}", run.workdir)
+  val, _, _ = evaluate.evaluate(run.eval_step, state.variables(),
+                                run.batches.eval_batches("validation"))
+  record = {"stage": stage, "epoch": epoch, "step": int(state.step),
+            "lr": float(host_metrics[-1]["lr"]),  # applied by the epoch's last update
+            "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+            "epoch_seconds": time.perf_counter() - start}
+  run.writer.write_scalars(int(state.step), {k: v for k, v in record.items()
+                                             if k not in ("stage", "epoch", "step")})
+  logging.info("stage %d epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
+               stage, epoch, train["loss"], train["accuracy"], val["loss"], val["accuracy"])
+  stopping = run.config.early_stopping
+  value = val[stopping.metric]
+  progress = progress.finished(stage, epoch, record, value, stopping)
+  run.checkpoints.save(state, progress.to_json(), {"val_" + stopping.metric: value})
+  run.workdir.write_json(run.workdir.history_json, progress.history)
+  if progress.stopped_early:
+    logging.info("early stopping after epoch %d: no better val %s for %d epochs", epoch,
+                 stopping.metric, stopping.patience)
+  return progress
+
+
+def _stage_result(run: _Run, state) -> dict:
+  """The variables a stage hands on: its last, or with restore_best the best so far."""
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  if run.config.early_stopping.restore_best:
+    best, best_step = run.checkpoints.restore_best(jax.eval_shape(state.variables))
+    if best is not None:
+      variables = {"params": best["params"], "batch_stats": best.get("batch_stats", {})}
+      logging.info("continuing from the best checkpoint (step %d)", best_step)
+  return variables
+
+
+def _finish(run: _Run, variables: dict, num_steps: int) -> dict:
+  """The final evaluation of every eval split; results.json."""
+  final = {"params": variables["params"],
+           **({"batch_stats": variables["batch_stats"]} if variables["batch_stats"] else {})}
   out = evaluate.results_record(
-      eval_step, final, {s: lambda s=s: data.eval_batches(s) for s in data.eval_splits},
-      data.class_names, config.model.name, first_step_of_stage)
-  workdir.write_json(workdir.results_json, out)
-  writer.flush()
-  ckpt.close()
+      run.eval_step, final,
+      {s: lambda s=s: run.batches.eval_batches(s) for s in run.batches.eval_splits},
+      run.batches.class_names, run.config.model.name, num_steps)
+  run.workdir.write_json(run.workdir.results_json, out)
+  run.writer.flush()
+  run.checkpoints.close()
   return out

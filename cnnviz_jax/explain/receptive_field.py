@@ -126,84 +126,127 @@ def _shift(info, start, step):
                    x.hi + int(start[a]) * x.stride) for a, x in info.items()}
 
 
+def _conv(eqn, ins, first, p):
+  dn = p["dimension_numbers"]
+  if ins[1] is not None:
+    return [_Unsupported("a convolution kernel depends on the input")]
+  if any(d != 1 for d in p["lhs_dilation"]):
+    return [_Unsupported("transposed (input-dilated) convolutions are not supported")]
+  spatial = dn.lhs_spec[2:]
+  kernel = [eqn.invars[1].aval.shape[d] for d in dn.rhs_spec[2:]]
+  win = _window(first, spatial, kernel, p["window_strides"], [lo for lo, _ in p["padding"]],
+                p["rhs_dilation"])
+  extra = set(first) - set(spatial)
+  if extra:
+    return [_Unsupported(f"a convolution mixes spatial axis {sorted(extra)} as features")]
+  return [{dn.out_spec[2 + n]: win[a] for n, a in enumerate(spatial) if a in win}]
+
+
+def _reduce_window(eqn, ins, first, p):
+  if any(d != 1 for d in p["base_dilation"]):
+    return [_Unsupported(f"'{eqn.primitive.name}' with base dilation is not supported")]
+  axes = range(len(p["window_dimensions"]))
+  return [_window(_union(ins), axes, p["window_dimensions"], p["window_strides"],
+                  [lo for lo, _ in p["padding"]], p["window_dilation"])]
+
+
+def _pad(eqn, ins, first, p):
+  cfg = p["padding_config"]
+  if any(cfg[a][2] for a in first):
+    return [_Unsupported("interior padding of a spatial axis is not supported")]
+  return [_shift(first, [-lo for lo, _, _ in cfg], [1] * len(cfg))]
+
+
+def _slice(eqn, ins, first, p):
+  return [_shift(first, p["start_indices"], p["strides"] or [1] * len(p["start_indices"]))]
+
+
+def _broadcast(eqn, ins, first, p):
+  in_shape, out_shape = eqn.invars[0].aval.shape, eqn.outvars[0].aval.shape
+  dims = p["broadcast_dimensions"]
+  return [_remap(first, {a: dims[a] for a in range(len(dims))
+                         if in_shape[a] == out_shape[dims[a]]}, eqn.primitive.name)]
+
+
+def _reshape(eqn, ins, first, p):
+  return [_remap(first, _reshape_map(eqn.invars[0].aval.shape, eqn.outvars[0].aval.shape),
+                 eqn.primitive.name)]
+
+
+def _transpose(eqn, ins, first, p):
+  return [_remap(first, {a: list(p["permutation"]).index(a) for a in first}, "transpose")]
+
+
+def _reduction(eqn, ins, first, p):
+  kept = [a for a in range(eqn.invars[0].aval.ndim) if a not in p["axes"]]
+  return [_remap(first, {a: kept.index(a) for a in kept}, eqn.primitive.name)]
+
+
+def _dot_general(eqn, ins, first, p):
+  (lc, rc), (lb, rb) = p["dimension_numbers"]
+  nl, nr = eqn.invars[0].aval.ndim, eqn.invars[1].aval.ndim
+  lfree = [a for a in range(nl) if a not in lc and a not in lb]
+  rfree = [a for a in range(nr) if a not in rc and a not in rb]
+  lmap = {**{a: k for k, a in enumerate(lb)}, **{a: len(lb) + k for k, a in enumerate(lfree)}}
+  rmap = {**{a: k for k, a in enumerate(rb)},
+          **{a: len(lb) + len(lfree) + k for k, a in enumerate(rfree)}}
+  return [_union([_remap(ins[0], lmap, "dot_general") if ins[0] else None,
+                  _remap(ins[1], rmap, "dot_general") if ins[1] else None])]
+
+
+def _concatenate(eqn, ins, first, p):
+  info = _union(ins)
+  if p["dimension"] in info:
+    return [_Unsupported("concatenation along a spatial axis is not supported")]
+  return [info]
+
+
+def _elementwise(eqn, ins, first, p):
+  shape = eqn.outvars[0].aval.shape
+  if any(i and v.aval.shape != shape for i, v in zip(ins, eqn.invars)):
+    return [_Unsupported(f"'{eqn.primitive.name}' broadcasts a spatial tensor")]
+  return [_union(ins)]
+
+
+# primitive name -> rule(eqn, ins, first input's info, params) -> the outputs' infos
+_RULES = {"conv_general_dilated": _conv, "pad": _pad, "slice": _slice,
+          "broadcast_in_dim": _broadcast, "reshape": _reshape, "squeeze": _reshape,
+          "transpose": _transpose, "dot_general": _dot_general, "concatenate": _concatenate,
+          **{name: _reduction for name in _REDUCTIONS},
+          **{name: _elementwise for name in _ELEMENTWISE}}
+_TAKES_NON_DATA_FIRST = _ELEMENTWISE | {"dot_general", "concatenate"}
+
+
+def _rule(name: str):
+  if name.startswith("reduce_window"):
+    return _reduce_window
+  return _RULES.get(name)
+
+
+def _equation(eqn, ins: list) -> list:
+  """The infos of one equation's outputs from its inputs' infos."""
+  name = eqn.primitive.name
+  first = ins[0] if ins else None
+  if all(i is None for i in ins):
+    return [None]
+  if any(isinstance(i, _Unsupported) for i in ins):
+    return [_union(ins)]
+  if (body := _call_body(eqn)) is not None:  # jit, custom_jvp/vjp (relu), remat, calls
+    return _propagate(body[0], ins)
+  if first is None and name not in _TAKES_NON_DATA_FIRST:
+    return [_Unsupported(f"'{name}' depends on the input through a non-data operand")]
+  rule = _rule(name)
+  if rule is None:
+    return [_Unsupported(f"primitive '{name}' is not understood (supported: convolutions, "
+                         "window reductions, pad, slice, reshapes and elementwise ops)")]
+  return rule(eqn, ins, first, eqn.params)
+
+
 def _propagate(jaxpr: jcore.Jaxpr, in_infos: list) -> list:
   env: dict[Any, Any] = dict(zip(jaxpr.invars, in_infos))
   get = lambda v: None if isinstance(v, jcore.Literal) else env.get(v)
   for eqn in jaxpr.eqns:
-    ins = [get(v) for v in eqn.invars]
-    name, p = eqn.primitive.name, eqn.params
-    first = ins[0] if ins else None
-    if all(i is None for i in ins):
-      outs = [None] * len(eqn.outvars)
-    elif any(isinstance(i, _Unsupported) for i in ins):
-      outs = [_union(ins)] * len(eqn.outvars)
-    elif (body := _call_body(eqn)) is not None:  # jit, custom_jvp/vjp (relu), remat, calls
-      outs = _propagate(body[0], ins)
-    elif first is None and name not in _ELEMENTWISE | {"dot_general", "concatenate"}:
-      outs = [_Unsupported(f"'{name}' depends on the input through a non-data operand")]
-    elif name == "conv_general_dilated":
-      dn = p["dimension_numbers"]
-      if ins[1] is not None:
-        outs = [_Unsupported("a convolution kernel depends on the input")]
-      elif any(d != 1 for d in p["lhs_dilation"]):
-        outs = [_Unsupported("transposed (input-dilated) convolutions are not supported")]
-      else:
-        spatial = dn.lhs_spec[2:]
-        kernel = [eqn.invars[1].aval.shape[d] for d in dn.rhs_spec[2:]]
-        win = _window(first, spatial, kernel, p["window_strides"], [lo for lo, _ in p["padding"]],
-                      p["rhs_dilation"])
-        extra = set(first) - set(spatial)
-        outs = [_Unsupported(f"a convolution mixes spatial axis {sorted(extra)} as features")
-                if extra else {dn.out_spec[2 + n]: win[a] for n, a in enumerate(spatial) if a in win}]
-    elif name.startswith("reduce_window"):
-      if any(d != 1 for d in p["base_dilation"]):
-        outs = [_Unsupported(f"'{name}' with base dilation is not supported")]
-      else:
-        axes = range(len(p["window_dimensions"]))
-        info = _union(ins)
-        outs = [_window(info, axes, p["window_dimensions"], p["window_strides"],
-                        [lo for lo, _ in p["padding"]], p["window_dilation"])] * len(eqn.outvars)
-    elif name == "pad":
-      cfg = p["padding_config"]
-      outs = [_Unsupported("interior padding of a spatial axis is not supported")
-              if any(cfg[a][2] for a in first) else
-              _shift(first, [-lo for lo, _, _ in cfg], [1] * len(cfg))]
-    elif name == "slice":
-      outs = [_shift(first, p["start_indices"], p["strides"] or [1] * len(p["start_indices"]))]
-    elif name == "broadcast_in_dim":
-      in_shape, out_shape = eqn.invars[0].aval.shape, eqn.outvars[0].aval.shape
-      dims = p["broadcast_dimensions"]
-      outs = [_remap(first, {a: dims[a] for a in range(len(dims))
-                             if in_shape[a] == out_shape[dims[a]]}, name)]
-    elif name in ("reshape", "squeeze"):
-      outs = [_remap(first, _reshape_map(eqn.invars[0].aval.shape,
-                                         eqn.outvars[0].aval.shape), name)]
-    elif name == "transpose":
-      outs = [_remap(first, {a: list(p["permutation"]).index(a) for a in first}, name)]
-    elif name in _REDUCTIONS:
-      kept = [a for a in range(eqn.invars[0].aval.ndim) if a not in p["axes"]]
-      outs = [_remap(first, {a: kept.index(a) for a in kept}, name)]
-    elif name == "dot_general":
-      (lc, rc), (lb, rb) = p["dimension_numbers"]
-      nl, nr = eqn.invars[0].aval.ndim, eqn.invars[1].aval.ndim
-      lfree = [a for a in range(nl) if a not in lc and a not in lb]
-      rfree = [a for a in range(nr) if a not in rc and a not in rb]
-      lmap = {**{a: k for k, a in enumerate(lb)}, **{a: len(lb) + k for k, a in enumerate(lfree)}}
-      rmap = {**{a: k for k, a in enumerate(rb)},
-              **{a: len(lb) + len(lfree) + k for k, a in enumerate(rfree)}}
-      outs = [_union([_remap(ins[0], lmap, name) if ins[0] else None,
-                      _remap(ins[1], rmap, name) if ins[1] else None])]
-    elif name == "concatenate":
-      info = _union(ins)
-      outs = [_Unsupported("concatenation along a spatial axis is not supported")
-              if p["dimension"] in info else info]
-    elif name in _ELEMENTWISE:
-      shape = eqn.outvars[0].aval.shape
-      bad = any(i and v.aval.shape != shape for i, v in zip(ins, eqn.invars))
-      outs = [_Unsupported(f"'{name}' broadcasts a spatial tensor") if bad else _union(ins)]
-    else:
-      outs = [_Unsupported(f"primitive '{name}' is not understood (supported: convolutions, "
-                           "window reductions, pad, slice, reshapes and elementwise ops)")]
+    outs = _equation(eqn, [get(v) for v in eqn.invars])
     outs = outs * len(eqn.outvars) if len(outs) == 1 else outs
     for v, info in zip(eqn.outvars, outs):
       env[v] = info

@@ -91,7 +91,7 @@ def resnet50_jax_step(x, y, mode: str = "fp32"):
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
   import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.data import layout  # pylint: disable=import-outside-toplevel
   from cnnviz_jax.train import from_config  # pylint: disable=import-outside-toplevel
   from cnnviz_jax.train import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
@@ -106,7 +106,7 @@ def resnet50_jax_step(x, y, mode: str = "fp32"):
   mesh = mesh_lib.make_mesh()
   state, step = from_config.stage_state_and_step(
       default.get_config(), stage, model, variables, mask, first_step=0, rng=jax.random.key(1),
-      steps_per_epoch=1, shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)),
+      steps_per_epoch=1, shardings=(mesh_lib.replicated(mesh), layout.batch_sharding(mesh)),
       features_input_shape=x.shape if mode == "features" else None)
   inputs = np.asarray(cj.models.head_inputs(model, variables, x)) if mode == "features" else x
   batch = {"image": jax.device_put(inputs), "label": jax.device_put(y)}

@@ -34,7 +34,7 @@ def worker(args):
   import numpy as np  # pylint: disable=import-outside-toplevel
 
   import cnnviz_jax as cj  # pylint: disable=import-outside-toplevel
-  from cnnviz_jax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from cnnviz_jax.data import layout  # pylint: disable=import-outside-toplevel
   from cnnviz_jax.train import from_config  # pylint: disable=import-outside-toplevel
   from cnnviz_jax.train import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
   from configs import default  # pylint: disable=import-outside-toplevel
@@ -58,7 +58,7 @@ def worker(args):
     fresh = jax.tree.map(jnp.array, variables)  # a copy per variant: the step donates it
     state, step = from_config.stage_state_and_step(
         config, stage, model, fresh, mask, first_step=0, rng=jax.random.key(1),
-        steps_per_epoch=1, shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)))
+        steps_per_epoch=1, shardings=(mesh_lib.replicated(mesh), layout.batch_sharding(mesh)))
     holder = {"state": state}
 
     def run(step=step, holder=holder):

@@ -13,11 +13,11 @@ import importlib
 _EXPORTS = {
     "config": ("KERAS_SEED_001", "TORCHVISION_SEED_002", "default_config", "resolve",
                "with_meta"),
-    "pipeline": ("EvalIterator", "TrainIterator", "batch_sharding", "eval_iterator",
-                 "train_iterator"),
+    "layout": ("batch_sharding",),
+    "pipeline": ("EvalIterator", "TrainIterator", "eval_iterator", "train_iterator"),
     "shapes_render": ("SHAPES",),
     "source": ("Source",),
-    "sources": ("get_source",),
+    "datasets": ("get_source",),
     "stats": ("dataset_stats", "mean_std"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}

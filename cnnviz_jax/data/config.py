@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import ml_collections
 
 from cnnviz_jax.errors import ConfigError
-from cnnviz_jax.data import shapes_render, sources
+from cnnviz_jax.data import shapes_render, datasets
 from cnnviz_jax.weights import preprocessing
 
 # The seeds' augmentations, ready to assign to config.augment.
@@ -31,7 +31,7 @@ SHAPES = dict(num_classes=5, image_size=32, num_train=6000, num_validation=1000,
 
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.name = "shapes"  # see sources.NAMES
+  c.name = "shapes"  # see datasets.NAMES
   c.data_dir = None  # tfds data_dir (shapes is generated here); None: tfds' default
   c.download = True  # let tfds download a missing dataset (never under the tfds mock)
   c.file_format = None  # tfds datasets: None (tfds' tfrecord) or 'array_record' (read by
@@ -93,8 +93,8 @@ def resolve(config=None, **overrides) -> dict:
         out[key] = {**out[key], **value}
       else:
         out[key] = copy.deepcopy(value)
-  if out["name"] not in sources.NAMES:
-    raise ConfigError(f"unknown dataset {out['name']!r}; valid: {', '.join(sources.NAMES)}")
+  if out["name"] not in datasets.NAMES:
+    raise ConfigError(f"unknown dataset {out['name']!r}; valid: {', '.join(datasets.NAMES)}")
   if out["normalization"] not in preprocessing.NORMALIZATIONS:
     raise ConfigError(f"unknown normalization {out['normalization']!r}; "
                       f"valid: {', '.join(preprocessing.NORMALIZATIONS)}")

@@ -3,7 +3,7 @@
 A `Source` is one split in a fixed order (positions 0..N-1), with every label known up
 front, so each process can compute the same sharding without reading images; `load` then
 returns the encoded images of only the positions a process asks for. The datasets
-(tfds_sources.py, image_folder.py) make them; sources.py picks one by name.
+(tfds_sources.py, image_folder.py) make them; datasets.py picks one by name.
 """
 import dataclasses
 from collections.abc import Callable
@@ -22,7 +22,7 @@ class Source:
   has_object_mask: bool = False
   missing_masks: tuple[str, ...] = ()  # examples that have no mask where others do (folders)
   # `load` of a few positions costs only their bytes (files), not a pass over the split
-  # (tfds record files): such a source can stream instead of caching (data/pipeline.py)
+  # (tfds record files): such a source can stream instead of caching (data/readers.py)
   random_access: bool = False
   mean_encoded_bytes: float = 0.0  # per example, as stored: the cache's size estimate
   # per position, a file whose bytes are the encoded image (no conversion, no mask): then

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnviz_jax.data import config as config_lib
-from cnnviz_jax.data import sources, splits, transforms
+from cnnviz_jax.data import datasets, splits, transforms
 
 
 def dataset_stats(config=None, split_names=splits.SPLIT_NAMES, **overrides) -> dict:
@@ -15,7 +15,7 @@ def dataset_stats(config=None, split_names=splits.SPLIT_NAMES, **overrides) -> d
   out = {"name": cfg["name"], "class_names": None, "splits": {}}
   for split in split_names:
     try:
-      src = sources.get_source(cfg, split)
+      src = datasets.get_source(cfg, split)
     except (ValueError, KeyError):  # an empty or absent split (e.g. shapes num_test=0)
       continue
     counts = np.bincount(src.labels, minlength=src.num_classes)
@@ -30,7 +30,7 @@ def mean_std(config=None, split: str = "train", max_images: int = 1000,
   """Per-channel mean and std on the [0, 1] scale, after eval resizing, from up to
   `max_images` evenly spaced images of `split` (for normalization='standardize')."""
   cfg = config_lib.resolve(config, **overrides)
-  src = sources.get_source(cfg, split)
+  src = datasets.get_source(cfg, split)
   positions = np.unique(np.linspace(0, src.num_examples - 1, min(max_images,
                                                                   src.num_examples)).astype(int))
   total, total_sq, count = np.zeros(3), np.zeros(3), 0

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnviz_jax import explain
-from cnnviz_jax.data import sources
+from cnnviz_jax.data import datasets
 from cnnviz_jax.report import display, html, samples
 
 _POOL = 256  # images measured (64 above 64 px: memory and time)
@@ -70,7 +70,7 @@ def overlays(images: np.ndarray, masks: np.ndarray, cams: np.ndarray, inside: np
 def section(run, show, directory: pathlib.Path, split: str, layer: str) -> list[html.Section]:
   """The 'right reasons' section, or [] when the data has no object masks."""
   cfg = run.data_config
-  if not sources.get_source(cfg, split).has_object_mask:
+  if not datasets.get_source(cfg, split).has_object_mask:
     return []
   pool = samples.examples(cfg, split, _POOL if cfg["image_size"] <= 64 else _POOL // 4)
   layer = _layer(run, layer)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-# importing data.pipeline hides the GPU from TensorFlow (tf.data only, as in training)
-from cnnviz_jax.data import augment, config as data_config, pipeline, sources, transforms
+# importing data.model_input hides the GPU from TensorFlow (tf.data only, as in training)
+from cnnviz_jax.data import augment, config as data_config, model_input, datasets, transforms
 from cnnviz_jax.data.source import Source
 from cnnviz_jax.weights import preprocessing
 
@@ -45,13 +45,13 @@ def _batches(cfg: dict, source: Source, positions: np.ndarray,
   with_mask = source.has_object_mask and "object_mask" in loaded
   columns = (loaded["image"][inverse],) + ((loaded["object_mask"][inverse],) if with_mask else ())
   ds = tf.data.Dataset.from_tensor_slices(columns).map(
-      lambda *c: pipeline.model_input(cfg, *c), num_parallel_calls=tf.data.AUTOTUNE)
+      lambda *c: model_input.model_input(cfg, *c), num_parallel_calls=tf.data.AUTOTUNE)
   yield from ds.batch(batch_size).prefetch(2).as_numpy_iterator()
 
 
 def examples(cfg: dict, split: str, n: int) -> Examples:
   """n examples of `split`, one per class in turn, preprocessed for the model."""
-  source = sources.get_source(cfg, split)
+  source = datasets.get_source(cfg, split)
   positions = spread_positions(source.labels, n, source.num_classes)
   batch = next(_batches(cfg, source, positions, max(len(positions), 1)))
   return Examples(batch["image"], source.labels[positions].astype(np.int64), positions,
@@ -62,7 +62,7 @@ def predict_split(cfg: dict, split: str, predict: Callable[[np.ndarray], np.ndar
                   max_examples: int = 2000, batch_size: int = 250
                   ) -> tuple[Examples, np.ndarray]:
   """(examples, probabilities (N, C)) over up to `max_examples` evenly spaced examples."""
-  source = sources.get_source(cfg, split)
+  source = datasets.get_source(cfg, split)
   count = min(max_examples, source.num_examples)
   positions = np.unique(np.linspace(0, source.num_examples - 1, count).astype(np.int64))
   images, probabilities = [], []
@@ -87,7 +87,7 @@ def augmented(cfg: dict, n: int = 4, k: int = 5, seed: int = 0
     aug = dict(data_config.KERAS_SEED_001)
     description = ("Keras ImageDataGenerator augmentation (illustration only: this run trained "
                    "without augmentation)")
-  source = sources.get_source(cfg, "train")
+  source = datasets.get_source(cfg, "train")
   positions = spread_positions(source.labels, n, source.num_classes)
   loaded = source.load(np.sort(positions))["image"]
   size = cfg["image_size"]

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 
 from cnnviz_jax import models
-from cnnviz_jax.data import pipeline, splits as splits_lib
+from cnnviz_jax.data import layout, pipeline, splits as splits_lib
 from cnnviz_jax.train import checkpoint, from_config, inputs, mesh as mesh_lib, results
 from cnnviz_jax.train import steps as steps_lib
 from cnnviz_jax.train.workdir import Workdir, WorkdirError
@@ -70,7 +70,7 @@ def evaluate_workdir(path, data_from: ml_collections.ConfigDict | None = None,
     config.data, config.eval_splits = data_from.data, data_from.eval_splits
   data_cfg = from_config.data_config(config)
   mesh = mesh_lib.make_mesh()
-  sharding = pipeline.batch_sharding(mesh)
+  sharding = layout.batch_sharding(mesh)
   splits = tuple(splits or config.eval_splits)
   for split in splits:  # named before any data is read
     splits_lib.split_index(split)

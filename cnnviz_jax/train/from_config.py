@@ -33,8 +33,8 @@ def class_names(config: ml_collections.ConfigDict, results: dict | None) -> list
   results.json (`results`), else those of its training split (read from the data)."""
   if results is not None:
     return list(results["class_names"])
-  from cnnviz_jax.data import sources  # pylint: disable=import-outside-toplevel  (tfds, PIL)
-  return list(sources.get_source(data_config(config), "train").class_names)
+  from cnnviz_jax.data import datasets  # pylint: disable=import-outside-toplevel  (tfds, PIL)
+  return list(datasets.get_source(data_config(config), "train").class_names)
 
 
 def model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:

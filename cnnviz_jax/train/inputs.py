@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from cnnviz_jax.data import pipeline
+from cnnviz_jax.data import layout, pipeline
 from cnnviz_jax.models import taps
 from cnnviz_jax.train import explanation_loss, from_config
 
@@ -35,7 +35,7 @@ class Input:
 
   def __init__(self, config: ml_collections.ConfigDict, mesh):
     self.config = from_config.data_config(config)
-    self.sharding = pipeline.batch_sharding(mesh)
+    self.sharding = layout.batch_sharding(mesh)
     self._train = pipeline.train_iterator(self.config, sharding=self.sharding)
     self.eval_splits = tuple(config.eval_splits)
     self._eval = {}
@@ -96,18 +96,18 @@ class Input:
     for step in range(start_step, start_step + num_steps):
       epoch, offset = divmod(step, self.steps_per_epoch)
       if epoch not in order:
-        order = {epoch: pipeline.train_order(self._train.streams, self._train.rows, epoch,
+        order = {epoch: layout.train_order(self._train.streams, self._train.rows, epoch,
                                              self.config["seed"])[0]}
       positions = order[epoch][offset]  # this process's rows
-      yield pipeline.global_arrays(
+      yield layout.global_arrays(
           self.sharding, {"image": features[positions], "label": labels[positions],
                           "mask": np.ones(len(positions), np.float32)}, self._train.global_batch)
 
   def _features_eval(self, split: str) -> Iterator[dict]:
     features, labels = self._features[split]
     size = self._train.global_batch
-    for positions in pipeline.eval_order(len(labels), size, self._train.rows):
+    for positions in layout.eval_order(len(labels), size, self._train.rows):
       real = positions >= 0  # -1: padding of the last batch, masked out
       take = np.where(real, positions, 0)
-      yield pipeline.global_arrays(self.sharding, {"image": features[take], "label": labels[take],
+      yield layout.global_arrays(self.sharding, {"image": features[take], "label": labels[take],
                                                    "mask": real.astype(np.float32)}, size)

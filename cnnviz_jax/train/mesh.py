@@ -1,6 +1,6 @@
 """Devices of every process as one Mesh: the batch axis is sharded, parameters replicated.
 
-The batch sharding itself is the input pipeline's (data.pipeline.batch_sharding). The
+The batch sharding itself is the input pipeline's (data.layout.batch_sharding). The
 same code runs on 1 CPU, on simulated devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=8), on several local processes
 (jax.distributed with gloo CPU collectives) and on TPU pods / GPU clusters.

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline_worker import SHAPES  # pylint: disable=import-error
-from cnnviz_jax.data import config, image_folder, pipeline, sources
+from cnnviz_jax.data import config, image_folder, pipeline, datasets
 
 
 @pytest.fixture(params=["masks", "plain"])
@@ -50,7 +50,7 @@ def _assert_same(got, want, what):
 def load_log(monkeypatch):
   """Records the positions every source's `load` is asked for."""
   log = []
-  real = sources.get_source
+  real = datasets.get_source
 
   def logged(cfg, split):
     source = real(cfg, split)
@@ -59,7 +59,7 @@ def load_log(monkeypatch):
       return source.load(pos)
     return dataclasses.replace(source, load=load)
 
-  monkeypatch.setattr(sources, "get_source", logged)
+  monkeypatch.setattr(datasets, "get_source", logged)
   return log
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import cnnviz_jax as cj
 import runs
-from cnnviz_jax.data import pipeline
+from cnnviz_jax.data import layout
 from cnnviz_jax.train import explanation_loss, from_config, optimizers, steps, validate
 from cnnviz_jax.train import mesh as mesh_lib
 from configs import default
@@ -126,7 +126,7 @@ def _state_and_step(model, variables, weight, kind="grad_cam"):
   return from_config.stage_state_and_step(
       config, stage, model, fresh, jax.tree.map(lambda _: True, variables["params"]),
       first_step=0, rng=jax.random.PRNGKey(0), steps_per_epoch=1,
-      shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)))
+      shardings=(mesh_lib.replicated(mesh), layout.batch_sharding(mesh)))
 
 
 @pytest.mark.slow

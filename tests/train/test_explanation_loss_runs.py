@@ -20,7 +20,7 @@ _SHARDED = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh
     import cnnviz_jax as cj
-    from cnnviz_jax.data import pipeline
+    from cnnviz_jax.data import layout
     from cnnviz_jax.train import from_config
     from cnnviz_jax.train import mesh as mesh_lib
     from configs import default
@@ -42,7 +42,7 @@ _SHARDED = textwrap.dedent("""
       out = []
       for devices in (jax.devices()[:1], jax.devices()):
         mesh = Mesh(np.asarray(devices), (mesh_lib.DATA_AXIS,))
-        shardings = (mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh))
+        shardings = (mesh_lib.replicated(mesh), layout.batch_sharding(mesh))
         fresh = jax.tree.map(jnp.array, variables)  # copies: the step donates its state
         state, jitted = from_config.stage_state_and_step(
             config, stage, model, fresh, mask, first_step=0, rng=jax.random.key(1),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import runs
-from cnnviz_jax.data import sources
+from cnnviz_jax.data import datasets
 from cnnviz_jax.train import evaluate, from_config, loop
 from cnnviz_jax.train.workdir import WorkdirError
 
@@ -135,7 +135,7 @@ def test_evaluate_mode_on_an_image_folder_of_the_same_classes(finished_run, data
   """The test split written as class folders (sorted by name, not the dataset's order):
   the same confusion counts, class by class."""
   workdir, out = finished_run
-  source = sources.get_source(from_config.data_config(_four_classes(data_dir)), "test")
+  source = datasets.get_source(from_config.data_config(_four_classes(data_dir)), "test")
   for i, (png, label) in enumerate(zip(source.load(np.arange(source.num_examples))["image"],
                                        source.labels)):
     folder = tmp_path / "images" / source.class_names[label]

@@ -6,7 +6,7 @@ import pytest
 
 import cnnviz_jax as cj
 import runs
-from cnnviz_jax.data import pipeline
+from cnnviz_jax.data import layout
 from cnnviz_jax.train import freeze, from_config, loop
 from cnnviz_jax.train import mesh as mesh_lib
 from configs import default
@@ -50,7 +50,7 @@ def _step_flops(model, x, mask):
     state, built["step"] = from_config.stage_state_and_step(
         default.get_config(), stage, model, v, mask(variables), first_step=0,
         rng=jax.random.key(0), steps_per_epoch=1,
-        shardings=(mesh_lib.replicated(mesh), pipeline.batch_sharding(mesh)))
+        shardings=(mesh_lib.replicated(mesh), layout.batch_sharding(mesh)))
     return state
   state = jax.eval_shape(state_shapes, variables)
   batch = {"image": x, "label": jnp.zeros(x.shape[0], jnp.int32)}

@@ -1,4 +1,5 @@
-"""The dispatch from a data config's dataset name to its split `Source` (source.py)."""
+"""The datasets a data config can name, and the dispatch from that name to a split's `Source`
+(source.py: what a split is; tfds_sources.py, image_folder.py: how each kind is read)."""
 from collections.abc import Mapping
 
 from cnnviz_jax.data.source import Source

@@ -21,7 +21,7 @@ from cnnviz_jax.report import (compute, data_figures, display, explain_figures, 
                                gradient_figures, html, inside_figures, results_figures, samples,
                                training_figures)
 from cnnviz_jax.report import mask_figures
-from cnnviz_jax.report import workdir as workdir_lib
+from cnnviz_jax.report import trained_run
 from cnnviz_jax.train import config_change
 
 _SHOWN = 4  # images in the wide CAM grids
@@ -37,14 +37,14 @@ class _Timer:
     self.marks[name] = now - self.start - sum(self.marks.values())
 
 
-def _eval_split(run: workdir_lib.Run) -> str:
+def _eval_split(run: trained_run.Run) -> str:
   """The split figures are drawn from: test if the run evaluates it, else the last one."""
   splits = list(run.results["splits"]) if run.results else list(
       run.config.get("eval_splits") or ("test",))
   return "test" if "test" in splits else splits[-1]
 
 
-def data_section(run: workdir_lib.Run, show, directory: epath.Path) -> html.Section:
+def data_section(run: trained_run.Run, show, directory: epath.Path) -> html.Section:
   cfg, section = run.data_config, html.Section("data")
   stats = data_stats.dataset_stats(cfg)
   section.figures.append(data_figures.class_distribution(stats, directory))
@@ -57,7 +57,7 @@ def data_section(run: workdir_lib.Run, show, directory: epath.Path) -> html.Sect
   return section
 
 
-def training_section(run: workdir_lib.Run, directory: epath.Path) -> html.Section:
+def training_section(run: trained_run.Run, directory: epath.Path) -> html.Section:
   section = html.Section("training")
   changes = [[f"{record['step']:,}", c["field"], config_change.show(c, "old"),
               config_change.show(c, "new")]
@@ -73,7 +73,7 @@ def training_section(run: workdir_lib.Run, directory: epath.Path) -> html.Sectio
   return section
 
 
-def results_section(run: workdir_lib.Run, show, pool: samples.Examples,
+def results_section(run: trained_run.Run, show, pool: samples.Examples,
                     probabilities: np.ndarray, directory: epath.Path) -> html.Section:
   section = html.Section("results")
   if run.results is None:
@@ -93,7 +93,7 @@ def results_section(run: workdir_lib.Run, show, pool: samples.Examples,
   return section
 
 
-def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.Examples,
+def looks_section(run: trained_run.Run, batch: samples.Examples, pool: samples.Examples,
                   show, directory: epath.Path, cam_layer: str | None = None,
                   feature_layers: list[str] | None = None, quick: bool = False
                   ) -> tuple[html.Section, dict]:
@@ -147,7 +147,7 @@ def looks_section(run: workdir_lib.Run, batch: samples.Examples, pool: samples.E
   return section, e
 
 
-def unit_figures(run: workdir_lib.Run, e, pool: samples.Examples, show,
+def unit_figures(run: trained_run.Run, e, pool: samples.Examples, show,
                  directory: epath.Path) -> list[display.Figure]:
   """Max-activating test patches and activation maximization for the CAM layer's channels
   that fire most on the batch (fewer channels on large inputs: optimization costs)."""
@@ -182,7 +182,7 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   activation maximization, the faithfulness checks), e.g. for large models.
   """
   timer = _Timer()
-  run = workdir_lib.load_run(workdir)
+  run = trained_run.load_run(workdir)
   directory = run.workdir.figures
   output = storage.path(output) if output else run.workdir.report_html
   cfg = run.data_config

@@ -13,7 +13,7 @@ import numpy as np
 
 from cnnviz_jax import explain
 from cnnviz_jax.models import taps
-from cnnviz_jax.report.workdir import ReportError
+from cnnviz_jax.report.trained_run import ReportError
 
 MAX_CAM_CLASSES = 20  # "CAM for every class" up to this many; the top ones beyond
 PER_CLASS_IMAGES = 8  # guided backprop / deconvnet per class: at most this many classes

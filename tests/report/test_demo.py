@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import report_runs
-from cnnviz_jax.report import build, compute, workdir as workdir_lib
+from cnnviz_jax.report import build, compute, trained_run
 
 SECTIONS = ["data", "training", "results", "looks", "masks", "faithful"]  # shapes: masks
 CORE_FIGURES = {"class_distribution", "samples", "augmented_samples", "training_curves",
@@ -182,8 +182,8 @@ def test_images_command_with_a_workdir_writes_overlays_at_image_size(demo_run, t
 @pytest.mark.slow
 def test_unknown_report_layers_are_named_with_the_valid_ones(demo_run):
   workdir, _ = demo_run
-  run = workdir_lib.load_run(workdir)
-  with pytest.raises(workdir_lib.ReportError, match=r"\['block9'\]; valid layers: block1_conv1"):
+  run = trained_run.load_run(workdir)
+  with pytest.raises(trained_run.ReportError, match=r"\['block9'\]; valid layers: block1_conv1"):
     compute.choose_layers(run.model, run.variables, (32, 32, 3), None, ["block1", "block9"])
   assert compute.choose_layers(run.model, run.variables, (32, 32, 3)) == (
       "block4_conv1", ("block1_conv1", "block2", "block4_conv1"))

@@ -10,28 +10,28 @@ from PIL import Image
 
 import cnnviz_jax as cj
 import report_runs
-from cnnviz_jax.report import images, workdir as workdir_lib
+from cnnviz_jax.report import images, trained_run
 from cnnviz_jax.train.workdir import WorkdirError
 
 
 def test_workdir_without_checkpoint_is_refused_naming_it(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps({"model": {"name": "small_cnn_bn"}}))
   with pytest.raises(WorkdirError, match=f"{tmp_path} has no checkpoint"):
-    workdir_lib.load_run(tmp_path)
+    trained_run.load_run(tmp_path)
   with pytest.raises(WorkdirError, match="config.json is missing"):
-    workdir_lib.load_run(tmp_path / "..")
+    trained_run.load_run(tmp_path / "..")
   with pytest.raises(WorkdirError, match="does not exist"):
-    workdir_lib.load_run(tmp_path / "nowhere")
+    trained_run.load_run(tmp_path / "nowhere")
 
 
 def test_unreadable_image_is_named_before_any_model_is_loaded(tmp_path):
   bad = tmp_path / "holiday.jpg"
   bad.write_bytes(b"this is not a JPEG")
-  with pytest.raises(workdir_lib.ReportError, match=f"cannot read image {bad}: not a readable"):
+  with pytest.raises(trained_run.ReportError, match=f"cannot read image {bad}: not a readable"):
     images.read_image(bad)
-  with pytest.raises(workdir_lib.ReportError, match="no such file"):
+  with pytest.raises(trained_run.ReportError, match="no such file"):
     images.read_image(tmp_path / "missing.png")
-  with pytest.raises(workdir_lib.ReportError, match="valid methods: grad_cam"):
+  with pytest.raises(trained_run.ReportError, match="valid methods: grad_cam"):
     images.check_methods(["grad_cam", "gradcam"])
 
 
@@ -65,7 +65,7 @@ def test_images_with_converted_weights(tmp_path):
   assert report.exists() and "class 3" in report.read_text()
   with Image.open(tmp_path / "o/tall_guided_grad_cam.png") as picture:
     assert picture.size == (40, 90)
-  with pytest.raises(workdir_lib.ReportError, match="valid layers: block1_conv1"):
+  with pytest.raises(trained_run.ReportError, match="valid layers: block1_conv1"):
     images.explain_images(who, paths, ["grad_cam"], tmp_path / "o", layer="conv9")
-  with pytest.raises(workdir_lib.ReportError, match="out of range"):
+  with pytest.raises(trained_run.ReportError, match="out of range"):
     images.explain_images(who, paths, ["grad_cam"], tmp_path / "o", target=7)

@@ -9,7 +9,7 @@ moving the explanation.
 import pytest
 
 import runs  # noqa: F401  (puts the repository root, so configs/, on sys.path)
-from cnnviz_jax.report import mask_figures, samples, workdir as workdir_lib
+from cnnviz_jax.report import mask_figures, samples, trained_run
 from cnnviz_jax.train import loop, validate
 from configs import right_reasons
 
@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
   for variant in ("plain", "grad_cam"):
     workdir = tmp_path_factory.mktemp(variant)
     results = loop.train_and_evaluate(_config(variant, data_dir), workdir)
-    run = workdir_lib.load_run(workdir)
+    run = trained_run.load_run(workdir)
     test = samples.examples(run.data_config, "test", 192)
     _, inside, _ = mask_figures.measure(run.model, run.variables, test.images,
                                         test.object_masks, "block4_conv1")

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from cnnviz_jax.models import heads
 from cnnviz_jax.models.inception_v3 import InceptionBlock, Stem
-from cnnviz_jax.models.layers import KerasConvBN, avg_pool, max_pool
+from cnnviz_jax.models.layers import KerasConvBN, avg_pool, max_pool, window_max_pool
 from cnnviz_jax.models.registry import register
 
 
@@ -66,7 +66,7 @@ class Mixed6a(InceptionBlock):  # Reduction-A: 35 -> 17
     b0 = self.conv(384, 3, "branch_0", strides=2, padding="valid")(x, train)
     b1 = self.conv(256, 3, "branch_1_1")(self.conv(256, 1, "branch_1_0")(x, train), train)
     b1 = self.conv(384, 3, "branch_1_2", strides=2, padding="valid")(b1, train)
-    return jnp.concatenate([b0, b1, max_pool(x)], axis=-1)
+    return jnp.concatenate([b0, b1, max_pool(x, pool=self.max_pool)], axis=-1)
 
 
 class Mixed7a(InceptionBlock):  # Reduction-B: 17 -> 8
@@ -78,7 +78,7 @@ class Mixed7a(InceptionBlock):  # Reduction-B: 17 -> 8
     b1 = self.conv(288, 3, "branch_1_1", strides=2, padding="valid")(b1, train)
     b2 = self.conv(288, 3, "branch_2_1")(self.conv(256, 1, "branch_2_0")(x, train), train)
     b2 = self.conv(320, 3, "branch_2_2", strides=2, padding="valid")(b2, train)
-    return jnp.concatenate([b0, b1, b2, max_pool(x)], axis=-1)
+    return jnp.concatenate([b0, b1, b2, max_pool(x, pool=self.max_pool)], axis=-1)
 
 
 # the stages after mixed_5b: (reduction block before them, block type, count, scale)
@@ -92,21 +92,22 @@ class InceptionResNetV2(nn.Module):
   num_classes: int = 1000
   head: heads.HeadSpec = heads.HeadSpec()
   act: Callable = nn.relu
+  max_pool: Callable = window_max_pool  # (x, window, stride, padding)
   dtype: Any = jnp.float32
   input_size: int = 299
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = Stem(self.act, self.dtype, name="stem")(x, train)
-    x = Mixed5b(self.act, self.dtype, name="mixed_5b")(x, train)
+    x = Stem(self.act, self.dtype, self.max_pool, name="stem")(x, train)
+    x = Mixed5b(self.act, self.dtype, self.max_pool, name="mixed_5b")(x, train)
     for reduction, kind, count, scale in STAGES:
       if reduction is not None:
         name, cls = reduction
-        x = cls(self.act, self.dtype, name=name)(x, train)
+        x = cls(self.act, self.dtype, self.max_pool, name=name)(x, train)
       for i in range(1, count + 1):
         last = kind == "block8" and i == count  # Keras: scale 1, no activation
-        x = ResidualBlock(self.act, self.dtype, kind, 1.0 if last else scale, last,
-                          name=f"{kind}_{i}")(x, train)
+        x = ResidualBlock(self.act, self.dtype, self.max_pool, kind, 1.0 if last else scale,
+                          last, name=f"{kind}_{i}")(x, train)
     x = KerasConvBN(1536, (1, 1), self.act, dtype=self.dtype, name="conv_7b")(x, train)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64

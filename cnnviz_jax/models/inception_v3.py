@@ -13,14 +13,16 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnviz_jax.models import heads
-from cnnviz_jax.models.layers import KerasConvBN, avg_pool, max_pool
+from cnnviz_jax.models.layers import KerasConvBN, avg_pool, max_pool, window_max_pool
 from cnnviz_jax.models.registry import register
 
 
 class InceptionBlock(nn.Module):
-  """Base of the Inception blocks: `self.conv(features, kernel, name=…)` is conv2d_bn."""
+  """Base of the Inception blocks: `self.conv(features, kernel, name=…)` is conv2d_bn;
+  `self.max_pool` the model's max-pool (x, window, stride, padding)."""
   act: Callable
   dtype: Any = jnp.float32
+  max_pool: Callable = window_max_pool
 
   def conv(self, features, kernel, name, strides=1, padding="same"):
     kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
@@ -32,9 +34,10 @@ class Stem(InceptionBlock):
   def __call__(self, x, train: bool = False):
     x = self.conv(32, 3, "conv1", strides=2, padding="valid")(x, train)
     x = self.conv(32, 3, "conv2", padding="valid")(x, train)
-    x = max_pool(self.conv(64, 3, "conv3")(x, train))
+    x = max_pool(self.conv(64, 3, "conv3")(x, train), pool=self.max_pool)
     x = self.conv(80, 1, "conv4", padding="valid")(x, train)
-    return max_pool(self.conv(192, 3, "conv5", padding="valid")(x, train))
+    return max_pool(self.conv(192, 3, "conv5", padding="valid")(x, train),
+                    pool=self.max_pool)
 
 
 class InceptionA(InceptionBlock):  # mixed0-2, 35×35 at 299 px
@@ -59,7 +62,7 @@ class InceptionB(InceptionBlock):  # mixed3: 35 -> 17
     bd = self.conv(64, 1, "branch3x3dbl_1")(x, train)
     bd = self.conv(96, 3, "branch3x3dbl_2")(bd, train)
     bd = self.conv(96, 3, "branch3x3dbl_3", strides=2, padding="valid")(bd, train)
-    return jnp.concatenate([b3, bd, max_pool(x)], axis=-1)
+    return jnp.concatenate([b3, bd, max_pool(x, pool=self.max_pool)], axis=-1)
 
 
 class InceptionC(InceptionBlock):  # mixed4-7, 17×17: factorized 7×7 convs
@@ -89,7 +92,7 @@ class InceptionD(InceptionBlock):  # mixed8: 17 -> 8
     b7 = self.conv(192, (1, 7), "branch7x7x3_2")(b7, train)
     b7 = self.conv(192, (7, 1), "branch7x7x3_3")(b7, train)
     b7 = self.conv(192, 3, "branch7x7x3_4", strides=2, padding="valid")(b7, train)
-    return jnp.concatenate([b3, b7, max_pool(x)], axis=-1)
+    return jnp.concatenate([b3, b7, max_pool(x, pool=self.max_pool)], axis=-1)
 
 
 class InceptionE(InceptionBlock):  # mixed9-10, 8×8: branches that split into 1×3 and 3×1
@@ -120,14 +123,15 @@ class InceptionV3(nn.Module):
   num_classes: int = 1000
   head: heads.HeadSpec = heads.HeadSpec()
   act: Callable = nn.relu
+  max_pool: Callable = window_max_pool  # (x, window, stride, padding)
   dtype: Any = jnp.float32
   input_size: int = 299
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = Stem(self.act, self.dtype, name="stem")(x, train)
+    x = Stem(self.act, self.dtype, self.max_pool, name="stem")(x, train)
     for i, (cls, options) in enumerate(BLOCKS):
-      x = cls(self.act, self.dtype, **options, name=f"mixed{i}")(x, train)
+      x = cls(self.act, self.dtype, self.max_pool, **options, name=f"mixed{i}")(x, train)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 

@@ -33,14 +33,6 @@ class ConvAct(nn.Module):
     return self.act(x)
 
 
-class MaxPool(nn.Module):
-  """Non-overlapping max-pool; floor on odd sizes, as Keras and torch."""
-  window: int = 2
-
-  def __call__(self, x):
-    return tiled_max_pool(x, self.window)
-
-
 def _windows(x, window: int, stride: int, padding):
   """x padded with -inf, and the window's strided slices in row-major order: slice (i, j)
   holds the (i, j)-th element of every window (VALID: the last partial window is dropped)."""
@@ -111,6 +103,17 @@ def tiled_max_pool(x, window: int):
   return window_max_pool(x, window, window)
 
 
+class MaxPool(nn.Module):
+  """Non-overlapping max-pool; floor on odd sizes, as Keras and torch. max_pool: the pooling
+  function (`window_max_pool`'s signature), the model's `max_pool` attribute, which the
+  explainers swap for one with a modified backward pass (DeepLIFT's rule)."""
+  window: int = 2
+  max_pool: Callable = window_max_pool
+
+  def __call__(self, x):
+    return self.max_pool(x, self.window, self.window)
+
+
 def tf_padding(x, window, stride, mode: str):
   """Keras' 'same' / 'valid' as explicit ((top, bottom), (left, right)) for NHWC x.
 
@@ -126,9 +129,10 @@ def tf_padding(x, window, stride, mode: str):
   return tuple(pads)
 
 
-def max_pool(x, window: int = 3, stride: int = 2, mode: str = "valid"):
-  """keras.layers.MaxPooling2D (padding never wins: it is -inf)."""
-  return window_max_pool(x, window, stride, tf_padding(x, (window,) * 2, (stride,) * 2, mode))
+def max_pool(x, window: int = 3, stride: int = 2, mode: str = "valid",
+             pool: Callable = window_max_pool):
+  """keras.layers.MaxPooling2D (padding never wins: it is -inf); pool: the model's `max_pool`."""
+  return pool(x, window, stride, tf_padding(x, (window,) * 2, (stride,) * 2, mode))
 
 
 def avg_pool(x, window: int = 3, stride: int = 1, mode: str = "same"):

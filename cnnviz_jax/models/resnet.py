@@ -25,14 +25,15 @@ class _Stem(nn.Module):
   norm: Callable
   act: Callable
   keras_pool: bool
+  max_pool: Callable = layers.window_max_pool
 
   @nn.compact
   def __call__(self, x):
     x = self.act(self.norm(name="bn1")(self.conv(64, (7, 7), (2, 2), padding=_pad(3),
                                                  name="conv1")(x)))
     if self.keras_pool:  # keras: ZeroPadding2D(1) then a valid max-pool
-      return layers.window_max_pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 3, 2)
-    return layers.window_max_pool(x, 3, 2, _pad(1))  # pads with -inf, as torch
+      return self.max_pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 3, 2)
+    return self.max_pool(x, 3, 2, _pad(1))  # pads with -inf, as torch
 
 
 class BasicBlock(nn.Module):
@@ -102,6 +103,7 @@ class ResNet(nn.Module):
   num_classes: int = 1000
   head: heads.HeadSpec = heads.HeadSpec()
   act: Callable = nn.relu
+  max_pool: Callable = layers.window_max_pool  # the stem's; (x, window, stride, padding)
   keras_v1: bool = False
   dtype: Any = jnp.float32
   input_size: int = 224
@@ -116,7 +118,8 @@ class ResNet(nn.Module):
     block_kwargs = dict(conv=conv, norm=norm, act=self.act)
     if self.keras_v1:
       block_kwargs["stride_on_1x1"] = True
-    x = _Stem(conv, norm, self.act, keras_pool=self.keras_v1, name="stem")(x)
+    x = _Stem(conv, norm, self.act, keras_pool=self.keras_v1, max_pool=self.max_pool,
+              name="stem")(x)
     for i, size in enumerate(self.stage_sizes):
       x = _Stage(self.block, size, 64 * 2**i, 1 if i == 0 else 2, block_kwargs,
                  name=f"layer{i + 1}")(x)

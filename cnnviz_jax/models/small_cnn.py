@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnviz_jax.models import heads
-from cnnviz_jax.models.layers import ConvAct, MaxPool
+from cnnviz_jax.models.layers import ConvAct, MaxPool, window_max_pool
 from cnnviz_jax.models.registry import register
 
 
@@ -24,6 +24,7 @@ class SmallCNN(nn.Module):
   num_classes: int
   head: heads.HeadSpec
   act: Callable = nn.relu
+  max_pool: Callable = window_max_pool  # (x, window, stride, padding)
   padding: int = 1
   batch_norm: bool = False
   dtype: Any = jnp.float32
@@ -38,7 +39,7 @@ class SmallCNN(nn.Module):
                   use_bias=not self.batch_norm, dtype=self.dtype,
                   name=f"block{b}_conv1")(x, train=train)
       if pool:
-        x = MaxPool(name=f"block{b}")(x)
+        x = MaxPool(max_pool=self.max_pool, name=f"block{b}")(x)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64
 

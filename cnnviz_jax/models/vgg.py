@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnviz_jax.models import heads
-from cnnviz_jax.models.layers import ConvAct, MaxPool
+from cnnviz_jax.models.layers import ConvAct, MaxPool, window_max_pool
 from cnnviz_jax.models.registry import register
 
 _CONFIGS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -54,6 +54,7 @@ class VGG(nn.Module):
   num_classes: int = 1000
   head: heads.HeadSpec | None = None  # None: the ImageNet classifier (fc1, fc2, predictions)
   act: Callable = nn.relu
+  max_pool: Callable = window_max_pool  # (x, window, stride, padding)
   batch_norm: bool = False
   adaptive_pool: bool = True  # torchvision: AdaptiveAvgPool2d(7) before the classifier
   classifier_dropout: float = 0.5  # torchvision has it, Keras does not
@@ -67,7 +68,7 @@ class VGG(nn.Module):
       for i in range(1, n + 1):
         x = ConvAct(width, self.act, self.batch_norm, dtype=self.dtype,
                     name=f"block{b}_conv{i}")(x, train=train)
-      x = MaxPool(name=f"block{b}")(x)
+      x = MaxPool(max_pool=self.max_pool, name=f"block{b}")(x)
     if self.head is None:
       if self.adaptive_pool:
         x = adaptive_avg_pool(x, 7)

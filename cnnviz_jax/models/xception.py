@@ -13,7 +13,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnviz_jax.models import heads
-from cnnviz_jax.models.layers import DepthwiseConv, KerasConvBN, max_pool, tf_padding
+from cnnviz_jax.models.layers import (DepthwiseConv, KerasConvBN, max_pool, tf_padding,
+                                      window_max_pool)
 from cnnviz_jax.models.registry import register
 
 
@@ -56,6 +57,7 @@ class Block(nn.Module):
   pool: bool = False
   first_act: bool = True  # block2 follows block1's ReLU directly
   dtype: Any = jnp.float32
+  max_pool: Callable = window_max_pool  # (x, window, stride, padding)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -68,7 +70,7 @@ class Block(nn.Module):
         x = self.act(x)
       x = SeparableConvBN(features, self.dtype, name=f"sepconv{i}")(x, train)
     if self.pool:
-      x = max_pool(x, 3, 2, "same")
+      x = max_pool(x, 3, 2, "same", self.max_pool)
     return x + shortcut
 
 
@@ -94,6 +96,7 @@ class Xception(nn.Module):
   num_classes: int = 1000
   head: heads.HeadSpec = heads.HeadSpec()
   act: Callable = nn.relu
+  max_pool: Callable = window_max_pool  # (x, window, stride, padding)
   dtype: Any = jnp.float32
   input_size: int = 299
 
@@ -101,7 +104,8 @@ class Xception(nn.Module):
   def __call__(self, x, train: bool = False):
     x = EntryBlock1(self.act, self.dtype, name="block1")(x, train)
     for b, (widths, pool, first_act) in enumerate(BLOCKS, start=2):
-      x = Block(widths, self.act, pool, first_act, self.dtype, name=f"block{b}")(x, train)
+      x = Block(widths, self.act, pool, first_act, self.dtype, self.max_pool,
+                name=f"block{b}")(x, train)
     x = ExitBlock14(self.act, self.dtype, name="block14")(x, train)
     x = heads.Head(self.head, self.num_classes, self.act, name="head")(x, train=train)
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))  # f64 models keep f64

@@ -10,7 +10,7 @@ how many processes or devices read it, so a 2-process run yields the very batche
   left over rotate per epoch). A process holds only the streams of the batch rows its
   devices hold, and each example gets a stateless augmentation key from (seed, e, s, r).
 - eval: batch s is positions [s*G, (s+1)*G) in split order; the last batch is padded
-  (with a repeat of a real example, 'mask' 0, 'index' -1), so every example is counted
+  (with a repeat of a real example, 'valid' 0, 'index' -1), so every example is counted
   exactly once over all hosts.
 Resume: the iterator state is the global step; the pipeline rebuilds at any step without
 replaying data (only the index stream is skipped), so a restart is exact.

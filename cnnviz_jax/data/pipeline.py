@@ -1,7 +1,7 @@
 """tf.data on the CPU -> global jax.Arrays sharded over the batch axis of every device.
 
     it = pipeline.train_iterator(config, start_step=restored_step)  # infinite, resumable
-    batch = next(it)        # {'image', 'label', 'mask', 'index'[, 'object_mask']}
+    batch = next(it)        # {'image', 'label', 'valid', 'index'[, 'object_mask']}
     for batch in pipeline.eval_iterator(config, split="validation"): ...
 
 The batch layout (which example goes to which row of which step) is data/layout.py's;

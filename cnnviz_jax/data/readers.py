@@ -47,7 +47,7 @@ class Reader:
   def example(self, where, label, index, valid, key) -> dict:
     image, mask = self._encoded(where)
     out = model_input(self.cfg, image, mask, key if self.train else None)
-    return {**out, "label": label, "mask": valid, "index": index}
+    return {**out, "label": label, "valid": valid, "index": index}
 
 
 class RamStore(Reader):

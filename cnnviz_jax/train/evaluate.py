@@ -25,7 +25,7 @@ def evaluate(eval_step, variables, batches) -> tuple[dict, np.ndarray, np.ndarra
     sums, out = eval_step(variables, batch)
     sums = inputs.replicated_to_host(sums)
     totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
-    keep = np.asarray(inputs.to_host(batch["mask"])) > 0
+    keep = np.asarray(inputs.to_host(batch["valid"])) > 0
     labels.append(np.asarray(inputs.to_host(batch["label"]))[keep])
     logits.append(np.asarray(inputs.to_host(out))[keep])
   count = max(float(totals["count"]), 1.0)

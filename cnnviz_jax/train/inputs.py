@@ -15,7 +15,7 @@ from cnnviz_jax.data import layout, pipeline
 from cnnviz_jax.models import taps
 from cnnviz_jax.train import explanation_loss, from_config
 
-_MODEL_KEYS = ("image", "label", "mask")
+_MODEL_KEYS = ("image", "label", "valid")
 
 
 def to_host(x) -> np.ndarray:
@@ -80,7 +80,7 @@ class Input:
       iterator = pipeline.eval_iterator(self.config, split=split, sharding=self.sharding)
       feats, labels = [], []
       for batch in iterator:
-        keep = to_host(batch["mask"]) > 0
+        keep = to_host(batch["valid"]) > 0
         feats.append(to_host(extract(variables, batch["image"]))[keep])
         labels.append(to_host(batch["label"])[keep])
       self._features[split] = (np.concatenate(feats), np.concatenate(labels).astype(np.int32))
@@ -101,7 +101,7 @@ class Input:
       positions = order[epoch][offset]  # this process's rows
       yield layout.global_arrays(
           self.sharding, {"image": features[positions], "label": labels[positions],
-                          "mask": np.ones(len(positions), np.float32)}, self._train.global_batch)
+                          "valid": np.ones(len(positions), np.float32)}, self._train.global_batch)
 
   def _features_eval(self, split: str) -> Iterator[dict]:
     features, labels = self._features[split]
@@ -110,4 +110,4 @@ class Input:
       real = positions >= 0  # -1: padding of the last batch, masked out
       take = np.where(real, positions, 0)
       yield layout.global_arrays(self.sharding, {"image": features[take], "label": labels[take],
-                                                   "mask": real.astype(np.float32)}, size)
+                                                   "valid": real.astype(np.float32)}, size)

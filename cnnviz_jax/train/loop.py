@@ -123,9 +123,9 @@ def _train_stage(run: _Run, stage: int, variables: dict, rng, progress: Progress
   """Trains stage `stage` (resuming it where `progress` says); -> the variables the next
   stage starts from, the RNG and the progress after it."""
   spec = run.config.stages[stage]
-  mask = from_config.trainable_mask(spec, run.model, variables, run.example)
+  trainable = from_config.trainable_mask(spec, run.model, variables, run.example)
   state, train_step = from_config.stage_state_and_step(
-      run.config, spec, run.model, variables, mask, first_step=first_step, rng=rng,
+      run.config, spec, run.model, variables, trainable, first_step=first_step, rng=rng,
       steps_per_epoch=run.steps_per_epoch, shardings=run.shardings,
       features_input_shape=run.features_shape)
   if progress.stage == stage and progress.epoch is not None:

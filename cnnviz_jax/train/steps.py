@@ -72,7 +72,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
                     label_smoothing: float = 0.0, freeze_bn: bool = False,
                     features_input_shape: tuple[int, ...] | None = None,
                     explanation_penalty: Callable | None = None) -> Callable:
-  """-> step(state, batch) -> (state, metrics). batch: {'image', 'label'[, 'mask']}.
+  """-> step(state, batch) -> (state, metrics). batch: {'image', 'label'[, 'valid']}.
 
   features_input_shape: train the head alone on cached backbone features
   (batch['image'] holds features; the shape is that of one input batch).
@@ -93,7 +93,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
   def loss_fn(trainable, frozen, batch_stats, batch, rng):
     params = freeze.merge(trainable, frozen)
     logits, updates = forward(params, batch_stats, batch["image"], rng)
-    weights = batch.get("mask", jnp.ones(logits.shape[0]))
+    weights = batch.get("valid", jnp.ones(logits.shape[0]))
     loss = cross_entropy(logits, batch["label"], weights, label_smoothing)
     penalty = None
     if explanation_penalty is not None:
@@ -112,7 +112,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
     if freeze_bn:
       batch_stats = state.batch_stats
     metrics = classification_metrics(logits, batch["label"],
-                                     batch.get("mask", jnp.ones(logits.shape[0])))
+                                     batch.get("valid", jnp.ones(logits.shape[0])))
     metrics["loss"] = loss
     applied = optimizers.applied_learning_rate(opt_state)
     if applied is not None:  # the rate this update used, read back for the logs
@@ -127,7 +127,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, trainabl
 
 
 def make_eval_step(model: nn.Module, *, features_input_shape=None, logit_order=None) -> Callable:
-  """-> step(variables, batch) -> (metric sums, logits). Padded examples have mask 0.
+  """-> step(variables, batch) -> (metric sums, logits). Padded examples have valid 0.
   logit_order: the model's output index of each of the data's classes, where the data
   orders the same classes differently (another source of the classes it was trained on)."""
 
@@ -138,7 +138,7 @@ def make_eval_step(model: nn.Module, *, features_input_shape=None, logit_order=N
       logits = model.apply(variables, batch["image"], train=False)
     if logit_order is not None:
       logits = logits[:, logit_order]
-    weights = batch.get("mask", jnp.ones(logits.shape[0]))
+    weights = batch.get("valid", jnp.ones(logits.shape[0]))
     return classification_metrics(logits, batch["label"], weights), logits
 
   return step

@@ -65,9 +65,9 @@ def main(out, data_dir, *dist):
   total = 0.0
   for i, batch in enumerate(ev):
     _, saved[f"eval_{i}_index"] = local_rows(batch["index"])
-    _, saved[f"eval_{i}_mask"] = local_rows(batch["mask"])
-    total += float(jax.jit(jnp.sum)(batch["mask"]))  # a global reduction over all hosts
-  saved["eval_mask_total"] = total
+    _, saved[f"eval_{i}_valid"] = local_rows(batch["valid"])
+    total += float(jax.jit(jnp.sum)(batch["valid"]))  # a global reduction over all hosts
+  saved["eval_valid_total"] = total
   try:
     pipeline.train_iterator(cfg, batch_size=jax.device_count() + 1 if jax.device_count() > 1
                             else 0)

@@ -109,5 +109,5 @@ def test_a_folder_runs_through_the_pipeline(folder):
   batch = next(pipeline.train_iterator(cfg))
   assert batch["image"].shape == (4, 12, 12, 3)
   ev = pipeline.eval_iterator(cfg)
-  index = np.concatenate([np.asarray(b["index"])[np.asarray(b["mask"]) > 0] for b in ev])
+  index = np.concatenate([np.asarray(b["index"])[np.asarray(b["valid"]) > 0] for b in ev])
   assert sorted(index) == list(range(ev.num_examples)) and ev.num_examples == 8

@@ -46,11 +46,11 @@ def _np(batch):
 def test_train_batch_keys_dtypes_shapes(shapes_dir):
   it = pipeline.train_iterator(_cfg(shapes_dir, normalization="torch"))
   b = next(it)
-  assert set(b) == {"image", "label", "mask", "index", "object_mask"}
+  assert set(b) == {"image", "label", "valid", "index", "object_mask"}
   assert b["image"].shape == (8, 16, 16, 3) and b["image"].dtype == np.float32
   assert b["label"].dtype == np.int32 and b["label"].shape == (8,)
   assert b["object_mask"].shape == (8, 16, 16)
-  assert np.all(np.asarray(b["mask"]) == 1.0)
+  assert np.all(np.asarray(b["valid"]) == 1.0)
   assert set(np.unique(np.asarray(b["object_mask"]))) <= {0.0, 1.0}
   assert it.num_classes == 4 and it.steps_per_epoch == 120 // 8
   assert b["image"].sharding.spec[0] == "data"
@@ -95,9 +95,9 @@ def test_eval_sees_every_example_once_and_pads_the_last_batch(shapes_dir):
   batches = [_np(b) for b in ev]
   assert len(batches) == len(ev) == 3  # 37 examples -> 16 + 16 + 5 (+ 11 padding)
   index = np.concatenate([b["index"] for b in batches])
-  mask = np.concatenate([b["mask"] for b in batches])
-  assert sorted(index[mask > 0]) == list(range(37))
-  assert np.all(index[mask == 0] == -1) and mask[:37].all() and not mask[37:].any()
+  valid = np.concatenate([b["valid"] for b in batches])
+  assert sorted(index[valid > 0]) == list(range(37))
+  assert np.all(index[valid == 0] == -1) and valid[:37].all() and not valid[37:].any()
   again = np.concatenate([_np(b)["image"] for b in ev])  # a second pass is identical
   np.testing.assert_array_equal(again, np.concatenate([b["image"] for b in batches]))
 
@@ -123,7 +123,7 @@ def test_eight_simulated_devices_give_the_single_device_batches(shapes_dir, work
   assert got["num_devices"] == 8 and not got["streaming"]
   _compare_with_single_process(shapes_dir, [got])
   assert "global batch size 9 is not divisible by the 8 devices" in str(got["error"])
-  assert got["eval_mask_total"] == 37
+  assert got["eval_valid_total"] == 37
 
 
 @pytest.mark.slow  # two JAX processes
@@ -132,7 +132,7 @@ def test_two_processes_give_the_single_process_batches(shapes_dir, workers):
   assert [g["num_devices"] for g in got] == [2, 2]
   assert all(g["streaming"] and g["eval_streaming"] for g in got)
   _compare_with_single_process(shapes_dir, got)
-  assert got[0]["eval_mask_total"] == got[1]["eval_mask_total"] == 37
+  assert got[0]["eval_valid_total"] == got[1]["eval_valid_total"] == 37
   # every eval example exactly once across the two hosts
   index = np.concatenate([g[k] for g in got for k in g if k.startswith("eval_") and
                           k.endswith("_index")])

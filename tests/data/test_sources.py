@@ -83,7 +83,7 @@ def test_a_mocked_source_runs_through_the_pipeline():
   assert batch["image"].shape == (8, 24, 24, 3) and "object_mask" not in batch
   assert -1.0 <= float(batch["image"].min()) and float(batch["image"].max()) <= 1.0
   ev = pipeline.eval_iterator(cfg, split="test", eval_batch_size=16, resize_size=28)
-  index = np.concatenate([np.asarray(b["index"])[np.asarray(b["mask"]) > 0] for b in ev])
+  index = np.concatenate([np.asarray(b["index"])[np.asarray(b["valid"]) > 0] for b in ev])
   assert sorted(index) == list(range(ev.num_examples))
 
 

@@ -24,7 +24,7 @@ def _split(config, split):
   """(images, labels) of a split, every example once, preprocessed as the run saw them."""
   images, labels = [], []
   for batch in pipeline.eval_iterator(from_config.data_config(config), split=split):
-    keep = np.asarray(batch["mask"]) > 0
+    keep = np.asarray(batch["valid"]) > 0
     images.append(np.asarray(batch["image"])[keep])
     labels.append(np.asarray(batch["label"])[keep])
   return np.concatenate(images), np.concatenate(labels)
@@ -56,7 +56,7 @@ def test_feature_extraction_equals_training_the_head_on_the_frozen_backbone(tmp_
   data.cached_features(model, variables)
   shape = (config.data.batch_size, *data.image_shape)
   eval_step = jax.jit(steps.make_eval_step(model, features_input_shape=shape))
-  logits = np.concatenate([np.asarray(eval_step(variables, b)[1])[np.asarray(b["mask"]) > 0]
+  logits = np.concatenate([np.asarray(eval_step(variables, b)[1])[np.asarray(b["valid"]) > 0]
                            for b in data.eval_batches("test")])
   images, _ = _split(config, "test")
   np.testing.assert_allclose(logits, model.apply(variables, images), rtol=1e-5, atol=1e-5)

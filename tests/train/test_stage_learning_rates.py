@@ -66,7 +66,7 @@ def _config(data_dir, schedule: str):
 def _full_batch(config):
   images, labels = [], []
   for batch in pipeline.eval_iterator(from_config.data_config(config), split="train"):
-    keep = np.asarray(batch["mask"]) > 0
+    keep = np.asarray(batch["valid"]) > 0
     images.append(np.asarray(batch["image"])[keep])
     labels.append(np.asarray(batch["label"])[keep])
   return jnp.asarray(np.concatenate(images)), jnp.asarray(np.concatenate(labels))

@@ -44,12 +44,12 @@ def _eval_split(run: trained_run.Run) -> str:
   return "test" if "test" in splits else splits[-1]
 
 
-def data_section(run: trained_run.Run, show, directory: epath.Path) -> html.Section:
+def data_section(run: trained_run.Run, to_rgb, directory: epath.Path) -> html.Section:
   cfg, section = run.data_config, html.Section("data")
   stats = data_stats.dataset_stats(cfg)
   section.figures.append(data_figures.class_distribution(stats, directory))
   train = samples.examples(cfg, "train", 16)
-  section.figures.append(data_figures.sample_grid(show(train.images), train.labels,
+  section.figures.append(data_figures.sample_grid(to_rgb(train.images), train.labels,
                                                   run.class_names, directory))
   originals, augmented, description = samples.augmented(cfg, n=4, k=5, seed=run.config.seed)
   section.figures.append(data_figures.augmented_grid(originals, augmented, description,
@@ -73,7 +73,7 @@ def training_section(run: trained_run.Run, directory: epath.Path) -> html.Sectio
   return section
 
 
-def results_section(run: trained_run.Run, show, pool: samples.Examples,
+def results_section(run: trained_run.Run, to_rgb, pool: samples.Examples,
                     probabilities: np.ndarray, directory: epath.Path) -> html.Section:
   section = html.Section("results")
   if run.results is None:
@@ -84,7 +84,7 @@ def results_section(run: trained_run.Run, show, pool: samples.Examples,
   section.html.append(html.results_table(run.results))
   section.figures.append(results_figures.confusion_matrices(run.results, directory, split))
   section.figures.append(results_figures.per_class_accuracy(run.results, directory))
-  wrong = results_figures.confidently_wrong(show(pool.images), pool.labels, probabilities,
+  wrong = results_figures.confidently_wrong(to_rgb(pool.images), pool.labels, probabilities,
                                             run.class_names, directory)
   if wrong is None:
     section.notes.append(f"No {split} image is misclassified ({len(pool.labels):,} checked).")
@@ -94,7 +94,7 @@ def results_section(run: trained_run.Run, show, pool: samples.Examples,
 
 
 def looks_section(run: trained_run.Run, batch: samples.Examples, pool: samples.Examples,
-                  show, directory: epath.Path, cam_layer: str | None = None,
+                  to_rgb, directory: epath.Path, cam_layer: str | None = None,
                   feature_layers: list[str] | None = None, quick: bool = False
                   ) -> tuple[html.Section, dict]:
   """Attributions and the inside of the network for a batch; also returns the
@@ -103,67 +103,68 @@ def looks_section(run: trained_run.Run, batch: samples.Examples, pool: samples.E
       "Attributions for a few test images (one per class first), then what single layers "
       "and units respond to."))
   names, model, variables = run.class_names, run.model, run.variables
-  e = compute.explain_batch(model, variables, batch.images, len(names), cam_layer,
-                            feature_layers, seed=run.config.seed)
-  images = show(batch.images)
+  explained = compute.explain_batch(model, variables, batch.images, len(names), cam_layer,
+                                    feature_layers, seed=run.config.seed)
+  images = to_rgb(batch.images)
   n = min(_SHOWN, len(images))
-  top_classes, top_cams = e.top(4)
+  top_classes, top_cams = explained.top(4)
+  classes, cams, probabilities = explained.classes, explained.cams, explained.probabilities
   figs = section.figures
-  figs.append(explain_figures.top_class_cams(images[:n], e.probabilities, top_classes[:n],
+  figs.append(explain_figures.top_class_cams(images[:n], probabilities, top_classes[:n],
                                              top_cams[:n], names, batch.labels, directory,
-                                             e.layer))
-  figs.append(explain_figures.all_class_grid(images[:n], e.classes[:n], e.cams[:n],
-                                             e.probabilities, names, directory))
-  figs.append(explain_figures.all_class_gif(images[0], e.classes[0], e.cams[0],
-                                            e.probabilities[0], names, directory,
-                                            int(batch.labels[0])))
-  figs.append(explain_figures.guided_grad_cam(images[:n], e.cams[:n, 0], e.guided[:n],
-                                              e.guided_grad_cam[:n], e.classes[:n, 0], names,
-                                              directory))
-  figs.append(gradient_figures.guided_and_deconv(images[:n], e.guided[:n], e.deconv[:n],
-                                                 e.classes[:n, 0], names, directory))
-  figs.append(gradient_figures.per_class(images[0], e.per_class_classes, e.guided_per_class,
-                                         e.deconv_per_class, e.probabilities[0], names,
-                                         directory))
+                                             explained.layer))
+  figs.append(explain_figures.all_class_grid(images[:n], classes[:n], cams[:n], probabilities,
+                                             names, directory))
+  figs.append(explain_figures.all_class_gif(images[0], classes[0], cams[0], probabilities[0],
+                                            names, directory, int(batch.labels[0])))
+  figs.append(explain_figures.guided_grad_cam(images[:n], cams[:n, 0], explained.guided[:n],
+                                              explained.guided_grad_cam[:n], classes[:n, 0],
+                                              names, directory))
+  figs.append(gradient_figures.guided_and_deconv(images[:n], explained.guided[:n],
+                                                 explained.deconv[:n], classes[:n, 0], names,
+                                                 directory))
+  figs.append(gradient_figures.per_class(images[0], explained.per_class_classes,
+                                         explained.guided_per_class, explained.deconv_per_class,
+                                         probabilities[0], names, directory))
   field = None
   try:  # analytic receptive field; some layers (after a global pool) have none
-    field = explain.receptive_field(model, e.layer, variables,
+    field = explain.receptive_field(model, explained.layer, variables,
                                    input_shape=(1, *batch.images.shape[1:]))
   except ValueError as err:
-    section.notes.append(f"No receptive field for {e.layer}: {err}")
-  figs.append(gradient_figures.neuron(images, e.neuron, e.guided_neuron, e.layer, directory,
-                                      field))
-  figs.append(inside_figures.feature_maps(images[0], e.feature_maps, directory))
+    section.notes.append(f"No receptive field for {explained.layer}: {err}")
+  figs.append(gradient_figures.neuron(images, explained.neuron, explained.guided_neuron,
+                                      explained.layer, directory, field))
+  figs.append(inside_figures.feature_maps(images[0], explained.feature_maps, directory))
   first = taps.layer_names(model, variables, batch.images[:1])[0]
   kernels = np.asarray(explain.filters(model, variables, batch.images[:1], first))
   figs.append(inside_figures.first_layer_filters(kernels, first, directory))
   if field is not None:
-    figs.append(inside_figures.receptive_field_outlines(images, e.layer_activations, field,
-                                                        e.layer, directory))
+    figs.append(inside_figures.receptive_field_outlines(images, explained.layer_activations,
+                                                        field, explained.layer, directory))
   if quick:
     section.notes.append("Max-activating patches and activation maximization skipped (quick).")
   else:
-    figs.extend(unit_figures(run, e, pool, show, directory))
-  return section, e
+    figs.extend(unit_figures(run, explained, pool, to_rgb, directory))
+  return section, explained
 
 
-def unit_figures(run: trained_run.Run, e, pool: samples.Examples, show,
+def unit_figures(run: trained_run.Run, explained, pool: samples.Examples, to_rgb,
                  directory: epath.Path) -> list[display.Figure]:
   """Max-activating test patches and activation maximization for the CAM layer's channels
   that fire most on the batch (fewer channels on large inputs: optimization costs)."""
   size = pool.images.shape[1]
-  channels = np.argsort(-e.layer_activations.mean((0, 1, 2)), kind="stable")
+  channels = np.argsort(-explained.layer_activations.mean((0, 1, 2)), kind="stable")
   found = explain.max_activating_patches(run.model, run.variables, pool.images[:_PATCH_IMAGES],
-                                         e.layer, channels[:6], k=6, batch_size=128)
+                                         explained.layer, channels[:6], k=6, batch_size=128)
   figures = [inside_figures.max_activating_patches(
-      show(np.asarray(found.images)), np.asarray(found.inside), np.asarray(found.activations),
-      channels[:6], e.layer, directory)]
+      to_rgb(np.asarray(found.images)), np.asarray(found.inside), np.asarray(found.activations),
+      channels[:6], explained.layer, directory)]
   chosen = channels[:8 if size <= 64 else 4]
-  vis = explain.activation_maximization(run.model, run.variables, e.layer, chosen, size=size,
-                                        steps=128, seed=run.config.seed,
+  vis = explain.activation_maximization(run.model, run.variables, explained.layer, chosen,
+                                        size=size, steps=128, seed=run.config.seed,
                                         preprocess=samples.normalizer(run.data_config))
   figures.append(inside_figures.activation_maximization(
-      np.asarray(vis.images), chosen, np.asarray(vis.objective), e.layer, directory))
+      np.asarray(vis.images), chosen, np.asarray(vis.objective), explained.layer, directory))
   return figures
 
 
@@ -179,33 +180,35 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   """Writes the report of `workdir` (default W/report.html) and returns its path.
 
   quick: skip what costs most to compile or run on a CPU (max-activating patches,
-  activation maximization, the faithfulness checks), e.g. for large models.
+  activation maximization, the faithfulness checks), explained.g. for large models.
   """
   timer = _Timer()
   run = trained_run.load_run(workdir)
   directory = run.workdir.figures
   output = storage.path(output) if output else run.workdir.report_html
   cfg = run.data_config
-  show = lambda x: display.to_display(x, cfg["normalization"], cfg["mean"], cfg["std"])
+  to_rgb = lambda x: display.to_display(x, cfg["normalization"], cfg["mean"], cfg["std"])
   apply = jax.jit(lambda v, x: jax.nn.softmax(run.model.apply(v, x, train=False), -1))
   predict = lambda x: apply(run.variables, x)
   timer.mark("load")
-  sections = [data_section(run, show, directory)]
+  sections = [data_section(run, to_rgb, directory)]
   timer.mark("data")
   sections.append(training_section(run, directory))
   split = _eval_split(run)
   pool, probabilities = samples.predict_split(cfg, split, predict)
-  sections.append(results_section(run, show, pool, probabilities, directory))
+  sections.append(results_section(run, to_rgb, pool, probabilities, directory))
   timer.mark("results")
   batch = samples.examples(cfg, split, num_images)
-  looks, e = looks_section(run, batch, pool, show, directory, cam_layer, feature_layers, quick)
+  looks, explained = looks_section(run, batch, pool, to_rgb, directory, cam_layer,
+                                   feature_layers, quick)
   sections.append(looks)
-  sections.extend(mask_figures.section(run, show, directory, split, e.layer))  # masks only
+  sections.extend(mask_figures.section(run, to_rgb, directory, split,
+                                       explained.layer))  # where the data has object masks
   timer.mark("explanations")
   if quick:
     sections.append(html.Section("faithful", notes=["Faithfulness checks skipped (quick)."]))
   else:
-    sections.append(faithful.faithful_section(run.model, run.variables, batch, e, show,
+    sections.append(faithful.faithful_section(run.model, run.variables, batch, explained, to_rgb,
                                               directory, run.config.seed))
   timer.mark("faithfulness")
   figures = [f for s in sections for f in s.figures]

@@ -74,39 +74,39 @@ def randomization(model: nn.Module, variables, x: np.ndarray, layer: str, target
   return check.layers, host(check.spearman), host(check.maps), host(check.original)
 
 
-def faithful_section(model: nn.Module, variables, batch: samples.Examples, e, show,
+def faithful_section(model: nn.Module, variables, batch: samples.Examples, explained, to_rgb,
                      directory: epath.Path, seed: int = 0) -> html.Section:
   """e: the batch's compute.Explanations (its top-1 Grad-CAM and guided backprop)."""
   section = html.Section("faithful", intro=(
       "Three checks that an explanation reflects the model: removing what it marks should "
       "hurt the prediction, it should point at the object, and it should change when the "
       "weights it claims to explain are destroyed."))
-  x, top1 = batch.images, e.classes[:, 0]
+  x, top1 = batch.images, explained.classes[:, 0]
   rows = {}
-  curves = deletion_curves(model, variables, x, e.cams[:, 0], e.guided, top1, seed)
+  curves = deletion_curves(model, variables, x, explained.cams[:, 0], explained.guided, top1, seed)
   section.figures.append(faithful_figures.deletion_insertion(curves, directory))
   for name, (deletion, insertion) in curves.items():
     rows[name] = {"deletion": float(auc(deletion).mean()),
                   "insertion": float(auc(insertion).mean())}
   if batch.object_masks is not None:
     tolerance = max(1.0, 15.0 * x.shape[1] / 224)  # the paper's 15 px at 224 px
-    hits, peaks = pointing(e.cams[:, 0], e.guided, batch.object_masks, tolerance)
+    hits, peaks = pointing(explained.cams[:, 0], explained.guided, batch.object_masks, tolerance)
     section.figures.append(faithful_figures.pointing_game(
-        show(x), batch.object_masks, e.cams[:, 0], peaks, hits, tolerance, directory))
+        to_rgb(x), batch.object_masks, explained.cams[:, 0], peaks, hits, tolerance, directory))
     for name, h in hits.items():
       rows.setdefault(name, {})["pointing"] = float(np.mean(h))
   else:
     section.notes.append("Pointing game skipped: this dataset has no object masks (the "
                          "synthetic shapes dataset has them).")
   n = min(SANITY_IMAGES, len(x))
-  layers, spearman, maps, originals = randomization(model, variables, x[:n], e.layer, top1[:n],
-                                                    seed)
+  layers, spearman, maps, originals = randomization(model, variables, x[:n], explained.layer,
+                                                    top1[:n], seed)
   for method, rho in spearman.items():
     rows.setdefault(method, {})["sanity"] = float(rho[-1].mean())
   maps = {k: v[:, 0] for k, v in maps.items()}
   originals = {k: v[0] for k, v in originals.items()}
   section.figures.append(faithful_figures.randomization_curves(layers, spearman, directory))
-  section.figures.append(faithful_figures.randomization_maps(show(x[:1])[0], layers, originals,
+  section.figures.append(faithful_figures.randomization_maps(to_rgb(x[:1])[0], layers, originals,
                                                              maps, directory))
   fmt = lambda r, k, f="{:.3f}": f.format(r[k]) if k in r else "–"
   section.html.append(html.table(

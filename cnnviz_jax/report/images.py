@@ -119,7 +119,7 @@ def _run(method: str, model: nn.Module, layer: str | None, variables, x, target)
   return fn(model, variables, x, target)
 
 
-def explain_images(who: Explainee, paths: Sequence, methods: Sequence[str], output,
+def explain_images(explainee: Explainee, paths: Sequence, methods: Sequence[str], output,
                    layer: str | None = None, target: int | None = None) -> epath.Path:
   """Writes overlays, per-image summaries and report.html into `output`; returns the report."""
   methods = check_methods(methods)
@@ -127,37 +127,39 @@ def explain_images(who: Explainee, paths: Sequence, methods: Sequence[str], outp
   originals = [read_image(p) for p in paths]  # every file is checked before any work
   if not originals:
     raise ReportError("no image given: pass --images a.jpg [b.png …]")
-  x = jnp.asarray(who.preprocess(np.stack([_resized(o, who.input_size) for o in originals])))
-  logits = jax.jit(lambda v, z: who.model.apply(v, z, train=False))(who.variables, x)
+  model, variables = explainee.model, explainee.variables
+  x = jnp.asarray(explainee.preprocess(
+      np.stack([_resized(o, explainee.input_size) for o in originals])))
+  logits = jax.jit(lambda v, z: model.apply(v, z, train=False))(variables, x)
   probabilities = np.asarray(jax.nn.softmax(logits.astype(jnp.float32), -1))
-  if target is not None and not 0 <= target < len(who.class_names):
+  if target is not None and not 0 <= target < len(explainee.class_names):
     raise ReportError(f"target class {target} out of range: the model has "
-                      f"{len(who.class_names)} classes")
+                      f"{len(explainee.class_names)} classes")
   targets = (np.full(len(originals), target) if target is not None
              else probabilities.argmax(-1)).astype(np.int32)
   if any(METHODS[m][1] == "cam" or m in _LAYERED for m in methods):
     try:
-      layer = explain.resolve_layers(who.model, who.variables, x, layer)[-1]
+      layer = explain.resolve_layers(model, variables, x, layer)[-1]
     except ValueError as e:
       raise ReportError(str(e)) from e
-  maps = {m: np.asarray(_run(m, who.model, layer, who.variables, x, jnp.asarray(targets)))
+  maps = {m: np.asarray(_run(m, model, layer, variables, x, jnp.asarray(targets)))
           for m in methods}
   written = _write_overlays(originals, paths, maps, output)
   section = html.Section("looks", intro=(
-      f"{who.description}. Maps explain each image's "
+      f"{explainee.description}. Maps explain each image's "
       f"{'class ' + str(target) if target is not None else 'top-1 class'}"
       f"{'; CAMs at layer ' + layer if layer else ''}. Overlays at the images' own sizes "
       f"are in {output}."))
   for i, path in enumerate(paths):
     section.figures.append(_summary(i, storage.path(path), originals[i], written[i], maps,
-                                    probabilities[i], targets[i], who.class_names, output))
-  top = [[storage.path(p).name] + [f"{display.short(who.class_names[c], 24)} "
+                                    probabilities[i], targets[i], explainee.class_names, output))
+  top = [[storage.path(p).name] + [f"{display.short(explainee.class_names[c], 24)} "
                                    f"{probabilities[i, c]:.1%}"
                                    for c in np.argsort(-probabilities[i])[:3]]
          for i, p in enumerate(paths)]
   results = html.Section("results", html=[html.table(["image", "1st", "2nd", "3rd"], top)])
   page = html.render(f"{', '.join(methods)} — {len(paths)} image(s)", [results, section],
-                     subtitle=who.description)
+                     subtitle=explainee.description)
   return html.write(output / "report.html", page)
 
 

@@ -67,7 +67,7 @@ def overlays(images: np.ndarray, masks: np.ndarray, cams: np.ndarray, inside: np
                       "took a shortcut lights up something else, such as a decoy patch.")
 
 
-def section(run, show, directory: pathlib.Path, split: str, layer: str) -> list[html.Section]:
+def section(run, to_rgb, directory: pathlib.Path, split: str, layer: str) -> list[html.Section]:
   """The 'right reasons' section, or [] when the data has no object masks."""
   cfg = run.data_config
   if not datasets.get_source(cfg, split).has_object_mask:
@@ -87,6 +87,6 @@ def section(run, show, directory: pathlib.Path, split: str, layer: str) -> list[
   out.html.append(html.table(
       ["split", "images", "layer", "Grad-CAM mass in the mask", "a uniform map", "run"],
       [[split, len(inside), layer, f"{inside.mean():.1%}", f"{chance:.1%}", trained]]))
-  out.figures.append(overlays(show(pool.images[worst]), pool.object_masks[worst], cams[worst],
+  out.figures.append(overlays(to_rgb(pool.images[worst]), pool.object_masks[worst], cams[worst],
                               inside[worst], layer, directory))
   return [out]

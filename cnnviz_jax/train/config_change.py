@@ -89,11 +89,11 @@ def is_free(field: str) -> bool:
   return any(name == f or name.startswith((f + ".", f + "[")) for f in FREE_FIELDS)
 
 
-def show(change: dict, side: str) -> str:
+def value_text(change: dict, side: str) -> str:
   """A change's old or new value as Python writes it (ABSENT where that side lacks it)."""
   return repr(change[side]) if side in change else ABSENT
 
 
 def describe(change: dict) -> str:
   """'config.stages[0].schedule.lr: 0.003 -> 0.01'"""
-  return f"{change['field']}: {show(change, 'old')} -> {show(change, 'new')}"
+  return f"{change['field']}: {value_text(change, 'old')} -> {value_text(change, 'new')}"

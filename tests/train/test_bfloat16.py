@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cnnviz_jax import explain
-from cnnviz_jax.report import workdir as report_workdir
+from cnnviz_jax.report import trained_run
 from cnnviz_jax.train import loop
 from configs import demo
 
@@ -22,7 +22,7 @@ def test_bfloat16_demo_is_within_a_point_of_float32_and_reaches_the_report(tmp_p
   assert accuracy["float32"] >= 0.95
   assert abs(accuracy["bfloat16"] - accuracy["float32"]) <= 0.01, accuracy
 
-  run = report_workdir.load_run(tmp_path / "bfloat16")
+  run = trained_run.load_run(tmp_path / "bfloat16")
   assert run.model.dtype == jnp.bfloat16
   # the report's model computes in bfloat16, and the explainers run on it
   x = jnp.zeros((2, 32, 32, 3))

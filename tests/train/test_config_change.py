@@ -10,7 +10,7 @@ import pytest
 
 import runs
 from cnnviz_jax.report import build
-from cnnviz_jax.report import workdir as report_workdir
+from cnnviz_jax.report import trained_run
 from cnnviz_jax.train import config_change, loop
 
 STEPS_PER_EPOCH = 256 // 32  # runs.tiny_config: 256 training images, batch 32
@@ -89,10 +89,10 @@ def test_an_allowed_change_is_recorded_and_trained_with_from_its_step(trained, d
   assert [(h["step"], h["lr"]) for h in runs.history(workdir)] == [
       (STEPS_PER_EPOCH, float(np.float32(0.003))), (2 * STEPS_PER_EPOCH, float(np.float32(0.01)))]
   # the report's training section lists the change, and only where there is one
-  section = build.training_section(report_workdir.load_run(workdir), tmp_path / "figures")
+  section = build.training_section(trained_run.load_run(workdir), tmp_path / "figures")
   assert ("<tr><td>8</td><td>config.stages[0].schedule.lr</td><td>0.003</td><td>0.01</td></tr>"
           in "".join(section.html))
-  unchanged = build.training_section(report_workdir.load_run(trained), tmp_path / "figures")
+  unchanged = build.training_section(trained_run.load_run(trained), tmp_path / "figures")
   assert unchanged.html == []
 
 

@@ -1,6 +1,6 @@
 """The one place cnnviz_jax sets XLA flags, and only when the user has set none.
 
-On XLA-CPU (jaxlib 0.10.2) the default YNNPACK convolutions are slower than Eigen's
+On XLA-CPU the default YNNPACK convolutions are slower than Eigen's
 for CNN training, largely in the weight-gradient convolutions; Eigen also turns
 1×1 convolutions into matmuls. benchmarks/train_step.py measures both settings
 (`--xla default` keeps jaxlib's own). The flag is CPU-only: GPUs and TPUs ignore it.

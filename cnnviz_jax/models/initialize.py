@@ -7,10 +7,8 @@ import jax
 from cnnviz_jax.models import taps
 
 # Init runs once, so its compile is most of what it costs. At XLA's optimization level 1 the
-# parameters' random draws compile faster than at the default 2, and run as fast: trace,
-# compile and run 2.1 -> 0.8 s (demo CNN), 15.4 -> 11.1 s (InceptionV3), 5.6 -> 3.2 s (VGG-19)
-# on 2 cores (benchmarks/init_compile.py). Level 0 compiles faster still but draws VGG's
-# 140M values slowly (7.8 s). Level 1 gave level 2's values bit for bit where checked.
+# parameters' random draws compile faster than at the default level and run as fast, with the
+# same values; level 0 draws large models slowly (benchmarks/README.md, init_compile.py).
 _ONE_OFF = {"xla_backend_optimization_level": 1}
 
 

@@ -48,9 +48,9 @@ def window_max_pool(x, window: int, stride: int, padding=((0, 0), (0, 0))):
   ((top, bottom), (left, right)) padding that never wins), computed as the maximum of the
   window's strided slices, with the reduce-window's gradient.
 
-  On XLA-CPU (jaxlib 0.10.2) YNNPACK's `reduce` fusion grows from a reduce-window over the
-  neighboring convolutions and dense layers, and runs VGG-16 2x slower than XLA's own
-  kernels (benchmarks/README.md); elementwise maxima stay out of it.
+  On XLA-CPU YNNPACK's `reduce` fusion grows from a reduce-window over the neighboring
+  convolutions and dense layers, and runs them slower than XLA's own kernels
+  (benchmarks/README.md); elementwise maxima stay out of it.
   """
   return functools.reduce(jnp.maximum, _windows(x, window, stride, padding)[1])
 
@@ -62,8 +62,8 @@ def _window_max_pool_fwd(x, window, stride, padding):
 def _window_max_pool_bwd(window, stride, padding, x, g):
   """The reduce-window's gradient (select-and-scatter: each window's cotangent goes to the
   window's first maximum in row-major order) as elementwise selects and pads. XLA-CPU expands
-  a select-and-scatter into a reduce-window over four full-size index iotas and a scatter:
-  half of the demo CNN's training step (benchmarks/README.md). Where windows overlap, an
+  a select-and-scatter into a reduce-window over four full-size index iotas and a scatter,
+  a large share of a small CNN's training step (benchmarks/README.md). Where windows overlap, an
   input's cotangents are summed in the windows' row-major order, as the scatter does, so the
   result is the same bit for bit."""
   padded, slices = _windows(x, window, stride, padding)
@@ -204,7 +204,8 @@ def conv_or_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
   on XLA-CPU the weight gradient of a 1×1 convolution otherwise transposes the whole
   activation to batch-minor first, the costliest op of a ResNet-50 training step
   (benchmarks/README.md). Other backends keep the convolution: cuDNN runs 1×1 convolutions as
-  matmuls already, and XLA-GPU 0.11.2's Triton GEMM tiling aborted on the dot's gradient."""
+  matmuls already, and XLA-GPU's Triton GEMM tiling fails on the dot's gradient
+  (benchmarks/README.md)."""
   channels_last = lhs.ndim == 4 and dimension_numbers == jax.lax.conv_dimension_numbers(
       lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))  # nn.Conv's; lax's own default is NCHW
   pointwise = (jax.default_backend() == "cpu" and channels_last and rhs.shape[:2] == (1, 1)

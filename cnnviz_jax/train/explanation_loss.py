@@ -26,11 +26,8 @@ black image sampled at one uniform α per image and step, x · ∇S(αx) (unbias
 per step: Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature
 can be gamed between its nodes); it uses the running BatchNorm statistics, as batch
 statistics would normalize the path's scaling away.
-Evasion (measured on the decoy shapes, configs/right_reasons.py): a penalty moves the
-explanation it sees, and a model can keep a shortcut out of that sight — flattening the
-local gradients of the shortcut's pathway, hiding it in Grad-CAM's channel-averaged weights
-or in negative evidence, or making it scale-invariant along integrated gradients' path.
-There no kind recovered the decoy-free accuracy: check test data without the shortcut.
+A penalty moves the explanation it sees, not necessarily the model's reasons: evaluate on
+test data without the shortcut (configs/right_reasons.py has the measured outcomes).
 """
 from typing import Any, Callable, Mapping
 

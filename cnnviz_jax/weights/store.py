@@ -90,7 +90,3 @@ def on_this_host(metadata):
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                       metadata)
-
-
-def is_weights_dir(directory) -> bool:
-  return (storage.path(directory) / _META).exists()

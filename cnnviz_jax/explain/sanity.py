@@ -85,8 +85,9 @@ def randomized_variables(model: nn.Module, variables, x: jax.Array, key: jax.Arr
 
 
 def randomization_check(model: nn.Module, variables, x: jax.Array, explainer: Explainer,
-                        target: Any = None, *, key: jax.Array | None = None, mode: str = "cascading",
-                        absolute: bool = True, chunk: int | None = None) -> RandomizationCheck:
+                        target: Any = None, *, key: jax.Array | None = None,
+                        mode: str = "cascading", absolute: bool = True,
+                        chunk: int | None = None) -> RandomizationCheck:
   """Maps of `explainer` for models randomized layer by layer, vs the trained model's.
 
   explainer(model, variables, x, target=...) -> (B, h, w) or (B, H, W, C) maps, e.g.

@@ -29,7 +29,8 @@ def evaluate(eval_step, variables, batches) -> tuple[dict, np.ndarray, np.ndarra
     labels.append(np.asarray(inputs.to_host(batch["label"]))[keep])
     logits.append(np.asarray(inputs.to_host(out))[keep])
   count = max(float(totals["count"]), 1.0)
-  summary = {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count,
+  summary = {"loss": float(totals["loss_sum"]) / count,
+             "accuracy": float(totals["correct"]) / count,
              "top5_accuracy": float(totals["correct_top5"]) / count}
   return summary, np.concatenate(labels), np.concatenate(logits)
 

@@ -188,7 +188,8 @@ def _train_summary(host_metrics: list[dict], first_step: int, where: str,
   if bad.size:
     raise NonFiniteLossError(
         f"loss is {losses[bad[0]]} at step {first_step + bad[0] + 1} ({where}); the last good "
-        f"checkpoint in {workdir.checkpoints} is kept. Lower the learning rate or enable grad_clip.")
+        f"checkpoint in {workdir.checkpoints} is kept. Lower the learning rate or enable "
+        "grad_clip.")
   sums = jax.tree.map(lambda *x: float(np.sum(x)), *host_metrics)
   return {"loss": float(np.mean(losses)), "accuracy": sums["correct"] / sums["count"]}
 

@@ -101,4 +101,5 @@ def max_activating_patches(model: nn.Module, variables, x, layer: str,
                          jnp.minimum(rows + field.size[0], x.shape[1]),
                          jnp.minimum(cols + field.size[1], x.shape[2])], -1)
   return Patches(crops.reshape((c, kk) + crops.shape[1:]),
-                 inside.reshape((c, kk) + inside.shape[1:]), values, where[..., 0], where[..., 1:], box, field)
+                 inside.reshape((c, kk) + inside.shape[1:]), values, where[..., 0],
+                 where[..., 1:], box, field)

@@ -6,7 +6,7 @@ prints its traceback, for debugging. Any other exception is a bug and keeps its 
 import contextlib
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from absl import flags
 
@@ -19,6 +19,26 @@ class UserInputError(ValueError):
 
 class ConfigError(UserInputError):
   """An experiment or data config field with a bad value or name."""
+
+
+def check_fields(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
+  """ConfigError naming each of `keys` outside `valid` by its path (`where` + key), and the
+  valid names; the one check of a config's field names."""
+  valid = set(valid)
+  unknown = sorted(set(keys) - valid)
+  if unknown:
+    raise ConfigError(f"unknown config field(s) {', '.join(where + k for k in unknown)}; "
+                      f"valid: {', '.join(sorted(valid))}")
+
+
+def check_one_of(value, valid: Iterable, what: str, field: str = "", note: str = "",
+                 error: type[UserInputError] = ConfigError) -> None:
+  """`error` "[field: ]unknown <what> <value>; valid: <valid>[ note]" when `value` is not one
+  of `valid`; the one check of a named choice (a dataset, an optimizer, a normalization)."""
+  valid = tuple(valid)
+  if value not in valid:
+    raise error(f"{field + ': ' if field else ''}unknown {what} {value!r}; "
+                f"valid: {', '.join(map(str, valid))}{' ' + note if note else ''}")
 
 
 @contextlib.contextmanager

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from cnnviz_jax.errors import check_one_of
+
 KINDS = ("keras", "torchvision")
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
@@ -78,8 +80,7 @@ def keras_matrix(theta, tx, ty, shear, zx, zy, size) -> tf.Tensor:
 def warp(image: tf.Tensor, matrix: tf.Tensor, out_size, interpolation: str = "bilinear",
          fill_mode: str = "nearest") -> tf.Tensor:
   """(h, w, C) -> float32 (out, out, C): out[y, x] = image at matrix @ (x, y, 1)."""
-  if fill_mode not in FILL_MODES:
-    raise ValueError(f"unknown fill_mode {fill_mode!r}; valid: {', '.join(FILL_MODES)}")
+  check_one_of(fill_mode, FILL_MODES, "fill_mode")
   m = matrix / matrix[2, 2]
   transform = tf.stack([m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], 0.0, 0.0])
   out = tf.raw_ops.ImageProjectiveTransformV3(
@@ -174,9 +175,7 @@ def color_jitter(image: tf.Tensor, key, brightness=0.0, contrast=0.0, saturation
 def augment(image: tf.Tensor, key, size: int, cfg: Mapping, mask: tf.Tensor | None = None):
   """uint8 (h, w, 3) [+ mask (h, w)] -> float32 (size, size, 3) in [0, 255] [+ (size, size)]."""
   kind = cfg.get("kind")
-  if kind not in KINDS:
-    raise ValueError(f"unknown augmentation kind {kind!r}; valid: {', '.join(KINDS)} "
-                     "(or no augmentation: kind=None)")
+  check_one_of(kind, KINDS, "augmentation kind", note="(or no augmentation: kind=None)")
   k = tf.random.experimental.stateless_split(key, 2)
   h, w = tf.shape(image)[0], tf.shape(image)[1]
   random_matrix = keras_random_matrix if kind == "keras" else torchvision_random_matrix

@@ -10,9 +10,11 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from cnnviz_jax.errors import ConfigError
+from cnnviz_jax.errors import ConfigError, check_fields, check_one_of
 from cnnviz_jax.data import shapes_render, datasets
 from cnnviz_jax.weights import preprocessing
+
+FILE_FORMATS = (None, "tfrecord", "array_record")  # tfds' storage of a prepared dataset
 
 # The seeds' augmentations, ready to assign to config.augment.
 KERAS_SEED_001 = dict(kind="keras", rotation=40.0, width_shift=0.2, height_shift=0.2,
@@ -86,27 +88,19 @@ def resolve(config=None, **overrides) -> dict:
   """Defaults <- config <- overrides, as a plain dict; unknown keys and values are errors."""
   out = default_config().to_dict()
   for layer in (_to_dict(config), _to_dict(overrides)):
+    check_fields(layer, out, "config.data.")
     for key, value in layer.items():
-      if key not in out:
-        raise ConfigError(f"unknown data config field {key!r}; valid: {', '.join(sorted(out))}")
       if key == "shapes" and isinstance(value, Mapping):
         out[key] = {**out[key], **value}
       else:
         out[key] = copy.deepcopy(value)
-  if out["name"] not in datasets.NAMES:
-    raise ConfigError(f"unknown dataset {out['name']!r}; valid: {', '.join(datasets.NAMES)}")
-  if out["normalization"] not in preprocessing.NORMALIZATIONS:
-    raise ConfigError(f"unknown normalization {out['normalization']!r}; "
-                      f"valid: {', '.join(preprocessing.NORMALIZATIONS)}")
+  check_one_of(out["name"], datasets.NAMES, "dataset")
+  check_one_of(out["normalization"], preprocessing.NORMALIZATIONS, "normalization")
   kind = (out["augment"] or {}).get("kind")
   if kind is not None:
     from cnnviz_jax.data import augment  # pylint: disable=import-outside-toplevel  (TensorFlow)
-    if kind not in augment.KINDS:
-      raise ConfigError(f"unknown augmentation kind {kind!r}; valid: "
-                        f"{', '.join(augment.KINDS)} or None")
-  if out["file_format"] not in (None, "tfrecord", "array_record"):
-    raise ConfigError(f"unknown file_format {out['file_format']!r}; valid: None, 'tfrecord', "
-                      "'array_record'")
+    check_one_of(kind, augment.KINDS, "augmentation kind", note="or None")
+  check_one_of(out["file_format"], FILE_FORMATS, "file_format")
   if not isinstance(out["cache_budget_mb"], int) or out["cache_budget_mb"] < 0:
     raise ConfigError(f"data config cache_budget_mb must be an int >= 0; got "
                       f"{out['cache_budget_mb']!r}")

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 
 from cnnviz_jax.data.source import Source
-from cnnviz_jax.errors import ConfigError
+from cnnviz_jax.errors import ConfigError, check_one_of
 
 TFDS_NAMES = ("cats_vs_dogs", "tf_flowers", "oxford_flowers102", "caltech101")
 NAMES = ("shapes", "folder") + TFDS_NAMES
@@ -12,6 +12,7 @@ NAMES = ("shapes", "folder") + TFDS_NAMES
 def get_source(config: Mapping, split: str) -> Source:
   """The `split` of the dataset named by config['name'] (see config.default_config)."""
   name = config["name"]
+  check_one_of(name, NAMES, "dataset")
   # Imported here: each source pulls in its own dependencies (tfds builders, PIL scans).
   if name == "shapes":
     from cnnviz_jax.data import tfds_sources  # pylint: disable=import-outside-toplevel
@@ -24,11 +25,10 @@ def get_source(config: Mapping, split: str) -> Source:
         name, split, data_dir=config.get("data_dir"), fractions=config["split_fractions"],
         classes=config.get("classes"), seed=config.get("split_seed", 0),
         download=config.get("download", True), file_format=config.get("file_format"))
-  if name == "folder":
-    from cnnviz_jax.data import image_folder  # pylint: disable=import-outside-toplevel
-    if not config.get("root"):
-      raise ConfigError("dataset 'folder' needs config.root = a directory of class folders")
-    return image_folder.folder_source(
-        config["root"], split, fractions=config["split_fractions"],
-        max_per_class=config.get("max_per_class"), seed=config.get("split_seed", 0))
-  raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")
+  from cnnviz_jax.data import image_folder  # pylint: disable=import-outside-toplevel  ('folder')
+  if not config.get("root"):
+    raise ConfigError("dataset 'folder' needs config.root = a directory of class folders")
+  return image_folder.folder_source(
+      config["root"], split, fractions=config["split_fractions"],
+      max_per_class=config.get("max_per_class"), seed=config.get("split_seed", 0))
+

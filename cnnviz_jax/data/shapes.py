@@ -16,7 +16,7 @@ from etils import epath
 from cnnviz_jax import storage
 from cnnviz_jax.data import config as data_config
 from cnnviz_jax.data import shapes_decoy, shapes_render, splits
-from cnnviz_jax.errors import ConfigError
+from cnnviz_jax.errors import check_fields
 
 VERSION = "1.0.0"
 
@@ -50,10 +50,7 @@ def make_config(**overrides) -> ShapesConfig:
   """overrides: fields of data_config.SHAPES (the rest keep its defaults). decoy: a
   `decoy`-pixel patch in a corner, colored by the class in train and validation and at
   random in test (a confounder, shapes_decoy.py); 0: none."""
-  unknown = sorted(set(overrides) - set(data_config.SHAPES))
-  if unknown:
-    raise ConfigError(f"unknown config.data.shapes field(s) {', '.join(unknown)}; valid: "
-                    f"{', '.join(data_config.SHAPES)}")
+  check_fields(overrides, data_config.SHAPES, "config.data.shapes.")
   args = {**data_config.SHAPES, **overrides}
   args.update(object_size=tuple(args["object_size"]), decoy=int(args["decoy"]))
   return ShapesConfig(name=config_name(**args), version=VERSION, release_notes={VERSION: "first"},

@@ -3,7 +3,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnviz_jax.errors import ConfigError
+from cnnviz_jax.errors import ConfigError, check_one_of
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -40,6 +40,5 @@ def _largest_remainder(n: int, fractions: np.ndarray) -> np.ndarray:
 
 
 def split_index(split: str) -> int:
-  if split not in SPLIT_NAMES:
-    raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLIT_NAMES)}")
+  check_one_of(split, SPLIT_NAMES, "split")
   return SPLIT_NAMES.index(split)

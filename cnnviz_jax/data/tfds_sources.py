@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from cnnviz_jax.data import shapes, splits
 from cnnviz_jax.data.source import Source
-from cnnviz_jax.errors import ConfigError
+from cnnviz_jax.errors import ConfigError, check_one_of
 
 # caltech101's default five-class subset
 CALTECH101_SEED_CLASSES = ("brain", "butterfly", "ewer", "helicopter", "ketch")
@@ -172,8 +172,7 @@ def tfds_source(name: str, split: str, data_dir: str | None = None,
                 classes: Sequence[str] | None = None, seed: int = 0,
                 download: bool = True, file_format: str | None = None) -> Source:
   """`split` ('train' | 'validation' | 'test') of one of the seeds' tfds datasets."""
-  if name not in SPECS:
-    raise ConfigError(f"unknown tfds source {name!r}; valid: {', '.join(SPECS)}")
+  check_one_of(name, SPECS, "tfds source")
   spec = SPECS[name]
   splits.split_index(split)  # validates the name
   tfds_split, part = spec.splits[split]

@@ -6,6 +6,8 @@ Keras resizes straight to `image_size`. Normalization is `weights.preprocessing`
 """
 import tensorflow as tf
 
+from cnnviz_jax.errors import check_one_of
+
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
 
 
@@ -18,8 +20,7 @@ def decode(encoded: tf.Tensor, channels: int = 3) -> tf.Tensor:
 
 
 def _resize(image: tf.Tensor, size: tuple, method: str) -> tf.Tensor:
-  if method not in RESIZE_METHODS:
-    raise ValueError(f"unknown resize method {method!r}; valid: {', '.join(RESIZE_METHODS)}")
+  check_one_of(method, RESIZE_METHODS, "resize method")
   if isinstance(size, tuple) and tuple(image.shape[:2]) == size:  # static, as decoded in RAM
     return tf.cast(image, tf.float32)  # each method is the identity at scale 1, bit for bit
   # antialias as PIL / torchvision do when shrinking (no effect for nearest)

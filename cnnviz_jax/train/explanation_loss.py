@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnviz_jax import explain
+from cnnviz_jax.errors import ConfigError, check_fields, check_one_of
 from cnnviz_jax.models import abstract_variables, taps
 from cnnviz_jax.train import steps
 
@@ -55,37 +56,31 @@ def enabled(spec) -> bool:
 
 
 def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
-  """Raises ValueError naming the field for a bad `config.explanation_loss`."""
-  unknown = sorted(set(spec.keys()) - set(FIELDS))
-  if unknown:
-    raise ValueError(f"unknown config field(s) {', '.join('config.explanation_loss.' + k for k in unknown)}; "
-                     f"valid: {', '.join(FIELDS)}")
-  if spec["kind"] not in KINDS:
-    raise ValueError(f"config.explanation_loss.kind: unknown kind {spec['kind']!r}; valid: "
-                     f"{', '.join(KINDS)} (or '' for no penalty)")
+  """Raises ConfigError naming the field for a bad `config.explanation_loss`."""
+  check_fields(spec.keys(), FIELDS, "config.explanation_loss.")
+  check_one_of(spec["kind"], KINDS, "kind", "config.explanation_loss.kind",
+               "(or '' for no penalty)")
   weight = spec.get("weight")
   if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-    raise ValueError(f"config.explanation_loss.weight must be a number >= 0; got {weight!r}")
-  if spec.get("target", "label") not in TARGETS:
-    raise ValueError(f"config.explanation_loss.target: unknown target {spec.get('target')!r}; "
-                     f"valid: {', '.join(TARGETS)}")
+    raise ConfigError(f"config.explanation_loss.weight must be a number >= 0; got {weight!r}")
+  check_one_of(spec.get("target", "label"), TARGETS, "target", "config.explanation_loss.target")
   if not isinstance(spec.get("normalize", False), bool):
-    raise ValueError(f"config.explanation_loss.normalize must be True or False; got "
-                     f"{spec.get('normalize')!r}")
+    raise ConfigError(f"config.explanation_loss.normalize must be True or False; got "
+                      f"{spec.get('normalize')!r}")
   layer = spec.get("layer") or ""
   if spec["kind"] in INPUT_KINDS:
     if layer:
-      raise ValueError(f"config.explanation_loss.layer is for the CAM kinds "
-                       f"({', '.join(CAM_KINDS)}); {spec['kind']!r} explains the input: "
-                       f"leave it ''")
+      raise ConfigError(f"config.explanation_loss.layer is for the CAM kinds "
+                        f"({', '.join(CAM_KINDS)}); {spec['kind']!r} explains the input: "
+                        f"leave it ''")
     return
   variables = abstract_variables(model, jax.ShapeDtypeStruct(input_shape, jnp.float32))
   try:
     taps.check_layers(model, variables, jax.ShapeDtypeStruct(input_shape, jnp.float32),
                       [layer] if layer else [])
   except ValueError as e:
-    raise ValueError(f"config.explanation_loss.layer ({type(model).__name__}): {e} "
-                     "('' = the last one)") from None
+    raise ConfigError(f"config.explanation_loss.layer ({type(model).__name__}): {e} "
+                      "('' = the last one)") from None
 
 
 def check_masks(source) -> None:

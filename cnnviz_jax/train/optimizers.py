@@ -11,6 +11,8 @@ import jax
 import ml_collections
 import optax
 
+from cnnviz_jax.errors import check_one_of
+
 NAMES = ("sgd", "adam", "adamw", "radam", "rmsprop")
 
 
@@ -29,17 +31,15 @@ def _rule(config: ml_collections.ConfigDict, lr) -> optax.GradientTransformation
     if name == "adamw":  # decoupled decay inside the rule, masked
       return optax.adamw(lr, weight_decay=config.get("weight_decay", 0.0), mask=decay_mask, **kwargs)
     return getattr(optax, name)(lr, **kwargs)
-  if name == "rmsprop":  # Keras defaults: rho 0.9, eps 1e-7
-    return optax.rmsprop(lr, decay=config.get("rho", 0.9), eps=config.get("eps", 1e-7),
-                         momentum=config.get("momentum", 0.0) or None)
-  raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(NAMES)}")
+  # rmsprop (make checked the name), with Keras' defaults: rho 0.9, eps 1e-7
+  return optax.rmsprop(lr, decay=config.get("rho", 0.9), eps=config.get("eps", 1e-7),
+                       momentum=config.get("momentum", 0.0) or None)
 
 
 def make(config: ml_collections.ConfigDict, lr_schedule) -> optax.GradientTransformation:
   """config: name, grad_clip, weight_decay (+ the rule's own fields); lr_schedule: a
   float or an optax schedule of this optimizer's own update count."""
-  if config.name not in NAMES:  # now, not at the first init
-    raise ValueError(f"unknown optimizer {config.name!r}; valid: {', '.join(NAMES)}")
+  check_one_of(config.name, NAMES, "optimizer")  # now, not at the first init
   return optax.inject_hyperparams(_chain, static_args="config")(config, lr_schedule)
 
 

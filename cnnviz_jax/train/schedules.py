@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from cnnviz_jax.errors import check_one_of
+
 NAMES = ("constant", "warmup_cosine", "piecewise", "cyclic")
 
 
@@ -24,6 +26,7 @@ def make(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: i
   """config: name, lr, warmup_epochs, boundaries_epochs, decay_factor, min_lr, max_lr,
   step_size_epochs (each used only by the schedules that need it)."""
   name = config.name
+  check_one_of(name, NAMES, "schedule")
   if name == "constant":
     return optax.constant_schedule(config.lr)
   if name == "warmup_cosine":
@@ -34,7 +37,5 @@ def make(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: i
     boundaries = {int(e * steps_per_epoch): config.get("decay_factor", 0.1)
                   for e in config.boundaries_epochs}
     return optax.piecewise_constant_schedule(config.lr, boundaries)
-  if name == "cyclic":
-    step_size = max(1, int(config.get("step_size_epochs", 2) * steps_per_epoch))
-    return triangular_cyclic(config.min_lr, config.max_lr, step_size)
-  raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(NAMES)}")
+  step_size = max(1, int(config.get("step_size_epochs", 2) * steps_per_epoch))  # cyclic
+  return triangular_cyclic(config.min_lr, config.max_lr, step_size)

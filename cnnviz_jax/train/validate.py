@@ -4,7 +4,7 @@ import ml_collections
 from cnnviz_jax import models
 from cnnviz_jax.data import config as data_config
 from cnnviz_jax.data import image_folder, splits
-from cnnviz_jax.errors import ConfigError
+from cnnviz_jax.errors import ConfigError, check_fields, check_one_of
 from cnnviz_jax.train import explanation_loss, from_config, optimizers, schedules
 from cnnviz_jax.weights import store
 
@@ -14,19 +14,10 @@ TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_sm
 STAGE = {"epochs", "optimizer", "schedule", "freeze", "freeze_fraction", "freeze_bn"}
 
 
-def _unknown(config, valid, where):
-  extra = sorted(set(config.keys()) - valid)
-  if extra:
-    raise ConfigError(f"unknown config field(s) {', '.join(where + k for k in extra)}; "
-                      f"valid: {', '.join(sorted(valid))}")
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-  _unknown(config, TOP_LEVEL, "config.")
+  check_fields(config.keys(), TOP_LEVEL, "config.")
   data_config.resolve(config.data)  # names its own bad fields
-  if config.model.name not in models.available():
-    raise ConfigError(f"config.model.name: unknown model {config.model.name!r}; "
-                      f"available: {', '.join(models.available())}")
+  check_one_of(config.model.name, models.available(), "model", "config.model.name")
   if config.model.dtype not in ("float32", "bfloat16", "float16"):
     raise ConfigError(f"config.model.dtype must be float32, bfloat16 or float16; "
                       f"got {config.model.dtype!r}")
@@ -34,15 +25,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError("config.stages is empty: give at least one stage")
   for i, stage in enumerate(config.stages):
     where = f"config.stages[{i}]."
-    _unknown(stage, STAGE, where)
+    check_fields(stage.keys(), STAGE, where)
     if not isinstance(stage.epochs, int) or stage.epochs < 1:
       raise ConfigError(f"{where}epochs must be a positive int; got {stage.epochs!r}")
-    if stage.optimizer.name not in optimizers.NAMES:
-      raise ConfigError(f"{where}optimizer.name: unknown optimizer {stage.optimizer.name!r}; "
-                        f"valid: {', '.join(optimizers.NAMES)}")
-    if stage.schedule.name not in schedules.NAMES:
-      raise ConfigError(f"{where}schedule.name: unknown schedule {stage.schedule.name!r}; "
-                        f"valid: {', '.join(schedules.NAMES)}")
+    check_one_of(stage.optimizer.name, optimizers.NAMES, "optimizer", f"{where}optimizer.name")
+    check_one_of(stage.schedule.name, schedules.NAMES, "schedule", f"{where}schedule.name")
     if not 0.0 <= stage.freeze_fraction <= 1.0:
       raise ConfigError(f"{where}freeze_fraction must be in [0, 1]; got {stage.freeze_fraction}")
   early = config.early_stopping

@@ -109,7 +109,8 @@ def test_eval_images_are_not_augmented(shapes_dir):
 
 
 def test_unknown_fields_and_values_are_clear_errors(shapes_dir):
-  with pytest.raises(ValueError, match="unknown data config field 'batchsize'"):
+  with pytest.raises(ValueError, match=r"unknown config field\(s\) config\.data\.batchsize; "
+                                       r"valid: augment, batch_size, "):
     pipeline.train_iterator(_cfg(shapes_dir), batchsize=4)
   with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid: shapes"):
     pipeline.train_iterator(_cfg(shapes_dir, name="mnist"))

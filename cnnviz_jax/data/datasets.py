@@ -31,4 +31,3 @@ def get_source(config: Mapping, split: str) -> Source:
   return image_folder.folder_source(
       config["root"], split, fractions=config["split_fractions"],
       max_per_class=config.get("max_per_class"), seed=config.get("split_seed", 0))
-

@@ -5,13 +5,13 @@ from cnnviz_jax import models
 from cnnviz_jax.data import config as data_config
 from cnnviz_jax.data import image_folder, splits
 from cnnviz_jax.errors import ConfigError, check_fields, check_one_of
-from cnnviz_jax.train import explanation_loss, from_config, optimizers, schedules
+from cnnviz_jax.train import config_defaults, explanation_loss, from_config, optimizers
+from cnnviz_jax.train import schedules
 from cnnviz_jax.weights import store
 
-TOP_LEVEL = {"seed", "data", "model", "weights", "feature_extraction", "label_smoothing",
-             "stages", "early_stopping", "checkpoint_keep", "checkpoint_every_steps",
-             "eval_splits", "explanation_loss"}
-STAGE = {"epochs", "optimizer", "schedule", "freeze", "freeze_fraction", "freeze_bn"}
+# The valid field names are those the defaults have.
+TOP_LEVEL = frozenset(config_defaults.experiment_config().keys())
+STAGE = frozenset(config_defaults.stage().keys())
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

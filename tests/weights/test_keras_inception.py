@@ -104,7 +104,7 @@ def test_every_block_and_logits_equal_keras(arch, reference):
     _assert_close(name, taps[name], ref.taps[name])
   _assert_close("logits", logits, ref.logits)
   assert (meta.arch, meta.source, meta.num_classes) == (arch, "keras", 1000)
-  assert (meta.preprocessing, meta.input_size) == ("tf", 299)
+  assert (meta.normalization, meta.input_size) == ("tf", 299)
 
 
 def test_keras3_files_without_layer_names_and_keras_files_give_the_same_variables(

@@ -1,4 +1,4 @@
-"""Converted weights: orbax round trip, transfer to a new head, the convert CLI, preprocessing."""
+"""Converted weights: orbax round trip, transfer to a new head, the convert CLI, normalization."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,7 +75,7 @@ def test_convert_cli_writes_a_loadable_directory(tmp_path, resnet18, convert_cli
   torch.save(reference.state_dict(), tmp_path / "r18.pth")
   result = convert_cli("torchvision", "resnet18", tmp_path / "r18.pth", tmp_path / "out")
   assert result.returncode == 0, result.stderr[-2000:]
-  assert "resnet18 (torchvision, 1000 classes, 'torch' preprocessing)" in result.stdout
+  assert "resnet18 (torchvision, 1000 classes, 'torch' normalization)" in result.stdout
   loaded, meta = cj.weights.load(tmp_path / "out")
   _leaves_equal(variables, loaded)
   assert meta.resize_size == 256
@@ -93,6 +93,6 @@ def test_torch_preprocessing_equals_torchvision_transforms():
   np.testing.assert_allclose(np.asarray(meta.preprocess(jnp.asarray(images))), expected, atol=1e-5)
 
 
-def test_unknown_preprocessing_mode_lists_the_valid_ones():
+def test_unknown_normalization_lists_the_valid_ones():
   with pytest.raises(ValueError, match="valid: torch, caffe, tf"):
     cj.weights.WeightsMeta("resnet18", "torchvision", "imagenet")

@@ -63,7 +63,7 @@ def test_logits_and_every_block_equal_torchvision(arch, size, torch_reference):
   for name in ref_taps:  # in forward order, so the first failure is the diverging block
     _assert_close(name, taps[name], ref_taps[name])
   _assert_close("logits", logits, ref_logits)
-  assert meta.arch == arch and meta.preprocessing == "torch" and meta.num_classes == 1000
+  assert meta.arch == arch and meta.normalization == "torch" and meta.num_classes == 1000
 
 
 @pytest.mark.slow

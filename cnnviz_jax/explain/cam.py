@@ -11,8 +11,11 @@ first principal component (pytorch-grad-cam's `eigen_smooth`). Around that rule:
   - aug_smooth: pytorch-grad-cam's test-time augmentation (horizontal flip × intensity
     0.9/1/1.1), the six variants batched into one pass, maps normalized (at `size`),
     un-flipped and averaged.
+Rules that need more: a rule per layer (a mapping layer -> rule), a reduction other than
+the channel sum (`reduce`, e.g. a kernel-PCA projection), and second-order gradients
+(`curvature`: the rule sees g + curvature · (d²S/dA²)·A, ShapleyCAM's Taylor term).
 """
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -22,15 +25,18 @@ from cnnviz_jax.explain import chunks, layer_gradients, maps, targets
 from cnnviz_jax.models import taps
 
 Weigh = Callable[[jax.Array, jax.Array], jax.Array]
+Reduce = Callable[[jax.Array], jax.Array]  # (B, h, w, C) weighted activations -> (B, h, w)
 _TTA_FACTORS = (0.9, 1.0, 1.1)
 
 
 def eigen_projection(weighted: jax.Array) -> jax.Array:
   """(B, h, w, C) -> (B, h, w): centerd activations on their first principal direction.
 
-  Sign: SVD leaves it arbitrary; we orient the direction so its loadings sum to >= 0
-  (for non-negative activations the map then follows the activations, not their
-  inverse). pytorch-grad-cam keeps LAPACK's sign, so its Eigen-CAM can come out negated.
+  Sign: SVD leaves it arbitrary; we orient the direction so its loadings sum to >= 0,
+  i.e. the projection correlates positively with the centered channel sum (for
+  non-negative activations the map then follows the activations, not their inverse; for
+  gradient-weighted ones, the class evidence). pytorch-grad-cam keeps LAPACK's sign, so
+  its Eigen-CAM and eigen_smooth maps can come out negated.
   """
   b, h, w, c = weighted.shape
   flat = weighted.reshape(b, h * w, c)
@@ -41,9 +47,10 @@ def eigen_projection(weighted: jax.Array) -> jax.Array:
   return jnp.einsum("bpc,bc->bp", flat, direction).reshape(b, h, w)
 
 
-def _reduce(weighted: jax.Array, eigen_smooth: bool) -> jax.Array:
-  cam = eigen_projection(weighted) if eigen_smooth else jnp.sum(weighted, axis=-1)
-  return jax.nn.relu(cam)  # (B, h, w)
+def _reduce(weighted: jax.Array, eigen_smooth: bool, reduce: Reduce | None) -> jax.Array:
+  if reduce is None:
+    reduce = eigen_projection if eigen_smooth else lambda w: jnp.sum(w, axis=-1)
+  return jax.nn.relu(reduce(weighted))  # (B, h, w)
 
 
 def combine_layers(cams: Sequence[jax.Array], size: Sequence[int] | None) -> jax.Array:
@@ -57,31 +64,52 @@ def combine_layers(cams: Sequence[jax.Array], size: Sequence[int] | None) -> jax
   return maps.normalize(jnp.mean(jnp.stack(resized), axis=0))
 
 
+def _forward(model: nn.Module, variables, x: jax.Array, layers: Sequence[str],
+             uses_gradients: bool, curvature: float):
+  """One forward pass: (outputs, {layer: activation}, gradients(resolved, k) -> {layer:
+  the gradient of target k, plus curvature × its Hessian times the activation})."""
+  if uses_gradients and not curvature:
+    outputs, acts, pull = layer_gradients.layer_vjp(model, variables, x, layers)
+    return outputs, acts, lambda resolved, k: pull(resolved.cotangent(outputs, k))
+  outputs, acts = taps.apply_with_taps(model, variables, x, layers)
+
+  def curved(resolved, k):
+    score = lambda out: jnp.sum(resolved.scores(out)[:, k])  # noqa: E731
+    pairs = {name: layer_gradients.layer_hvp(model, variables, x, name, score, acts[name])
+             for name in layers}
+    return {name: g + curvature * hv for name, (g, hv) in pairs.items()}
+
+  return outputs, acts, curved
+
+
 def class_activation_maps(model: nn.Module, variables, x: jax.Array,
-                          layer: layer_gradients.Layers, target: Any, weigh: Weigh, *,
-                          uses_gradients: bool = True, eigen_smooth: bool = False,
-                          aug_smooth: bool = False, size: Sequence[int] | None = None,
-                          target_chunk: int = 64) -> jax.Array:
-  """Maps (B, h, w), or (B, K, h, w) for several targets; see the module docstring."""
+                          layer: layer_gradients.Layers, target: Any,
+                          weigh: Weigh | Mapping[str, Weigh], *, uses_gradients: bool = True,
+                          curvature: float = 0.0, reduce: Reduce | None = None,
+                          eigen_smooth: bool = False, aug_smooth: bool = False,
+                          size: Sequence[int] | None = None, target_chunk: int = 64) -> jax.Array:
+  """Maps (B, h, w), or (B, K, h, w) for several targets; see the module docstring.
+
+  weigh: one rule, or {layer: rule} for the resolved layers. reduce: replaces the channel
+  sum (and eigen_smooth). curvature != 0: gradients plus curvature × Hessian·activations.
+  """
   layers = layer_gradients.resolve_layers(model, variables, x, layer)
+  rules = weigh if isinstance(weigh, Mapping) else dict.fromkeys(layers, weigh)
   images = x.shape[0]
   tile = 1
   if aug_smooth:  # variants: (flip, factor) for flip in (no, yes) for factor in 0.9/1/1.1
     tile = 2 * len(_TTA_FACTORS)
     x = jnp.concatenate([f * v for v in (x, x[:, :, ::-1]) for f in _TTA_FACTORS])
-  if uses_gradients:
-    outputs, acts, pull = layer_gradients.layer_vjp(model, variables, x, layers)
-  else:
-    outputs, acts = taps.apply_with_taps(model, variables, x, layers)
-    pull = None
+  outputs, acts, gradients = _forward(model, variables, x, layers, uses_gradients, curvature)
   resolved = targets.resolve(target, outputs, tile=tile)
 
   def per_target(k):  # -> [ (B, h_l, w_l) per layer ], at least float32 (bf16 models)
-    grads = pull(resolved.cotangent(outputs, k)) if pull is not None else {}
+    grads = gradients(resolved, k) if uses_gradients else {}
     wide_acts, grads = jax.tree.map(maps.at_least_float32, (acts, grads))
-    return [_reduce(weigh(wide_acts[name], grads.get(name)), eigen_smooth) for name in layers]
+    return [_reduce(rules[name](wide_acts[name], grads.get(name)), eigen_smooth, reduce)
+            for name in layers]
 
-  if pull is None:  # class-agnostic (Eigen-CAM): one map serves every target
+  if not uses_gradients:  # class-agnostic (Eigen-CAM): one map serves every target
     per_layer = [jnp.broadcast_to(c[None], (resolved.num, *c.shape)) for c in per_target(0)]
   else:
     per_layer = chunks.map_targets(per_target, resolved.num, target_chunk, x)

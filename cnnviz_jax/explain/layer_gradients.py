@@ -49,3 +49,22 @@ def layer_vjp(model: nn.Module, variables, x: jax.Array, layers: Sequence[str]
 
   outputs, pull, acts = jax.vjp(forward, zeros, has_aux=True)
   return outputs, acts, lambda cotangent: pull(cotangent)[0]
+
+
+def layer_hvp(model: nn.Module, variables, x: jax.Array, layer: str,
+              score: Callable[[jax.Array], jax.Array], tangent: jax.Array
+              ) -> tuple[jax.Array, jax.Array]:
+  """(dS/dA, (d²S/dA²)·tangent) at one layer, S = score(outputs) a scalar.
+
+  Reverse-over-reverse: the vjp of the layer gradient, pulled back along `tangent` (the
+  Hessian is symmetric), as torch's autograd.grad(grad, A, grad_outputs=tangent); never
+  the Hessian itself. (Forward-over-reverse would be cheaper, but max-pooling's custom
+  VJP has no forward-mode rule.) The derivative is the total one: layers above see the
+  perturbed activation.
+  """
+  def gradient(delta):
+    return jax.grad(lambda d: score(taps.apply_with_taps(model, variables, x, [layer],
+                                                         {layer: d})[0]))(delta)
+
+  grad, pull = jax.vjp(gradient, jnp.zeros_like(tangent))
+  return grad, pull(tangent)[0]

@@ -14,7 +14,7 @@ Data:  an image folder, data.root/<class>/<images> (name='folder'), 10 classes o
        the CS6910 course (Amphibia, Animalia, Arachnida, Aves, Fungi, Insecta, Mammalia,
        Mollusca, Plantae, Reptilia). Cut 75 / 12.5 / 12.5 into train / validation / test
        (the seed's "(75, 25, 25)" split, read as 75% train). 299 px for the Inception
-       family and Xception, 224 px for ResNet50; each backbone's own Keras preprocessing.
+       family and Xception, 224 px for ResNet50; each backbone's own Keras normalization.
        Training augmentation: data.config.KERAS_SEED_001 (rotation, shifts, shear, zoom, flip).
 Model: the backbone + head 'mlp' of 128 units: dense 128, ReLU, BatchNorm, dropout 0.3 (the
        seed found 128 better than 256 and 512).

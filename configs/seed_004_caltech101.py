@@ -7,7 +7,7 @@ Data:  tfds 'caltech101', classes brain, butterfly, ewer, helicopter, ketch (the
        config's default subset for caltech101); downloaded by tfds on the first run, or
        `tfds build caltech101` once and --config.data.data_dir=DIR. tfds' train split (30
        images a class) gives train 80% / validation 20%; its test split is the test set.
-       224 px, Keras 'caffe' preprocessing (BGR, ImageNet mean subtracted), batch 16.
+       224 px, Keras 'caffe' normalization (BGR, ImageNet mean subtracted), batch 16.
 Model: 'vgg19_keras' convolutional base + head 'dense256' (global average pool, dense 256,
        ReLU, dropout 0.5, 5 classes); the seed does not describe its head.
 Weights: without --config.weights the base is randomly initialized and this is NOT the

@@ -69,7 +69,7 @@ def with_meta(config, meta) -> dict:
   out = resolve(config)
   if out["size_from_weights"]:
     out.update(image_size=meta.input_size, resize_size=meta.resize_size)
-  out["normalization"] = meta.preprocessing
+  out["normalization"] = meta.normalization
   return out
 
 

@@ -47,7 +47,7 @@ def _convert(argv):
   except (FileNotFoundError, IsADirectoryError, PermissionError, FileExistsError) as e:
     raise errors.UserInputError(str(e)) from e  # no such --input, an --output that exists
   print(f"wrote {meta.arch} ({meta.source}, {meta.num_classes} classes, "
-        f"'{meta.preprocessing}' preprocessing) to {directory}")
+        f"'{meta.normalization}' normalization) to {directory}")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def from_efficientnet_lite(arch: str, state_dict_or_path) -> tuple[dict[str, Any
                                                                    meta_lib.WeightsMeta]:
   """efficientnet-lite-pytorch weights (state_dict or .pth path) -> (Flax variables, meta).
 
-  meta: 'lite' preprocessing ((x − 127) / 128) and TF's eval crop at the arch's size.
+  meta: 'lite' normalization ((x − 127) / 128) and TF's eval crop at the arch's size.
   """
   blocks = block_names(arch)
   state_dict = read_state_dict(state_dict_or_path)

@@ -4,7 +4,7 @@ import functools
 import json
 from importlib import resources
 
-from cnnviz_jax.errors import UserInputError
+from cnnviz_jax.errors import UserInputError, check_one_of
 from cnnviz_jax.weights import keras_inception, preprocessing
 
 
@@ -19,15 +19,13 @@ def imagenet_class_names() -> tuple[str, ...]:
 class WeightsMeta:
   arch: str  # a name from cj.models.available()
   source: str  # 'torchvision' | 'keras' | 'efficientnet_lite' | 'cnnviz_jax'
-  preprocessing: str  # preprocessing.MODES: 'torch' | 'caffe' | 'tf' | 'lite'
+  normalization: str  # preprocessing.MODES: 'torch' | 'caffe' | 'tf' | 'lite'
   input_size: int = 224
   resize_size: int | None = None  # torchvision eval: shorter side to this, then center crop
   class_names: tuple[str, ...] = ()
 
   def __post_init__(self):
-    if self.preprocessing not in preprocessing.MODES:
-      raise UserInputError(f"unknown preprocessing {self.preprocessing!r}; "
-                           f"valid: {', '.join(preprocessing.MODES)}")
+    check_one_of(self.normalization, preprocessing.MODES, "normalization", error=UserInputError)
 
   @property
   def num_classes(self) -> int:
@@ -35,19 +33,22 @@ class WeightsMeta:
 
   def preprocess(self, images):
     """uint8 NHWC RGB -> float32 NHWC, exactly as the source framework does it."""
-    return preprocessing.preprocess(images, self.preprocessing)
+    return preprocessing.preprocess(images, self.normalization)
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=1)
 
   @classmethod
   def from_json(cls, text: str, source: str = "meta.json") -> "WeightsMeta":
-    """The meta `to_json` wrote; UserInputError naming `source` for anything else."""
+    """The meta `to_json` wrote; UserInputError naming `source` for anything else. Weights
+    converted before the field was named `normalization` call it `preprocessing`."""
     try:
       fields = json.loads(text)
     except json.JSONDecodeError as e:
       raise UserInputError(f"{source} is not JSON: {e}") from e
-    if not isinstance(fields, dict) or not {"arch", "source", "preprocessing"} <= set(
+    if isinstance(fields, dict) and "normalization" not in fields and "preprocessing" in fields:
+      fields["normalization"] = fields.pop("preprocessing")
+    if not isinstance(fields, dict) or not {"arch", "source", "normalization"} <= set(
         fields) <= {f.name for f in dataclasses.fields(cls)}:
       raise UserInputError(f"{source} does not hold the fields of a WeightsMeta "
                            f"({', '.join(f.name for f in dataclasses.fields(cls))})")
@@ -62,7 +63,7 @@ def _is_size(value) -> bool:
 
 
 _FIELD_TYPES = {"arch": lambda v: isinstance(v, str), "source": lambda v: isinstance(v, str),
-                "preprocessing": lambda v: isinstance(v, str), "input_size": _is_size,
+                "normalization": lambda v: isinstance(v, str), "input_size": _is_size,
                 "resize_size": lambda v: v is None or _is_size(v),
                 "class_names": lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)}
 

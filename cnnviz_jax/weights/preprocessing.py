@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cnnviz_jax.errors import check_one_of
+
 MODES = ("torch", "caffe", "tf", "lite")  # what converted weights were trained with
 NORMALIZATIONS = MODES + ("standardize", "unit")  # what a data config may ask for
 TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -32,8 +34,7 @@ def _mean_std(mode: str, mean, std) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check(mode: str) -> None:
-  if mode not in NORMALIZATIONS:
-    raise ValueError(f"unknown normalization {mode!r}; valid: {', '.join(NORMALIZATIONS)}")
+  check_one_of(mode, NORMALIZATIONS, "normalization")
 
 
 def normalize(x, mode: str, mean: Sequence[float] | None = None,

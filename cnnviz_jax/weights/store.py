@@ -59,7 +59,7 @@ def check(source) -> epath.Path | str:
 
 
 def load_meta(directory) -> meta_lib.WeightsMeta:
-  """Only the meta (preprocessing, input size, classes) of a converted-weights directory."""
+  """Only the meta (normalization, input size, classes) of a converted-weights directory."""
   packaged = _packaged(directory)
   if packaged:
     return packaged[1]

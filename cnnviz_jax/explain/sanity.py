@@ -7,7 +7,6 @@ is compared with the trained model's by Spearman rank correlation. A method whos
 stay correlated (the paper's finding for guided backprop) does not depend on the weights.
 All randomized models are explained in one vmapped call over stacked variables.
 """
-import functools
 from typing import Any, Callable
 
 import flax
@@ -16,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from cnnviz_jax.explain import maps
+from cnnviz_jax.models.initialize import initialize
 from cnnviz_jax.models.taps import parameter_layers
 
 Explainer = Callable[..., jax.Array]  # (model, variables, x, target=...) -> (B, ...) maps
@@ -59,11 +59,6 @@ def _fast_key(key: jax.Array) -> jax.Array:
   return jax.random.wrap_key_data(jnp.resize(data, 4), impl="rbg")
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _init(model: nn.Module, key: jax.Array, x: jax.ShapeDtypeStruct):
-  return model.init(key, jnp.zeros(x.shape, x.dtype))
-
-
 def randomized_variables(model: nn.Module, variables, x: jax.Array, key: jax.Array,
                          mode: str = "cascading") -> tuple[list[str], Any]:
   """(layers top-down, variables stacked on a new leading axis, one model per layer).
@@ -74,7 +69,7 @@ def randomized_variables(model: nn.Module, variables, x: jax.Array, key: jax.Arr
   if mode not in ("cascading", "independent"):
     raise ValueError(f"unknown mode {mode!r}; valid modes: 'cascading', 'independent'")
   layers = parameter_layers(model, variables, x)[::-1]
-  fresh = _init(model, _fast_key(key), jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+  fresh = initialize(model, _fast_key(key), jnp.zeros((1,) + x.shape[1:], x.dtype))
   models = []
   for i in range(len(layers)):
     chosen = set(layers[:i + 1]) if mode == "cascading" else {layers[i]}

@@ -1,5 +1,4 @@
 """A model's initial variables, compiled for the single run they get, and their shapes."""
-import functools
 
 import flax
 import jax
@@ -12,13 +11,15 @@ from cnnviz_jax.models import taps
 _ONE_OFF = {"xla_backend_optimization_level": 1}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "paths"), compiler_options=_ONE_OFF)
-def _init(model, rng, x, paths):
+def _init_traced(model, rng, x, paths):
   variables = model.init(rng, x)
   if paths is None:
     return variables
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
   return [flat[p] for p in paths]  # XLA drops the draws of every other variable
+
+
+_init = jax.jit(_init_traced, static_argnames=("model", "paths"), compiler_options=_ONE_OFF)
 
 
 def initialize(model: flax.linen.Module, rng: jax.Array, x, paths=None):
@@ -28,10 +29,13 @@ def initialize(model: flax.linen.Module, rng: jax.Array, x, paths=None):
   init's values bit for bit, compiled without the rest (a new head under a pretrained
   backbone: InceptionResNetV2's takes 2.1 s instead of 29 s).
   """
+  # Under a caller's jit (an explainer drawing fresh weights) its compile covers the init.
+  traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((rng, x)))
+  init = _init_traced if traced else _init
   if paths is None:
-    return _init(model, rng, x, None)
+    return init(model, rng, x, None)
   paths = tuple(tuple(p) for p in paths)
-  return dict(zip(paths, _init(model, rng, x, paths))) if paths else {}
+  return dict(zip(paths, init(model, rng, x, paths))) if paths else {}
 
 
 def abstract_variables(model: flax.linen.Module, x=None):

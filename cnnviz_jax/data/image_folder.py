@@ -64,15 +64,21 @@ def check_image(path: str) -> tuple[bool, bool, str, int]:
   return True, (fmt, mode) not in _NATIVE, "", len(data)
 
 
-def to_rgb_png(encoded: bytes) -> bytes:
-  """Any PIL-readable image's bytes -> 8-bit RGB PNG bytes (16-bit scaled, alpha dropped)."""
+def decode_rgb(encoded: bytes) -> np.ndarray:
+  """Any PIL-readable image's bytes -> uint8 (H, W, 3) RGB: 16-bit scaled to 8 (PIL would
+  clip), alpha dropped. PIL's errors pass through: UnidentifiedImageError for another kind of
+  file, DecompressionBombError from the header of a huge one, OSError for truncated data."""
   with Image.open(io.BytesIO(encoded)) as img:
     img.load()
     if img.mode in _SIXTEEN_BIT:
       a = np.asarray(img, np.float64)
       img = Image.fromarray(np.clip(a / 257.0 + 0.5, 0, 255).astype(np.uint8))
-    rgb = img.convert("RGB")  # CMYK, P, LA, RGBA, L -> RGB (torchvision's loader does this)
-  return storage.png_bytes(rgb)
+    return np.asarray(img.convert("RGB"))  # CMYK, P, LA, RGBA, L: as torchvision's loader
+
+
+def to_rgb_png(encoded: bytes) -> bytes:
+  """Any PIL-readable image's bytes -> 8-bit RGB PNG bytes (decode_rgb's pixels)."""
+  return storage.png_bytes(decode_rgb(encoded))
 
 
 def check_root(root: str):

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnviz_jax.data import config as config_lib
-from cnnviz_jax.data import datasets, splits, transforms
+from cnnviz_jax.data import datasets, model_input, splits
 
 
 def dataset_stats(config=None, split_names=splits.SPLIT_NAMES, **overrides) -> dict:
@@ -33,11 +33,11 @@ def mean_std(config=None, split: str = "train", max_images: int = 1000,
   src = datasets.get_source(cfg, split)
   positions = np.unique(np.linspace(0, src.num_examples - 1, min(max_images,
                                                                   src.num_examples)).astype(int))
+  unit = {**cfg, "normalization": "unit"}  # the model's eval input, on the [0, 1] scale
   total, total_sq, count = np.zeros(3), np.zeros(3), 0
   for encoded in src.load(positions)["image"]:
-    image, _ = transforms.eval_resize(transforms.decode(tf.constant(encoded)), cfg["image_size"],
-                                      cfg["resize_size"], cfg["resize_method"])
-    x = image.numpy().reshape(-1, 3).astype(np.float64) / 255.0
+    image = model_input.model_input(unit, tf.constant(encoded))["image"]
+    x = image.numpy().reshape(-1, 3).astype(np.float64)
     total, total_sq, count = total + x.sum(0), total_sq + (x * x).sum(0), count + len(x)
   mean = total / count
   std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))

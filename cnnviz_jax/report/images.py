@@ -8,7 +8,6 @@ straight to the model's input size (no crop), so every map covers the whole pict
 """
 import dataclasses
 import functools
-import io
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -19,6 +18,7 @@ from etils import epath
 from PIL import Image, UnidentifiedImageError
 
 from cnnviz_jax import explain, models, storage, weights
+from cnnviz_jax.data import image_folder
 from cnnviz_jax.report import display, html
 from cnnviz_jax.report import trained_run
 from cnnviz_jax.report.trained_run import ReportError
@@ -90,8 +90,7 @@ def read_image(path) -> np.ndarray:
   if not path.exists() or path.is_dir():
     raise ReportError(f"cannot read image {path}: no such file")
   try:
-    with Image.open(io.BytesIO(path.read_bytes())) as image:
-      return np.asarray(image.convert("RGB"))
+    return image_folder.decode_rgb(path.read_bytes())  # as training reads an image folder
   except Image.DecompressionBombError as e:  # PIL refuses before decoding
     raise ReportError(f"cannot read image {path}: over PIL's limit of "
                       f"{2 * Image.MAX_IMAGE_PIXELS:,} pixels ({e})") from e

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 # importing data.model_input hides the GPU from TensorFlow (tf.data only, as in training)
-from cnnviz_jax.data import augment, config as data_config, model_input, datasets, transforms
+from cnnviz_jax.data import config as data_config, model_input, datasets
 from cnnviz_jax.data.source import Source
 from cnnviz_jax.weights import preprocessing
 
@@ -90,16 +90,15 @@ def augmented(cfg: dict, n: int = 4, k: int = 5, seed: int = 0
   source = datasets.get_source(cfg, "train")
   positions = spread_positions(source.labels, n, source.num_classes)
   loaded = source.load(np.sort(positions))["image"]
-  size = cfg["image_size"]
+  unit = {**cfg, "augment": aug, "normalization": "unit"}  # pictures in [0, 1]
   originals, out = [], []
   for i, encoded in enumerate(loaded):
-    image = transforms.decode(tf.constant(encoded))
-    original, _ = transforms.eval_resize(image, size, cfg["resize_size"], cfg["resize_method"])
-    originals.append(original.numpy() / 255.0)
+    image = model_input.pixels(tf.constant(encoded), 3)  # decoded once for the k + 1 views
+    originals.append(model_input.model_input(unit, image)["image"].numpy())
     row = []
     for j in range(k):
       key = tf.constant([seed, i * k + j], tf.int64)
-      row.append(augment.augment(image, key, size, aug)[0].numpy() / 255.0)
+      row.append(model_input.model_input(unit, image, augment_key=key)["image"].numpy())
     out.append(np.stack(row))
   return (np.clip(np.stack(originals), 0, 1), np.clip(np.stack(out), 0, 1), description)
 

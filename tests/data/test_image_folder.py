@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cnnviz_jax.data import image_folder, pipeline, transforms
+from cnnviz_jax.data import image_folder, pipeline, stats, transforms
 
 
 def _rgb(seed, size=(20, 16)):
@@ -77,6 +77,25 @@ def test_every_kept_image_decodes_to_8bit_rgb(folder):
       assert np.all(np.abs(image.astype(int) - 128) <= 1)  # 16-bit scaled, not clipped
     if name == "gray.jpg":
       assert np.array_equal(image[..., 0], image[..., 2])
+
+
+def test_mean_std_is_numpys_over_the_decoded_pixels_16_bit_ones_scaled(tmp_path):
+  """At the model's size eval resizing keeps the pixels, so stats.mean_std is numpy's mean
+  and std of PIL's decoded pixels / 255; a 16-bit image counts as round(v / 257) (8 bits of
+  its 16, where PIL's convert('RGB') would clip it at 255)."""
+  (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+  expected = [_rgb(30 + i, (16, 16)) for i in range(3)]
+  for i, rgb in enumerate(expected):
+    Image.fromarray(rgb).save(tmp_path / "ab"[i % 2] / f"{i}.png")
+  deep = np.random.default_rng(40).integers(0, 65536, (16, 16)).astype(np.uint16)
+  Image.fromarray(deep).save(tmp_path / "b" / "deep.png")
+  expected.append(np.repeat(np.round(deep / 257.0)[..., None], 3, -1))
+  x = np.concatenate([e.reshape(-1, 3) for e in expected]).astype(np.float64) / 255.0
+  image_folder.list_folder.cache_clear()
+  mean, std = stats.mean_std(dict(name="folder", root=str(tmp_path), image_size=16,
+                                  split_fractions=(1.0, 0.0, 0.0)))
+  np.testing.assert_allclose(mean, x.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(std, x.std(0), rtol=1e-5)
 
 
 def test_split_is_stratified_and_the_cap_is_per_class(folder):

@@ -35,6 +35,18 @@ def test_unreadable_image_is_named_before_any_model_is_loaded(tmp_path):
     images.check_methods(["grad_cam", "gradcam"])
 
 
+def test_a_16_bit_image_reads_as_training_reads_it(tmp_path):
+  """16-bit pixels become round(v / 257), their top 8 bits, as an image folder's do (PIL's
+  convert('RGB') alone would clip them at 255); alpha is dropped."""
+  deep = np.random.default_rng(0).integers(0, 65536, (12, 10)).astype(np.uint16)
+  Image.fromarray(deep).save(tmp_path / "deep.png")
+  np.testing.assert_array_equal(images.read_image(tmp_path / "deep.png"),
+                                np.repeat(np.round(deep / 257.0)[..., None], 3, -1))
+  rgba = np.random.default_rng(1).integers(0, 256, (12, 10, 4)).astype(np.uint8)
+  Image.fromarray(rgba).save(tmp_path / "rgba.png")
+  np.testing.assert_array_equal(images.read_image(tmp_path / "rgba.png"), rgba[..., :3])
+
+
 @pytest.mark.slow
 def test_cli_reports_bad_input_with_a_clear_message_and_exit_code(tmp_path):
   bad = tmp_path / "broken.png"

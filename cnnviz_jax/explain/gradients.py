@@ -2,12 +2,14 @@
 
 All return (B, H, W, C) for one target per image, (B, K, H, W, C) for several
 (targets.py), signed (no absolute value: take it for display if wanted; Captum's
-Saliency takes it by default). SmoothGrad samples and IG steps are batched into the
+Saliency takes it by default). A neuron target (`targets.neuron(layer, channel)`) explains
+an inner unit instead of a class: Captum's NeuronGradient, NeuronIntegratedGradients and
+NoiseTunnel over them. SmoothGrad samples and IG steps are batched into the
 batch axis and processed `chunk` rows at a time in an unrolled loop: a gradient inside
 `lax.map` runs 2-3x slower on XLA-CPU (see chunks.py).
 """
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -20,27 +22,29 @@ IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapez
               "gausslegendre")
 
 
-def _forward(model: nn.Module, variables):
-  return lambda z: model.apply(variables, z, train=False)
+def resolve_on(model: nn.Module, variables, x: jax.Array, target: Any
+               ) -> tuple[Callable[[jax.Array], jax.Array], targets.Resolved]:
+  """(forward z -> (B, N) scores, the targets bound to the clean images x).
 
-
-def _resolve_on(model: nn.Module, variables, x: jax.Array, target: Any) -> targets.Resolved:
-  """Targets for the clean images; a forward pass only when the values matter."""
+  The forward is `targets.scores_fn`'s (a neuron target scores the layer's channels); a
+  forward pass runs only when the values matter (top-1, top_k), else shapes suffice.
+  """
+  forward, target = targets.scores_fn(model, variables, target)
   if target is None or isinstance(target, targets.TopK):
-    outputs = _forward(model, variables)(x)
-  else:  # shapes suffice
-    shape = jax.eval_shape(_forward(model, variables), jax.ShapeDtypeStruct(x.shape, x.dtype))
+    outputs = forward(x)
+  else:
+    shape = jax.eval_shape(forward, jax.ShapeDtypeStruct(x.shape, x.dtype))
     outputs = jnp.zeros(shape.shape, shape.dtype)
-  return targets.resolve(target, outputs)
+  return forward, targets.resolve(target, outputs)
 
 
-def _rows_gradients(model: nn.Module, variables, xs: jax.Array, resolved: targets.Resolved,
-                    chunk: int | None) -> jax.Array:
+def rows_gradients(forward: Callable[[jax.Array], jax.Array], xs: jax.Array,
+                   resolved: targets.Resolved, chunk: int | None) -> jax.Array:
   """(N, K, H, W, C) gradients of rows xs whose targets are `resolved` (N rows)."""
   def grads(rows):
     z, classes = rows
     part = resolved if classes is None else dataclasses.replace(resolved, classes=classes)
-    outputs, pull = jax.vjp(_forward(model, variables), z)
+    outputs, pull = jax.vjp(forward, z)
     return targets.pull_targets(pull, outputs, part)
 
   return chunks.unrolled_chunks(grads, (xs, resolved.classes), chunk)
@@ -52,7 +56,8 @@ def gradient(model: nn.Module, variables, x: jax.Array, target: Any = None) -> j
   Simonyan et al., "Deep Inside Convolutional Networks: Visualizing Image
   Classification Models and Saliency Maps", ICLR workshop 2014. arXiv:1312.6034.
   """
-  outputs, pull = jax.vjp(_forward(model, variables), x)
+  forward, target = targets.scores_fn(model, variables, target)
+  outputs, pull = jax.vjp(forward, x)
   resolved = targets.resolve(target, outputs)
   grads = targets.pull_targets(pull, outputs, resolved)
   return grads if resolved.multi else grads[:, 0]
@@ -66,18 +71,29 @@ def gradient_x_input(model: nn.Module, variables, x: jax.Array, target: Any = No
   return grads * (x if grads.ndim == x.ndim else x[:, None])
 
 
+SMOOTHGRAD_KINDS = ("mean", "sq", "var")
+
+
 def smoothgrad(model: nn.Module, variables, x: jax.Array, target: Any = None, *,
                samples: int = 16, noise_level: float = 0.15, stdev: float | None = None,
                key: jax.Array | None = None, noise: jax.Array | None = None,
-               chunk: int | None = 32) -> jax.Array:
-  """Mean gradient over Gaussian-noised copies of each image.
+               kind: str = "mean", chunk: int | None = 32) -> jax.Array:
+  """The gradient over Gaussian-noised copies of each image: its mean, mean square or variance.
 
-  Smilkov et al., "SmoothGrad: removing noise by adding noise", 2017. arXiv:1706.03825.
+  kind 'mean': SmoothGrad, Smilkov et al., "SmoothGrad: removing noise by adding noise",
+  2017, arXiv:1706.03825. 'sq': the mean of squared gradients (SmoothGrad², Hooker et al.,
+  "A Benchmark for Interpretability Methods in Deep Neural Networks", NeurIPS 2019,
+  arXiv:1806.10758). 'var': their variance E[g²] − E[g]² (VarGrad, Adebayo et al., "Local
+  Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values", ICLR
+  workshop 2018, arXiv:1810.03307). Captum's NoiseTunnel nt_type 'smoothgrad',
+  'smoothgrad_sq', 'vargrad', with the same formulas (VarGrad without Bessel's correction).
   Noise std: `stdev` if given, else noise_level × (max − min) of each image (the paper's
   σ/(x_max − x_min)). noise: an explicit (B, samples, H, W, C) array overrides both (to
   reproduce another library's draw). Targets are resolved on the clean images.
   """
-  resolved = _resolve_on(model, variables, x, target)
+  if kind not in SMOOTHGRAD_KINDS:
+    raise ValueError(f"unknown smoothgrad kind {kind!r}; valid: {', '.join(SMOOTHGRAD_KINDS)}")
+  forward, resolved = resolve_on(model, variables, x, target)
   if noise is None:
     key = jax.random.key(0) if key is None else key
     sigma = stdev if stdev is not None else noise_level * (
@@ -88,9 +104,15 @@ def smoothgrad(model: nn.Module, variables, x: jax.Array, target: Any = None, *,
                      f"got {noise.shape}")
   samples = noise.shape[1]
   xs = (x[:, None] + noise).reshape(-1, *x.shape[1:])  # (B·S, H, W, C), image-major
-  grads = _rows_gradients(model, variables, xs, resolved.repeat(samples), chunk)
-  grads = jnp.mean(grads.reshape(x.shape[0], samples, *grads.shape[1:]), axis=1)
-  return grads if resolved.multi else grads[:, 0]
+  grads = rows_gradients(forward, xs, resolved.repeat(samples), chunk)
+  grads = grads.reshape(x.shape[0], samples, *grads.shape[1:])
+  mean = jnp.mean(grads, axis=1)
+  if kind == "mean":
+    out = mean
+  else:
+    out = jnp.mean(jnp.square(grads), axis=1)
+    out = out if kind == "sq" else out - jnp.square(mean)
+  return out if resolved.multi else out[:, 0]
 
 
 def ig_rule(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +140,8 @@ def ig_rule(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
   return alphas, weights
 
 
-def _baseline(x: jax.Array, baseline: Any, blur_sigma: float) -> jax.Array:
+def baseline_like(x: jax.Array, baseline: Any, blur_sigma: float = 5.0) -> jax.Array:
+  """The path's start x' for x: None/'zeros', 'blur' (Gaussian, blur_sigma px), an array."""
   if baseline is None or (isinstance(baseline, str) and baseline == "zeros"):
     return jnp.zeros_like(x)
   if isinstance(baseline, str) and baseline == "blur":
@@ -126,6 +149,12 @@ def _baseline(x: jax.Array, baseline: Any, blur_sigma: float) -> jax.Array:
   if isinstance(baseline, str):
     raise ValueError(f"unknown baseline {baseline!r}; valid: None/'zeros', 'blur', an array")
   return jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
+
+
+def straight_path(start: jax.Array, end: jax.Array, alphas) -> jax.Array:
+  """start + a (end − start) for each a of alphas: (B·S, ...), image-major (row b·S + s)."""
+  a = jnp.asarray(alphas, end.dtype).reshape(1, -1, *([1] * (end.ndim - 1)))
+  return (start[:, None] + a * (end - start)[:, None]).reshape(-1, *end.shape[1:])
 
 
 def integrated_gradients(model: nn.Module, variables, x: jax.Array, target: Any = None,
@@ -141,12 +170,11 @@ def integrated_gradients(model: nn.Module, variables, x: jax.Array, target: Any 
   Riemann sum is 'riemann_right'). Completeness: the sum over pixels ≈ S(x) − S(x').
   """
   alphas, weights = ig_rule(method, steps)
-  resolved = _resolve_on(model, variables, x, target)
-  base = _baseline(x, baseline, blur_sigma)
+  forward, resolved = resolve_on(model, variables, x, target)
+  base = baseline_like(x, baseline, blur_sigma)
   delta = x - base
-  a = jnp.asarray(alphas, x.dtype)[None, :, None, None, None]
-  xs = (base[:, None] + a * delta[:, None]).reshape(-1, *x.shape[1:])  # (B·steps, H, W, C)
-  grads = _rows_gradients(model, variables, xs, resolved.repeat(len(alphas)), chunk)
+  xs = straight_path(base, x, alphas)
+  grads = rows_gradients(forward, xs, resolved.repeat(len(alphas)), chunk)
   grads = grads.reshape(x.shape[0], len(alphas), *grads.shape[1:])
   attributions = jnp.einsum("bs...,s->b...", grads, jnp.asarray(weights, x.dtype))
   attributions = attributions * delta[:, None]  # (B, K, H, W, C)

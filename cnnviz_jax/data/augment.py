@@ -61,7 +61,7 @@ def flip(horizontal, vertical, size) -> tf.Tensor:
 
 
 def resize_matrix(in_h, in_w, out_h, out_w) -> tf.Tensor:
-  """Output -> input for a half-pixel-centerd resize of (in_h, in_w) to (out_h, out_w)."""
+  """Output -> input for a half-pixel-centered resize of (in_h, in_w) to (out_h, out_w)."""
   sx = tf.cast(in_w, tf.float32) / tf.cast(out_w, tf.float32)
   sy = tf.cast(in_h, tf.float32) / tf.cast(out_h, tf.float32)
   return translate(-0.5, -0.5) @ scale(sx, sy) @ translate(0.5, 0.5)
@@ -121,7 +121,7 @@ def random_resized_crop_box(key, h, w, scale_range=(0.08, 1.0),
   cw = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
   ch = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
   ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
-  # fallback (no attempt fits): the largest centerd crop within the ratio range
+  # fallback (no attempt fits): the largest centered crop within the ratio range
   in_ratio = wf / hf
   fw = tf.where(in_ratio > ratio_range[1], tf.cast(tf.round(hf * ratio_range[1]), tf.int32), w)
   fh = tf.where(in_ratio < ratio_range[0], tf.cast(tf.round(wf / ratio_range[0]), tf.int32), h)

@@ -22,7 +22,7 @@ OBJECT_SIZE = (0.24, 0.36)  # object radius range, fraction of the image side
 
 
 def _inside(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-  """Whether (x, y) in the shape's unit frame (radius ~1, centerd) lies inside it."""
+  """Whether (x, y) in the shape's unit frame (radius ~1, centered) lies inside it."""
   r2 = x * x + y * y
   if name == "circle":
     return r2 <= 1.0

@@ -73,7 +73,7 @@ def test_random_resized_crop_box_respects_bounds_scale_and_ratio():
     top, left, h, w = (int(v) for v in augment.random_resized_crop_box(key, 60, 80))
     assert 0 <= top <= 60 - h and 0 <= left <= 80 - w and h > 0 and w > 0
     assert 0.08 * 4800 * 0.9 <= h * w <= 4800 and 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1
-  # no attempt can fit (whole image, square crops of a 10 x 40 image): centerd fallback
+  # no attempt can fit (whole image, square crops of a 10 x 40 image): centered fallback
   top, left, h, w = (int(v) for v in augment.random_resized_crop_box(
       KEY, 10, 40, (1.0, 1.0), (1.0, 1.0)))
   assert (top, h, w, left) == (0, 10, 10, 15)
@@ -137,7 +137,7 @@ def test_eval_resize_and_normalize_equal_keras(tmp_path):
 
 def test_eval_resize_center_crop_keeps_the_mask_aligned():
   mask = np.zeros((30, 60), np.uint8)
-  mask[10:20, 25:35] = 1  # a centerd square
+  mask[10:20, 25:35] = 1  # a centered square
   image = tf.constant(np.repeat(mask[..., None] * 255, 3, axis=-1))
   out, out_mask = transforms.eval_resize(image, 16, 20, mask=tf.constant(mask))
   assert out.shape == (16, 16, 3) and out_mask.shape == (16, 16)

@@ -69,8 +69,8 @@ def _lda_accuracy(x, y, n_train):
   x = (x - mu) / sd
   classes = np.unique(y)
   means = np.stack([x[:n_train][y[:n_train] == c].mean(0) for c in classes])
-  centerd = x[:n_train] - means[y[:n_train]]
-  prec = np.linalg.inv(np.cov(centerd.T) + 1e-3 * np.eye(x.shape[1]))
+  centered = x[:n_train] - means[y[:n_train]]
+  prec = np.linalg.inv(np.cov(centered.T) + 1e-3 * np.eye(x.shape[1]))
   scores = x[n_train:] @ prec @ means.T - 0.5 * np.einsum("cd,de,ce->c", means, prec, means)
   return (scores.argmax(1) == y[n_train:]).mean()
 

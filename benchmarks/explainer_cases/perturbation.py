@@ -34,10 +34,11 @@ def cases(bench):
   def peer(cls, **kwargs):
     return lambda: bench.captum_peer(cls(reference), perturbations_per_eval=PER_PASS, **kwargs)
 
+  window, stride = bench.args.size // 2, bench.args.size // 4  # 3 × 3 windows: 112/56 at 224
   return [
-      Case("occlusion (112/56)", ours(occlusion, window=112, stride=56),
-           peer(captum_attr.Occlusion, sliding_window_shapes=(3, 112, 112), strides=56),
-           "Captum Occlusion", repeats=2),
+      Case(f"occlusion ({window}/{stride})", ours(occlusion, window=window, stride=stride),
+           peer(captum_attr.Occlusion, sliding_window_shapes=(3, window, window),
+                strides=stride), "Captum Occlusion", repeats=2),
       Case(f"feature_ablation ({GRID}x{GRID})", ours(feature_ablation, segments=segments),
            peer(captum_attr.FeatureAblation, feature_mask=mask), "Captum FeatureAblation",
            repeats=2),

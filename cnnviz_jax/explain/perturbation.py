@@ -135,10 +135,10 @@ def occlusion(model: nn.Module, variables, x: jax.Array, target: Any = None,
   x); its windows (`window_cover`) and its average of overlapping windows.
   chunk: windows per image per forward pass (B·chunk rows).
   """
-  forward, resolved, clean = setup(model, variables, x, target)
   (window_y, window_x), (stride_y, stride_x) = _pair(window, "window"), _pair(stride, "stride")
   rows = window_cover(x.shape[1], window_y, stride_y)  # (ny, H)
   cols = window_cover(x.shape[2], window_x, stride_x)  # (nx, W)
+  forward, resolved, clean = setup(model, variables, x, target)
   rows_on, cols_on = jnp.asarray(rows), jnp.asarray(cols)
   num_x = cols.shape[0]
 

@@ -8,7 +8,8 @@ Explanation of Individual Classifications using Game Theory", JMLR 11, 2010.
 For each of n orders of the F segments: start from the baseline, reveal the segments one
 by one in that order, and credit each with the score gain of its step. A segment's value is
 its mean gain over the orders: an unbiased estimate of its exact Shapley value (error
-~ 1/√n). n·F perturbed copies per image, batched as in perturbation.py.
+~ 1/√n). n·(F − 1) perturbed copies per image (the last step of an order is the image
+itself), batched as in perturbation.py.
 """
 from typing import Any
 
@@ -48,19 +49,22 @@ def shapley_value_sampling(model: nn.Module, variables, x: jax.Array, target: An
     orders = jnp.asarray(permutations, jnp.int32)
     if orders.ndim != 2 or orders.shape[1] != count:
       raise ValueError(f"permutations must have shape (n, F={count}), got {orders.shape}")
-  forward, resolved, _ = perturbation.setup(model, variables, x, target)
+  forward, resolved, clean = perturbation.setup(model, variables, x, target)
   base = perturbation.as_baseline(baseline, x)
   start = resolved.scores(forward(base))  # (B, K): every segment at the baseline
   ranks = jnp.argsort(orders, axis=1)  # ranks[p, f]: the step of order p that reveals f
+  steps = count - 1  # the last step of every order reveals the whole image: `clean`
 
   def off(i):  # step t of order p: segments revealed after step t still show the baseline
-    return ranks[i // count][segments] > i % count
+    return ranks[i // steps][segments] > i % steps
 
-  scores = perturbation.perturbed_scores(forward, resolved, x, base, off,
-                                         orders.shape[0] * count, chunk)
-  scores = scores.reshape(orders.shape[0], count, *start.shape)  # (n, F, B, K)
-  before = jnp.concatenate([jnp.broadcast_to(start, (orders.shape[0], 1, *start.shape)),
-                            scores[:, :-1]], axis=1)
-  gains = jnp.take_along_axis(scores - before, ranks[:, :, None, None], axis=1)  # by feature
+  num = orders.shape[0]
+  scores = (perturbation.perturbed_scores(forward, resolved, x, base, off, num * steps, chunk)
+            if steps else jnp.zeros((0, *start.shape), start.dtype))
+  scores = jnp.concatenate([jnp.broadcast_to(start, (num, 1, *start.shape)),
+                            scores.reshape(num, steps, *start.shape),
+                            jnp.broadcast_to(clean, (num, 1, *start.shape))], axis=1)
+  gains = jnp.diff(scores, axis=1)  # (n, F, B, K): the gain of step t, of segment orders[p, t]
+  gains = jnp.take_along_axis(gains, ranks[:, :, None, None], axis=1)  # by segment
   values = jnp.mean(gains, axis=0)  # (F, B, K)
   return perturbation.paint(jnp.moveaxis(values, 0, -1), segments, x, resolved)

@@ -59,9 +59,9 @@ def multipliers(model: nn.Module, variables, x: jax.Array, base: jax.Array, targ
     outputs, pull = jax.vjp(forward, both)
     delta = x - base
   else:
-    with taps.tapping([layer]) as recorded:
-      forward(both)
-    acts = recorded[layer]
+    # the plain model's activations: the same values, and their parameter derivative is
+    # the true one (through the rescaled model's rules it would be the rules')
+    acts = taps.apply_with_taps(model, variables, both, [layer])[1][layer]
 
     def from_layer(a):  # the layer's output replaced: back-propagate from there
       with taps.tapping(replace={layer: a}):

@@ -64,6 +64,8 @@ def gradient_shap(model: nn.Module, variables, x: jax.Array, target: Any = None,
   a = alphas.reshape(*alphas.shape, *([1] * (x.ndim - 1)))
   points = (a * noisy + (1 - a) * chosen).reshape(-1, *x.shape[1:])  # image-major rows
   grads = gradients.rows_gradients(forward, points, resolved.repeat(samples), chunk)
-  grads = grads.reshape(x.shape[0], samples, *grads.shape[1:])  # (B, S, K, H, W, C)
-  attributions = jnp.mean(grads * (noisy - chosen)[:, :, None], axis=1)
+  # row by row, then the mean over draws: the product broadcast over (B, S, K, ...) inside the
+  # mean came out wrong from XLA-CPU (jaxlib 0.10.2) under jit of vmap over variables
+  products = grads * (noisy - chosen).reshape(points.shape)[:, None]  # (B·S, K, H, W, C)
+  attributions = jnp.mean(products.reshape(x.shape[0], samples, *products.shape[1:]), axis=1)
   return attributions if resolved.multi else attributions[:, 0]

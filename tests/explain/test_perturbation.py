@@ -107,10 +107,11 @@ def test_feature_ablation_equals_captum_on_superpixels(torch_pair, close, arch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("position", [None, (2, 1)])
+@pytest.mark.parametrize("position", [None, (3, 2)])
 def test_neuron_target_equals_captum_neuron_feature_ablation(torch_pair, close, position):
   """target=neuron('layer3', 5): channel 5 of layer3 summed over space (Captum: a callable
-  neuron selector), or its value at (y, x) = (2, 1) (Captum: the index (5, 2, 1))."""
+  neuron selector), or its value at (y, x) = (3, 2) (Captum: the index (5, 3, 2)), which is
+  active in both images."""
   reference, model, variables = torch_pair("resnet18")
   x, baseline = _inputs("resnet18")
   segments = grid_segments(x.shape, 4)
@@ -118,6 +119,7 @@ def test_neuron_target_equals_captum_neuron_feature_ablation(torch_pair, close, 
   ref = captum_attr.NeuronFeatureAblation(reference, reference.layer3).attribute(
       _nchw(x), neuron_selector=selector, baselines=_nchw(baseline),
       feature_mask=_mask(segments), perturbations_per_eval=8)
+  assert float(ref.abs().amax(dim=(1, 2, 3)).min()) > 1e-3  # a neuron the segments move
   close(ours(feature_ablation, model, variables, x, target=neuron("layer3", 5, position),
              segments=segments, baseline=baseline, chunk=8), _nhwc(ref))
 

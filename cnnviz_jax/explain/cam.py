@@ -27,6 +27,20 @@ from cnnviz_jax.models import taps
 Weigh = Callable[[jax.Array, jax.Array], jax.Array]
 Reduce = Callable[[jax.Array], jax.Array]  # (B, h, w, C) weighted activations -> (B, h, w)
 _TTA_FACTORS = (0.9, 1.0, 1.1)
+AUGMENTATIONS = 2 * len(_TTA_FACTORS)
+
+
+def augment(x: jax.Array) -> jax.Array:
+  """aug_smooth's variants of (B, H, W, C) images, stacked: (AUGMENTATIONS·B, H, W, C), the
+  variant (flip, factor) for flip in (no, yes) for factor in 0.9/1/1.1, image-minor."""
+  return jnp.concatenate([f * v for v in (x, x[:, :, ::-1]) for f in _TTA_FACTORS])
+
+
+def deaugment(cam: jax.Array, images: int) -> jax.Array:
+  """Maps (AUGMENTATIONS·B, ..., h, w) of `augment`ed images -> (B, ..., h, w): each map
+  normalized, un-flipped, and the variants averaged."""
+  cam = maps.normalize(cam).reshape(2, len(_TTA_FACTORS), images, *cam.shape[1:])
+  return jnp.mean(jnp.concatenate([cam[0], cam[1, ..., ::-1]]), axis=0)
 
 
 def eigen_projection(weighted: jax.Array) -> jax.Array:
@@ -96,10 +110,9 @@ def class_activation_maps(model: nn.Module, variables, x: jax.Array,
   layers = layer_gradients.resolve_layers(model, variables, x, layer)
   rules = weigh if isinstance(weigh, Mapping) else dict.fromkeys(layers, weigh)
   images = x.shape[0]
-  tile = 1
-  if aug_smooth:  # variants: (flip, factor) for flip in (no, yes) for factor in 0.9/1/1.1
-    tile = 2 * len(_TTA_FACTORS)
-    x = jnp.concatenate([f * v for v in (x, x[:, :, ::-1]) for f in _TTA_FACTORS])
+  tile = AUGMENTATIONS if aug_smooth else 1
+  if aug_smooth:
+    x = augment(x)
   outputs, acts, gradients = _forward(model, variables, x, layers, uses_gradients, curvature)
   resolved = targets.resolve(target, outputs, tile=tile)
 
@@ -115,6 +128,5 @@ def class_activation_maps(model: nn.Module, variables, x: jax.Array,
     per_layer = chunks.map_targets(per_target, resolved.num, target_chunk, x)
   cam = combine_layers([jnp.moveaxis(c, 0, 1) for c in per_layer], size)  # (B·tile, K, h, w)
   if aug_smooth:
-    cam = maps.normalize(cam).reshape(2, len(_TTA_FACTORS), images, *cam.shape[1:])
-    cam = jnp.mean(jnp.concatenate([cam[0], cam[1, ..., ::-1]]), axis=0)
+    cam = deaugment(cam, images)
   return cam if resolved.multi else cam[:, 0]

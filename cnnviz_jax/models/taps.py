@@ -5,6 +5,7 @@ A model's tappable layers are its top-level submodules whose output is spatial
 optionally perturbs) their outputs, so no model needs tap-specific code and the
 parameters are untouched: any registered or user-written linen model works.
 """
+import contextlib
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -47,6 +48,32 @@ def apply_with_taps(model: nn.Module, variables, x, layers: Sequence[str] = (),
   if missing:  # never called at the top level, so not a tappable layer: check_layers raises
     check_layers(model, variables, x, sorted(missing))
   return result, {name: taps[name] for name in layers}
+
+
+@contextlib.contextmanager
+def tapping(layers: Sequence[str] = (), replace: Mapping[str, jax.Array] | None = None):
+  """Within it, any forward pass (e.g. the one `explain.targets.scores_fn` gives) records
+  the outputs of `layers` in the yielded dict, and each layer of `replace` outputs the given
+  array instead of its own. Nothing then reads what the layers below computed: under jit
+  XLA drops it, so a replaced layer starts a pass from the layer upward.
+  """
+  replace = dict(replace or {})
+  recorded: dict[str, jax.Array] = {}
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    name = _top_level_name(context)
+    if name in replace:
+      if replace[name].shape != out.shape:
+        raise ValueError(f"layer {name!r} outputs {out.shape}, its replacement has "
+                         f"{replace[name].shape}")
+      out = replace[name].astype(out.dtype)
+    if name in layers:
+      recorded[name] = out
+    return out
+
+  with nn.intercept_methods(interceptor):
+    yield recorded
 
 
 DEFAULT_INPUT_SIZE = 224  # for a model without an `input_size` attribute

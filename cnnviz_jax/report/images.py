@@ -32,6 +32,14 @@ METHODS: dict[str, tuple[Callable, str]] = {
     "layer_cam": (explain.layer_cam, "cam"),
     "eigen_cam": (explain.eigen_cam, "cam"),
     "score_cam": (explain.score_cam, "cam"),
+    "hires_cam": (explain.hires_cam, "cam"),
+    "grad_cam_elementwise": (explain.grad_cam_elementwise, "cam"),
+    "eigen_grad_cam": (explain.eigen_grad_cam, "cam"),
+    "kpca_cam": (explain.kpca_cam, "cam"),
+    "fem": (explain.fem, "cam"),
+    "shapley_cam": (explain.shapley_cam, "cam"),
+    "finer_cam": (explain.finer_cam, "cam"),
+    "random_cam": (explain.random_cam, "cam"),
     "guided_backprop": (explain.guided_backprop, "pixels"),
     "deconvnet": (explain.deconvnet, "pixels"),
     "guided_grad_cam": (explain.guided_grad_cam, "pixels"),
@@ -39,9 +47,18 @@ METHODS: dict[str, tuple[Callable, str]] = {
     "gradient_x_input": (explain.gradient_x_input, "pixels"),
     "integrated_gradients": (explain.integrated_gradients, "pixels"),
     "smoothgrad": (explain.smoothgrad, "pixels"),
+    "deep_lift": (explain.deep_lift, "pixels"),
+    "lrp": (explain.lrp, "pixels"),
+    "occlusion": (explain.occlusion, "pixels"),
+    "feature_ablation": (explain.feature_ablation, "pixels"),
+    "shapley_value_sampling": (explain.shapley_value_sampling, "pixels"),
+    "kernel_shap": (explain.kernel_shap, "pixels"),
+    "lime": (explain.lime, "pixels"),
 }
-_SIGNED = ("guided_backprop", "deconvnet", "guided_grad_cam")  # shown as grey-centerd images
+_SIGNED = ("guided_backprop", "deconvnet", "guided_grad_cam")  # shown as grey-centered images
 _LAYERED = ("guided_grad_cam",)  # pixel methods that take a layer
+# Perturbation methods over segments: a 7 × 7 grid of the model's input here.
+_SEGMENTED = ("feature_ablation", "shapley_value_sampling", "kernel_shap", "lime")
 
 
 @dataclasses.dataclass
@@ -113,8 +130,12 @@ def _run(method: str, model: nn.Module, layer: str | None, variables, x, target)
   fn, kind = METHODS[method]
   if method == "eigen_cam":
     return fn(model, variables, x, layer)
+  if method == "random_cam":  # the baseline the others should beat: a seeded draw
+    return fn(model, variables, x, layer, target, key=jax.random.key(0))
   if kind == "cam" or method in _LAYERED:
     return fn(model, variables, x, layer, target)
+  if method in _SEGMENTED:
+    return fn(model, variables, x, target, segments=explain.grid_segments(x.shape))
   return fn(model, variables, x, target)
 
 

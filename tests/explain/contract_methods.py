@@ -69,6 +69,15 @@ METHODS = {
     "layer_cam": _cam(E.layer_cam),
     "eigen_cam": _cam(E.eigen_cam),
     "guided_grad_cam": _cam(E.guided_grad_cam),
+    "hires_cam": _cam(E.hires_cam),
+    "grad_cam_elementwise": _cam(E.grad_cam_elementwise),
+    "eigen_grad_cam": _cam(E.eigen_grad_cam),
+    "kpca_cam": _cam(E.kpca_cam),
+    "fem": _cam(E.fem, k=1.0),  # 4×4 maps: k=2 could leave nothing above the threshold
+    "shapley_cam": _cam(E.shapley_cam,  # ReST: a score whose Hessian does not vanish
+                        target=lambda o: o[:, 1] + jax.nn.log_softmax(o)[:, 1]),
+    "finer_cam": _cam(E.finer_cam),
+    "random_cam": _cam(E.random_cam, key=jax.random.key(0)),
     "score_cam": Method(lambda m, v, x: E.score_cam(m, v, x, LAYER, chunk=4)),
     "gradient": Method(lambda m, v, x: E.gradient(m, v, x)),
     "gradient_x_input": Method(lambda m, v, x: E.gradient_x_input(m, v, x, target=[0, 2])),
@@ -76,8 +85,38 @@ METHODS = {
     "integrated_gradients": Method(lambda m, v, x: E.integrated_gradients(m, v, x, steps=3)),
     "guided_backprop": Method(lambda m, v, x: E.guided_backprop(m, v, x)),
     "deconvnet": Method(lambda m, v, x: E.deconvnet(m, v, x, target=1)),
+    "deep_lift": Method(lambda m, v, x: E.deep_lift(m, v, x, target=[0, 2], baseline=0.5 - x)),
+    "deep_lift_shap": Method(lambda m, v, x: E.deep_lift_shap(
+        m, v, x, baselines=jnp.stack([0.2 * x[0], 0.5 - x[1]]), chunk=10)),
+    "layer_deep_lift": Method(lambda m, v, x: E.layer_deep_lift(m, v, x, "block2", baseline=0.5)),
+    "gradient_shap": Method(lambda m, v, x: E.gradient_shap(
+        m, v, x, baselines=jnp.stack([0.2 * x[0], 0.5 - x[1]]), samples=2, stdev=0.1)),
+    "lrp": Method(lambda m, v, x: E.lrp(m, v, x, target=[0, 2], rule=lambda path: (
+        "gamma" if "block1" in path else "alpha1_beta0" if "block2" in path else "epsilon"))),
+    "occlusion": Method(lambda m, v, x: E.occlusion(m, v, x, window=8, stride=4, chunk=4)),
+    "feature_ablation": Method(lambda m, v, x: E.feature_ablation(
+        m, v, x, segments=E.grid_segments(x.shape, 2), baseline=0.5, chunk=3)),
+    "shapley_value_sampling": Method(lambda m, v, x: E.shapley_value_sampling(
+        m, v, x, target=[0, 2], segments=E.grid_segments(x.shape, 2), samples=2, chunk=3)),
+    "kernel_shap": Method(lambda m, v, x: E.kernel_shap(
+        m, v, x, segments=E.grid_segments(x.shape, 2), samples=6, chunk=4)),
+    "lime": Method(lambda m, v, x: E.lime(m, v, x, segments=E.grid_segments(x.shape, 2),
+                                          samples=8, sweeps=20, chunk=4)),
     "deletion_insertion": Method(
         lambda m, v, x: E.deletion_insertion(m, v, x, fixed_saliency(x), steps=4)),
+    "road": Method(lambda m, v, x: E.road(m, v, x, fixed_saliency(x), percentiles=(30, 70),
+                                          key=jax.random.key(0), chunk=2)),
+    "confidence_change": Method(
+        lambda m, v, x: E.confidence_change(m, v, x, fixed_saliency(x) / 2, target=[0, 2]),
+        differentiable=lambda out: (out.change, out.drop)),  # `increase` is a step
+    "infidelity": Method(lambda m, v, x: E.infidelity(m, v, x, 0.1 * x, samples=2, chunk=8,
+                                                      key=jax.random.key(0))),
+    "sensitivity_max": Method(lambda m, v, x: E.sensitivity_max(
+        m, v, x, E.gradient, target=1, samples=2, key=jax.random.key(0))),
+    "tcav": Method(lambda m, v, x: E.tcav(m, v, x[:4], LAYER, x[4:] + 0.5,
+                                          jnp.stack([x[4:], x[:4], x[2:6]]), target=1,
+                                          max_epochs=20),
+                   batched=False, differentiable=None),  # a sign count; CAVs held fixed
     "max_activating_patches": Method(
         lambda m, v, x: E.max_activating_patches(m, v, x, "block2", [0, 3], k=3, batch_size=4),
         batched=False, differentiable=lambda out: out.activations),
@@ -99,7 +138,8 @@ METHODS = {
 # What `cj.explain` exports besides explainers: activation rules, layer plumbing, map
 # helpers and target forms (covered by their own tests).
 HELPERS = {"deconv", "guided", "guided_relu", "layer_vjp", "resolve_layers", "gaussian_blur",
-           "normalize", "upsample", "top_k", "receptive_fields"}
+           "normalize", "upsample", "top_k", "neuron", "receptive_fields",
+           "grid_segments"}
 
 
 def leading_batch(out) -> list:

@@ -15,6 +15,8 @@ the layer has an all-zero mask, so its input is the zero image; constant channel
 sorted last and steps holding only them reuse one forward of the zero image. (In exact
 arithmetic pytorch-grad-cam's mask is zero there too; its float upsampling can leave a
 ~1e-7 ripple that its normalizer blows up, for non-zero constant channels only.)
+The masked forwards are `targets.scores_fn`'s, so a neuron target scores masked inputs by
+the neuron; eigen_smooth and aug_smooth are pytorch-grad-cam's (perturbation_cam.py).
 """
 from typing import Any, Sequence
 
@@ -22,11 +24,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnnviz_jax.explain import cam, layer_gradients, maps, targets
-from cnnviz_jax.models import taps
+from cnnviz_jax.explain import maps, perturbation_cam, targets
 
 
-def _channel_scores(model: nn.Module, variables, x: jax.Array, acts: jax.Array,
+def _channel_scores(forward: perturbation_cam.Forward, x: jax.Array, acts: jax.Array,
                     resolved: targets.Resolved, chunk: int, align_corners: bool) -> jax.Array:
   """Scores of every target for every channel's masked input: (B, C, K).
 
@@ -41,7 +42,7 @@ def _channel_scores(model: nn.Module, variables, x: jax.Array, acts: jax.Array,
   padded = -(-channels // chunk) * chunk
   order = jnp.concatenate([order, jnp.repeat(order[:, -1:], padded - channels, axis=1)], 1)
   rows = resolved.repeat(chunk)  # rows are image-major: (B·chunk)
-  zero_outputs = model.apply(variables, jnp.zeros((1, *x.shape[1:]), x.dtype), train=False)
+  zero_outputs = forward(jnp.zeros((1, *x.shape[1:]), x.dtype))
 
   def masked_scores(idx):  # (B, chunk) channel ids -> (B, chunk, K)
     picked = jnp.take_along_axis(acts, idx[:, None, None, :], axis=3)  # (B, h, w, chunk)
@@ -50,7 +51,7 @@ def _channel_scores(model: nn.Module, variables, x: jax.Array, acts: jax.Array,
     mask = jnp.where(jnp.take_along_axis(constant, idx, axis=1)[:, None, None, :], 0.0, mask)
     mask = jnp.moveaxis(mask, -1, 1)[..., None].astype(x.dtype)  # (B, chunk, H, W, 1)
     masked = x[:, None] * mask  # (B, chunk, H, W, C)
-    outputs = model.apply(variables, masked.reshape(-1, *x.shape[1:]), train=False)
+    outputs = forward(masked.reshape(-1, *x.shape[1:]))
     return rows.scores(outputs).reshape(batch, chunk, -1)
 
   def zero_scores(idx):  # every image's chunk is constant: reuse f(zero image)
@@ -68,21 +69,20 @@ def _channel_scores(model: nn.Module, variables, x: jax.Array, acts: jax.Array,
 
 
 def score_cam(model: nn.Module, variables, x: jax.Array, layer=None, target: Any = None, *,
-              chunk: int = 32, align_corners: bool = True,
-              size: Sequence[int] | None = None) -> jax.Array:
+              chunk: int = 32, align_corners: bool = True, eigen_smooth: bool = False,
+              aug_smooth: bool = False, size: Sequence[int] | None = None) -> jax.Array:
   """Score-CAM maps (B, h, w), or (B, K, h, w) for several targets; >= 0.
 
-  layer / target / size as grad_cam (several layers are combined the same way).
+  layer / target / eigen_smooth / aug_smooth / size as grad_cam (several layers are
+  combined the same way; aug_smooth masks each of the six variants with its own channels).
   chunk: channels per image per forward pass (B·chunk masked images at a time).
   """
-  layers = layer_gradients.resolve_layers(model, variables, x, layer)
-  outputs, acts = taps.apply_with_taps(model, variables, x, layers)
-  resolved = targets.resolve(target, outputs)
-  cams = []
-  for name in layers:
-    a = maps.at_least_float32(acts[name])
-    scores = _channel_scores(model, variables, x, a, resolved, chunk, align_corners)
-    weights = jax.nn.softmax(scores.astype(a.dtype), axis=1)  # over channels: (B, C, K)
-    cams.append(jax.nn.relu(jnp.einsum("bhwc,bck->bkhw", a, weights)))
-  result = cam.combine_layers(cams, size)
-  return result if resolved.multi else result[:, 0]
+  def weights(forward, z, name, acts, resolved):
+    del name
+    a = maps.at_least_float32(acts)
+    scores = _channel_scores(forward, z, a, resolved, chunk, align_corners)
+    return jax.nn.softmax(scores.astype(a.dtype), axis=1)  # over channels: (B, C, K)
+
+  return perturbation_cam.perturbation_cams(model, variables, x, layer, target, weights,
+                                            eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
+                                            size=size)

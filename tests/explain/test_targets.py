@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnnviz_jax as cj
-from cnnviz_jax.explain import targets
+from cnnviz_jax.explain import gradients, targets
 
 E = cj.explain
 
@@ -89,3 +89,35 @@ def test_bad_top_k():
     E.top_k(0)
   with pytest.raises(ValueError, match="only 4 outputs"):
     targets.resolve(E.top_k(5), jnp.zeros((2, 4)))
+
+
+def test_a_neuron_target_is_a_class_of_the_layer_channel_scores(tiny):
+  """gradient of neuron(layer, c) = gradient of the channel's sum (or value at (y, x))."""
+  model, variables, x = tiny
+
+  def channel(z, position=None):
+    acts = cj.models.apply_with_taps(model, variables, z, ["block2"])[1]["block2"]
+    return (acts[:, position[0], position[1], 3] if position else acts[..., 3].sum((1, 2))).sum()
+
+  np.testing.assert_allclose(gradients.gradient(model, variables, x, targets.neuron("block2", 3)),
+                             jax.grad(channel)(x), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(gradients.gradient(model, variables, x, targets.neuron("block2", 3, (2, 5))),
+                             jax.grad(lambda z: channel(z, (2, 5)))(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: targets.neuron(3, 0), "layer name"),
+    (lambda: targets.neuron("block2", 0, (1,)), r"\(y, x\)"),
+    (lambda: targets.neuron("nowhere", 0), "unknown layer"),
+    (lambda: targets.neuron("block2", 32), "out of range"),  # block2 has 32 channels
+    (lambda: targets.neuron("block2", np.array([0, 1, 2])), r"shape \(B,\)"),
+])
+def test_bad_neuron_targets_raise(tiny, make, match):
+  model, variables, x = tiny
+  with pytest.raises(ValueError, match=match):
+    gradients.gradient(model, variables, x, make())
+
+
+def test_a_neuron_target_needs_its_layer_scores():
+  with pytest.raises(ValueError, match="scores_fn"):
+    targets.resolve(targets.neuron("block2", 0), jnp.zeros((2, 4)))

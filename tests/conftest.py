@@ -1,5 +1,6 @@
 """Shared test set-up: quiet TensorFlow, the `slow` marker, a compilation cache for the run,
-reference-model helpers."""
+the repository root on sys.path (helpers.py), the tiny runs' data directory, reference
+models."""
 import os
 import shutil
 import sys
@@ -18,6 +19,9 @@ try:  # torchvision (its triton) segfaults if TensorFlow was imported first in t
   import torchvision  # noqa: F401  pylint: disable=unused-import
 except ImportError:
   pass
+
+# the repository root on sys.path for every test module: configs/ and experiments/
+import helpers  # noqa: F401,E402  pylint: disable=unused-import,wrong-import-position
 
 
 def _own_cores(workerinput: dict) -> None:
@@ -63,6 +67,13 @@ def pytest_collection_modifyitems(items):
 def pytest_unconfigure(config):
   if getattr(config, "xla_cache_dir", None):
     shutil.rmtree(config.xla_cache_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  """The tfds data directory of the tiny demo runs (tests/runs.py): they prepare the synthetic
+  shapes there on first use, once per session."""
+  return str(tmp_path_factory.mktemp("tfds"))
 
 
 def _randomize_torch_bn(module, seed: int = 0):

@@ -1,8 +1,7 @@
 """The README's two commands exist, and CI runs exactly the README's test command."""
-import pathlib
 import re
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 
 def _commands() -> list[str]:

@@ -10,7 +10,6 @@ import importlib
 import json
 import math
 import pathlib
-import sys
 import threading
 from unittest import mock
 
@@ -22,10 +21,6 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from tensorflow_datasets.testing import test_utils as tfds_test_utils
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # configs/ is a top-level package, as for `python -m cnnviz_jax.main`
-
-# pylint: disable=wrong-import-position
 import cnnviz_jax as cj
 from cnnviz_jax.data import tfds_sources
 from cnnviz_jax.train import freeze, loop, validate

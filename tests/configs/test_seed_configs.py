@@ -3,6 +3,7 @@ variant with a scratch CNN. The big backbones' runs are in the other files of th
 so pytest-xdist's loadfile spreads them over workers."""
 import pytest
 
+import helpers
 import smoke
 
 ALL = tuple(smoke.SEED_CLASSES)
@@ -30,7 +31,7 @@ def test_the_variant_after_the_colon_reaches_get_config():
   from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
   values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", flag_values=values)
-  path = smoke.ROOT / "configs" / "seed_003_tf_flowers.py"
+  path = helpers.ROOT / "configs" / "seed_003_tf_flowers.py"
   values(["prog", f"--config={path}:dropout"])
   assert values.config.model.options.dropout == 0.5
   with pytest.raises(flags.IllegalFlagValueError, match="unknown variant 'nope'"):

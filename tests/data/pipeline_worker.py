@@ -1,4 +1,5 @@
-"""Runs the input pipeline in a fresh process and saves what this process's devices got.
+"""Runs the input pipeline in a fresh process (test_pipeline.py starts it) and saves what this
+process's devices got.
 
 Usage: pipeline_worker.py OUT.npz DATA_DIR [PROCESS_ID NUM_PROCESSES PORT]
 With a process id it joins a local jax.distributed run (gloo CPU collectives). Simulated
@@ -6,7 +7,6 @@ devices come from XLA_FLAGS, set by the caller before this process imports jax.
 With PIPELINE_STREAM=1, DATA_DIR holds the shapes in array_record and every example streams.
 """
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -24,19 +24,6 @@ def local_rows(array) -> tuple[np.ndarray, np.ndarray]:
   starts = sorted(seen)
   rows = np.concatenate([np.arange(s, s + len(seen[s])) for s in starts])
   return rows, np.concatenate([seen[s] for s in starts])
-
-
-def run_worker(*args, env=None):
-  """Starts this file in a fresh process; returns the Popen (not waited for)."""
-  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", **(env or {})}
-  return subprocess.Popen([sys.executable, __file__, *map(str, args)], env=full_env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait(proc, timeout=240):
-  out, _ = proc.communicate(timeout=timeout)
-  assert proc.returncode == 0, out[-4000:]
-  return out
 
 
 def main(out, data_dir, *dist):

@@ -1,27 +1,26 @@
 """The input pipeline: batch contents, determinism, exact resume, eval exactly-once, sharding
 over 8 simulated devices and over 2 local processes (same batches as 1 process). The two
 processes stream their examples from array_record files; the reference caches tfrecord's."""
-import socket
+import functools
 
 import numpy as np
 import pytest
 
-from pipeline_worker import SHAPES, run_worker, wait  # pylint: disable=import-error
+import helpers
+import pipeline_worker  # pylint: disable=import-error
 from cnnviz_jax.data import config, pipeline
+from pipeline_worker import SHAPES  # pylint: disable=import-error
 
 
 @pytest.fixture(scope="module", autouse=True)
 def workers(shapes_dir, shapes_array_record_dir, tmp_path_factory):
   """Starts the 8-device and the 2-process runs first: they overlap the in-process tests."""
-  out = tmp_path_factory.mktemp("workers")
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  procs = {"d8": run_worker(out / "d8.npz", shapes_dir,
-                            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})}
+  out, port = tmp_path_factory.mktemp("workers"), helpers.free_port()
+  start = functools.partial(helpers.python, pipeline_worker.__file__, wait=False)
+  procs = {"d8": start(out / "d8.npz", shapes_dir, env=helpers.eight_devices())}
   for i in range(2):
-    procs[f"p{i}"] = run_worker(out / f"p{i}.npz", shapes_array_record_dir, i, 2, port,
-                                env={"PIPELINE_STREAM": "1"})
+    procs[f"p{i}"] = start(out / f"p{i}.npz", shapes_array_record_dir, i, 2, port,
+                           env={"PIPELINE_STREAM": "1"})
   yield {name: (proc, out / f"{name}.npz") for name, proc in procs.items()}
   for proc in procs.values():
     if proc.poll() is None:
@@ -30,7 +29,8 @@ def workers(shapes_dir, shapes_array_record_dir, tmp_path_factory):
 
 def _result(workers, name):
   proc, path = workers[name]
-  wait(proc)
+  output, _ = proc.communicate(timeout=240)
+  assert proc.returncode == 0, output[-4000:]
   return dict(np.load(path))
 
 

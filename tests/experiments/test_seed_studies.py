@@ -4,10 +4,8 @@ import runpy
 
 import pytest
 
-import runs  # tests/train/runs.py: ROOT on sys.path, for `from configs import …`
 from experiments import space, trials as trials_lib
-
-ROOT = runs.ROOT
+from helpers import ROOT
 
 
 @pytest.mark.parametrize("study", sorted((ROOT / "experiments").glob("seed_*.py")),

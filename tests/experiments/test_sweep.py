@@ -10,16 +10,15 @@ import os
 import pathlib
 import shlex
 import subprocess
-import sys
 
-import numpy as np
 import pytest
 
-import runs  # tests/train/runs.py (conftest puts it on the path)
+import helpers
+import runs
 
-ROOT = runs.ROOT
 # Augmentation (seed 000 swept it) changes the input pipeline, not the compiled step: with the
-# compilation cache below, the 4 trials compile twice (once per LR), which keeps the test fast.
+# test run's compilation cache (tests/conftest.py), the 4 trials compile twice (once per LR),
+# which keeps the test fast.
 LRS = ("1e-3", "3e-3")
 AUGMENTS = ("{'kind': None}", "{'kind': 'keras', 'rotation': 20.0, 'horizontal_flip': True}")
 GRID = [f"config.stages[0].schedule.lr={','.join(LRS)}",
@@ -33,19 +32,10 @@ def tiny(data_dir) -> list[str]:
   return [f"--config.data.data_dir={data_dir}", *runs.tiny_flags(epochs=1)]
 
 
-def environment(data_dir) -> dict:
-  """CPU, and a persistent compilation cache shared by the trials: the test run's (see
-  tests/conftest.py, which the other CLI runs fill too), else one next to the data."""
-  return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=os.environ.get(
-      "JAX_COMPILATION_CACHE_DIR", str(pathlib.Path(data_dir) / "jax_cache")))
-
-
 def sweep(workdir, data_dir, *flags, grid=GRID, config="configs/demo.py", python=None):
-  command = [sys.executable, *(python or ["-m", "experiments.sweep", f"--config={config}"]),
-             f"--workdir={workdir}", *(f"--grid={g}" for g in grid), *flags,
-             "--", *tiny(data_dir)]
-  return subprocess.run(command, cwd=ROOT, env=environment(data_dir), capture_output=True,
-                        text=True, check=False)
+  return helpers.python(*(python or ["-m", "experiments.sweep", f"--config={config}"]),
+                        f"--workdir={workdir}", *(f"--grid={g}" for g in grid), *flags,
+                        "--", *tiny(data_dir))
 
 
 def table(workdir: pathlib.Path) -> list[dict]:
@@ -131,8 +121,8 @@ def test_printed_commands_run_as_is_and_match_the_parallel_run(grid_sweep, data_
     argv = shlex.split(line)
     assert argv[1:3] == ["-m", "cnnviz_jax.main"] and f"--workdir={workdir}/trial_{i:03d}" in argv
   # A scheduler runs line i as it is; here the last one, sequentially (the grid ran 2 at once).
-  ran = subprocess.run(lines[3], shell=True, cwd=ROOT, env=environment(data_dir),
-                       capture_output=True, text=True, check=False)
+  ran = subprocess.run(lines[3], shell=True, cwd=helpers.ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
   assert ran.returncode == 0, ran.stderr[-3000:]
   assert results(workdir / "trial_003") == results(grid_sweep / "trial_003")  # deterministic
   collected = sweep(workdir, data_dir, "--table_only")

@@ -5,11 +5,9 @@ import pathlib
 import re
 import shutil
 import subprocess
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "train"))
-import runs  # noqa: E402  pylint: disable=wrong-import-position  (tests/train/runs.py)
+import helpers
+import runs
 
 # configs/demo.py on the train tests' 256 synthetic images of 3 classes, 2 epochs: seconds
 TINY = runs.tiny_flags(epochs=2)
@@ -27,15 +25,10 @@ def image_files(directory: pathlib.Path) -> list[pathlib.Path]:
   return paths
 
 
-def run_module(module: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
-  return runs.run_module(module, *args, env={"JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"},
-                         timeout=timeout)
-
-
 def train_demo(workdir, data_dir) -> subprocess.CompletedProcess:
   """The README's demo command with the tiny overrides: trains, evaluates, writes the report."""
-  return run_module("cnnviz_jax.main", "--config", ROOT / "configs/demo.py",
-                    f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *TINY)
+  return helpers.python("-m", "cnnviz_jax.main", "--config", helpers.ROOT / "configs/demo.py",
+                        f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *TINY)
 
 
 # --- headless Chromium --------------------------------------------------------------------

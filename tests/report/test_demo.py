@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import helpers
 import report_runs
 from cnnviz_jax.report import build, compute, trained_run
 
@@ -161,8 +162,8 @@ def test_images_command_with_a_workdir_writes_overlays_at_image_size(demo_run, t
   workdir, _ = demo_run
   paths = report_runs.image_files(tmp_path)
   out = tmp_path / "out"
-  result = report_runs.run_module(
-      "cnnviz_jax.report", f"--workdir={workdir}", "--images", *paths,
+  result = helpers.python(
+      "-m", "cnnviz_jax.report", f"--workdir={workdir}", "--images", *paths,
       "--methods=grad_cam,guided_backprop,integrated_gradients", f"--output={out}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"report: {out}/report.html" in result.stdout
@@ -193,7 +194,7 @@ def test_unknown_report_layers_are_named_with_the_valid_ones(demo_run):
 def test_mode_report_rewrites_the_report_of_an_existing_workdir(demo_run):
   workdir, _ = demo_run
   before = (workdir / "report.html").stat().st_mtime_ns
-  result = report_runs.run_module("cnnviz_jax.main", "--mode=report", f"--workdir={workdir}")
+  result = helpers.python("-m", "cnnviz_jax.main", "--mode=report", f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"report: {workdir}/report.html" in result.stdout
   assert (workdir / "report.html").stat().st_mtime_ns > before
@@ -204,8 +205,8 @@ def test_mode_report_rewrites_the_report_of_an_existing_workdir(demo_run):
 def test_report_command_on_a_workdir_prints_its_path_as_mode_report_does(demo_run, tmp_path):
   workdir, _ = demo_run
   out = tmp_path / "elsewhere.html"
-  result = report_runs.run_module("cnnviz_jax.report", f"--workdir={workdir}", "--quick",
-                                  "--num_images=4", f"--output={out}")
+  result = helpers.python("-m", "cnnviz_jax.report", f"--workdir={workdir}", "--quick",
+                          "--num_images=4", f"--output={out}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().splitlines()[-1] == f"report: {out}"
   assert 'data-status="complete"' in out.read_text()

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import cnnviz_jax as cj
+import helpers
 import report_runs
 from cnnviz_jax.report import images, trained_run
 from cnnviz_jax.train.workdir import WorkdirError
@@ -51,12 +52,12 @@ def test_a_16_bit_image_reads_as_training_reads_it(tmp_path):
 def test_cli_reports_bad_input_with_a_clear_message_and_exit_code(tmp_path):
   bad = tmp_path / "broken.png"
   bad.write_bytes(b"\x89PNG but truncated")
-  result = report_runs.run_module("cnnviz_jax.report", f"--workdir={tmp_path}",
-                                  "--images", bad, timeout=300)
+  result = helpers.python("-m", "cnnviz_jax.report", f"--workdir={tmp_path}",
+                          "--images", bad, timeout=300)
   assert result.returncode == 2
   assert f"error: cannot read image {bad}" in result.stderr
-  result = report_runs.run_module("cnnviz_jax.main", "--mode=report", f"--workdir={tmp_path}",
-                                  timeout=300)
+  result = helpers.python("-m", "cnnviz_jax.main", "--mode=report", f"--workdir={tmp_path}",
+                          timeout=300)
   assert result.returncode != 0 and "config.json is missing" in result.stderr
 
 

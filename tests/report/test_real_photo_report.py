@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 import cnnviz_jax as cj
+import helpers
 import report_runs
 
 CATS = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat")
@@ -18,8 +19,8 @@ def test_report_command_on_a_cat_photo_names_a_cat(tmp_path, photos):
   cj.weights.save(weights, *cj.weights.pretrained("efficientnet_lite0"))  # = the convert CLI
   Image.fromarray(photos["chelsea"]).save(tmp_path / "chelsea.png")
   out = tmp_path / "out"
-  result = report_runs.run_module(
-      "cnnviz_jax.report", f"--weights={weights}", "--images", tmp_path / "chelsea.png",
+  result = helpers.python(
+      "-m", "cnnviz_jax.report", f"--weights={weights}", "--images", tmp_path / "chelsea.png",
       "--methods=grad_cam,guided_backprop", f"--output={out}")
   assert result.returncode == 0, result.stderr[-3000:]
   page = (out / "report.html").read_text()

@@ -1,13 +1,7 @@
-"""Fixtures of the train tests: one tiny synthetic shapes dataset per session; a local GCS
-emulator per module that asks for it."""
+"""Fixtures of the train tests: a local GCS emulator per module that asks for it."""
 import pytest
 
 import gcs_emulator
-
-
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
 
 
 @pytest.fixture(scope="module")

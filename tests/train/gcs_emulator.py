@@ -22,13 +22,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
+
+import helpers
 
 BUCKET = "bucket"  # the tests' bucket (conftest.py's `gcs` fixture creates it)
 GOOGLE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
@@ -38,12 +39,6 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encodin
 
 class EmulatorUnavailable(RuntimeError):
   """The emulator (or what it needs) is missing here: the tests skip with this message."""
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def _binary() -> str:
@@ -158,7 +153,7 @@ class Emulator:
 
   def __init__(self, directory: str):
     self.directory = directory
-    self.port = _free_port()
+    self.port = helpers.free_port()
     self.url = f"http://127.0.0.1:{self.port}"
     self._process = self._proxy = None
 

@@ -6,6 +6,7 @@ import shutil
 import pytest
 from PIL import Image
 
+import helpers
 import runs
 from cnnviz_jax.train import loop
 
@@ -27,7 +28,7 @@ def trained(tmp_path_factory, data_dir):
 
 def _train(workdir, data_dir, *extra):
   """`main` as runs.run_main calls it (the tiny config; --noreport), as a command line."""
-  return [MAIN, "--config", runs.ROOT / "configs/demo.py", f"--workdir={workdir}",
+  return [MAIN, "--config", helpers.ROOT / "configs/demo.py", f"--workdir={workdir}",
           f"--config.data.data_dir={data_dir}", "--noreport", *runs.TINY, *extra]
 
 
@@ -70,7 +71,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, data_dir, trained):
   changed_before = (trained[0] / "config.json").read_bytes()
   failures = []
   for name, (command, message) in _cases(tmp_path, data_dir, trained).items():
-    result = runs.run_module(*command)
+    result = helpers.python("-m", *command)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     said = result.stderr[result.stderr.find("error: "):]  # a changed config: a line a field
     if (result.returncode, len(errors)) != (2, 1) or message not in said \
@@ -83,8 +84,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, data_dir, trained):
 
 
 def test_verbosity_1_adds_the_traceback_for_debugging(tmp_path, data_dir):
-  result = runs.run_module(*_train(tmp_path / "w", data_dir, "--config.stages[0].epochs=0",
-                                   "--verbosity=1"))
+  result = helpers.python("-m", *_train(tmp_path / "w", data_dir, "--config.stages[0].epochs=0",
+                                        "--verbosity=1"))
   assert result.returncode == 2
   assert "Traceback" in result.stderr
   assert "error: config.stages[0].epochs must be a positive int; got 0" in result.stderr

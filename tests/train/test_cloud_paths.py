@@ -6,11 +6,8 @@ under test."""
 import csv
 import io
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import jax
@@ -20,6 +17,7 @@ from PIL import Image
 
 import cnnviz_jax as cj
 import gcs_emulator
+import helpers
 import runs
 from cnnviz_jax import storage
 from cnnviz_jax.data import image_folder
@@ -148,15 +146,15 @@ def test_bad_urls_are_clear_errors_before_any_work(tmp_path):
   bad = runs.run_main("gs:/bucket/W", str(tmp_path / "tfds"))
   assert bad.returncode != 0
   assert "--workdir: 'gs:/bucket/W' looks like a URL that lost a slash" in bad.stderr
-  assert not (runs.ROOT / "gs:").exists()
+  assert not (helpers.ROOT / "gs:").exists()
 
 
 @pytest.mark.slow
 def test_sweep_workdir_on_gs_holds_its_table_figures_and_trial_logs(gcs):
   # the table and figures of a sweep whose trials have not run yet
-  table = runs.run_module("experiments.sweep", "--config=configs/demo.py",
-                          f"--workdir=gs://{BUCKET}/S", "--table_only",
-                          "--grid=config.model.head=dense128,dense256", env=gcs.env)
+  table = helpers.python("-m", "experiments.sweep", "--config=configs/demo.py",
+                         f"--workdir=gs://{BUCKET}/S", "--table_only",
+                         "--grid=config.model.head=dense128,dense256", env=gcs.env)
   assert table.returncode == 0, table.stderr[-3000:]
   names = set(gcs.names(BUCKET, "S/"))
   assert {"S/trials.json", "S/results.csv", "S/results.md", "S/accuracy.png",
@@ -171,8 +169,6 @@ def test_sweep_workdir_on_gs_holds_its_table_figures_and_trial_logs(gcs):
           "for word in ('first', 'second'):\n"
           "  assert sweep._run_logged([sys.executable, '-c', f'print({word!r})'], log, "
           "dict(os.environ)) == 0\n")
-  attempt = subprocess.run([sys.executable, "-c", code], cwd=runs.ROOT, capture_output=True,
-                           text=True, env=dict(os.environ, JAX_PLATFORMS="cpu", **gcs.env),
-                           check=False)
+  attempt = helpers.python("-c", code, env=gcs.env)
   assert attempt.returncode == 0, attempt.stderr[-3000:]
   assert gcs.read(BUCKET, "S/trial_000/sweep.log") == b"first\nsecond\n"

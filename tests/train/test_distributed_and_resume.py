@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+import helpers
 import runs
 from cnnviz_jax import xla_flags
 
@@ -49,10 +50,9 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   flags = {"XLA_FLAGS": xla_flags.CPU_FLAGS}  # the same kernels in every configuration
   single = runs.run_main(tmp_path / "one", data_dir, *epoch, env=flags)
   assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
-  eight = runs.run_main(tmp_path / "eight", data_dir, *epoch, env={
-      "XLA_FLAGS": xla_flags.CPU_FLAGS + " --xla_force_host_platform_device_count=8"})
+  eight = runs.run_main(tmp_path / "eight", data_dir, *epoch, env=helpers.eight_devices())
   assert eight.returncode == 0, eight.stderr[-3000:]
-  port = runs.free_port()
+  port = helpers.free_port()
   processes = [runs.run_main(tmp_path / "two", data_dir, *epoch, *_two(port, i), env=flags,
                              wait=False, report=True) for i in range(2)]
   outputs = [p.communicate(timeout=900)[0] for p in processes]
@@ -71,10 +71,10 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   assert 'data-status="complete"' in (tmp_path / "two" / "report.html").read_text()
 
   # --mode=evaluate under two processes: the final evaluation again, every example once
-  port = runs.free_port()
-  evaluations = [runs.run_module("cnnviz_jax.main", "--mode=evaluate", f"--workdir={tmp_path / 'two'}",
-                                 "--eval_name=two", *_two(port, i), env=flags, wait=False)
-                 for i in range(2)]
+  port = helpers.free_port()
+  evaluations = [helpers.python("-m", "cnnviz_jax.main", "--mode=evaluate",
+                                f"--workdir={tmp_path / 'two'}", "--eval_name=two",
+                                *_two(port, i), env=flags, wait=False) for i in range(2)]
   outputs = [p.communicate(timeout=600)[0] for p in evaluations]
   assert [p.returncode for p in evaluations] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
   evaluated = json.loads((tmp_path / "two" / "eval" / "two.json").read_text())

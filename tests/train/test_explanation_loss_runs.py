@@ -1,8 +1,5 @@
 """The explanation penalty under the training machinery: 8 sharded devices equal 1, and
 stages with freezing resume exactly."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -11,8 +8,8 @@ import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+import helpers
 import runs
-from cnnviz_jax import xla_flags
 from cnnviz_jax.train import from_config, loop
 from configs import default
 
@@ -60,10 +57,7 @@ _SHARDED = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_a_penalized_step_on_8_sharded_devices_equals_one_device():
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"{xla_flags.CPU_FLAGS} --xla_force_host_platform_device_count=8")
-  result = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=runs.ROOT)
+  result = helpers.python("-c", _SHARDED, env=helpers.eight_devices(), timeout=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   assert result.stdout.count(" ok") == 3, result.stdout
 

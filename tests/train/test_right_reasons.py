@@ -8,7 +8,6 @@ moving the explanation.
 """
 import pytest
 
-import runs  # noqa: F401  (puts the repository root, so configs/, on sys.path)
 from cnnviz_jax.report import mask_figures, samples, trained_run
 from cnnviz_jax.train import loop, validate
 from configs import right_reasons

@@ -9,12 +9,12 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
 import gcs_emulator
+import helpers
 import runs
 from cnnviz_jax import storage
 from cnnviz_jax.report import build
@@ -52,9 +52,7 @@ def _write(workdir: str, record: dict) -> None:
 
 def _hold(workdir) -> subprocess.Popen:
   """Another process holding W's lock through lock.WorkdirLock, until it is killed."""
-  process = subprocess.Popen([sys.executable, "-c", HOLD, str(workdir)], cwd=runs.ROOT,
-                             env=dict(os.environ, JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+  process = helpers.python("-c", HOLD, workdir, wait=False)
   output = []
   while not output or output[-1] not in ("held\n", ""):  # "": it ended
     output.append(process.stdout.readline())
@@ -201,7 +199,7 @@ def test_training_beside_a_live_run_is_refused_and_read_only_modes_run(trained, 
     assert build.workdir_report(workdir, quick=True).exists()
     assert json.loads((workdir / "lock.json").read_text())["pid"] == holder.pid
     # the command line, in two processes: both refuse (the second one learns it from process 0)
-    port = runs.free_port()
+    port = helpers.free_port()
     processes = [runs.run_main(workdir, data_dir, "--config.stages[0].epochs=1",
                                f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                                f"--process_id={i}", wait=False) for i in range(2)]

@@ -2,21 +2,19 @@
 when asked for, one at a time; the convert command line."""
 import collections.abc
 import functools
-import os
 import subprocess
-import sys
 
 import pytest
+
+import helpers
 
 
 @pytest.fixture
 def convert_cli():
   """`python -m cnnviz_jax.weights.convert` on the CPU -> the completed process."""
   def run(source: str, arch: str, input_path, output_path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cnnviz_jax.weights.convert", f"--source={source}",
-         f"--arch={arch}", f"--input={input_path}", f"--output={output_path}"],
-        capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
+    return helpers.python("-m", "cnnviz_jax.weights.convert", f"--source={source}",
+                          f"--arch={arch}", f"--input={input_path}", f"--output={output_path}")
   return run
 
 

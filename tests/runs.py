@@ -1,17 +1,12 @@
-"""Tiny training runs for the train tests: configs/demo.py on a 256-image shapes dataset."""
+"""Tiny training runs for the train, report and sweep tests: configs/demo.py on a 256-image
+shapes dataset."""
 import json
-import os
 import pathlib
-import socket
-import subprocess
-import sys
 
 import orbax.checkpoint as ocp
 
+import helpers
 from cnnviz_jax.weights import store
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # configs/ is a top-level package, as for `python -m cnnviz_jax.main`
 
 TINY = ["--config.data.shapes.num_train=256", "--config.data.shapes.num_validation=64",
         "--config.data.shapes.num_test=64", "--config.data.shapes.num_classes=3",
@@ -35,33 +30,13 @@ def tiny_config(data_dir: str, epochs: int = 3):
   return config
 
 
-def free_port() -> int:
-  """A TCP port free on 127.0.0.1 now (a multi-process run's coordinator)."""
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def run_main(workdir, data_dir, *extra, env=None, wait=True, config=ROOT / "configs/demo.py",
-             report=False):
+def run_main(workdir, data_dir, *extra, env=None, wait=True,
+             config=helpers.ROOT / "configs/demo.py", report=False):
   """`python -m cnnviz_jax.main --config configs/demo.py` with the TINY overrides (the report
   has its own tests: off unless asked for)."""
-  return run_module("cnnviz_jax.main", "--config", str(config), f"--workdir={workdir}",
-                    f"--config.data.data_dir={data_dir}", *([] if report else ["--noreport"]),
-                    *TINY, *extra, env=env, wait=wait)
-
-
-def run_module(module: str, *args, env=None, wait=True, timeout: float | None = None):
-  """`python -m module args…` from the repository root on the CPU: the completed process
-  (killed after `timeout` s), or (wait=False) the running one with stdout and stderr merged."""
-  command = [sys.executable, "-m", module, *map(str, args)]
-  environment = dict(os.environ, **(env or {}))
-  environment.setdefault("JAX_PLATFORMS", "cpu")
-  if not wait:
-    return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-  return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
-                        check=False, timeout=timeout)
+  return helpers.python("-m", "cnnviz_jax.main", "--config", config, f"--workdir={workdir}",
+                        f"--config.data.data_dir={data_dir}", *([] if report else ["--noreport"]),
+                        *TINY, *extra, env=env, wait=wait)
 
 
 def final_state(workdir: pathlib.Path, which: str = "checkpoints"):
@@ -80,3 +55,4 @@ def state_at(workdir: pathlib.Path, step: int, which: str = "checkpoints"):
 
 def history(workdir: pathlib.Path) -> list[dict]:
   return json.loads((pathlib.Path(workdir) / "history.json").read_text())
+

@@ -1,5 +1,5 @@
-"""What tests across tests/ share: the repository root, and Python processes started from it
-as a user starts them.
+"""What tests across tests/ share: the repository root, Python processes started from it as a
+user starts them, and comparisons of arrays and pytrees.
 
 Every test module can `import helpers`: pytest puts tests/ on sys.path when it imports
 tests/conftest.py (its default `prepend` import mode), and that conftest imports this module,
@@ -12,6 +12,8 @@ import pathlib
 import socket
 import subprocess
 import sys
+
+import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # configs/ and experiments/ are top-level packages, as for `-m`
@@ -44,3 +46,35 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+def assert_close_at_scale(name: str, ours, reference) -> None:
+  """max |ours - reference| <= 1e-4 of the reference's scale (its max |value|, at least 1)."""
+  scale = max(1.0, float(np.abs(reference).max()))
+  err = float(np.abs(np.asarray(ours) - reference).max())
+  assert err <= 1e-4 * scale, f"{name}: max abs diff {err:.3g} at output scale {scale:.3g}"
+
+
+def _leaf_pairs(got, expected, what: str = "") -> list[tuple[str, object, object]]:
+  """(path, got's leaf, expected's leaf) of two pytrees that have the same paths, whatever their
+  mappings' types (dict, OrderedDict, flax's FrozenDict) and orders."""
+  import jax  # pylint: disable=import-outside-toplevel  (see the module's docstring)
+  flat = [{jax.tree_util.keystr(path): leaf
+           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+          for tree in (got, expected)]
+  assert flat[0].keys() == flat[1].keys(), f"{what} paths of one tree only: " \
+      f"{sorted(flat[0].keys() ^ flat[1].keys())}"
+  return [(path, flat[0][path], flat[1][path]) for path in flat[1]]
+
+
+def assert_trees_equal(got, expected, what: str = "", strict: bool = False) -> None:
+  """`got` has `expected`'s paths and bit-identical arrays at each (strict: the same dtypes and
+  shapes too)."""
+  for path, a, b in _leaf_pairs(got, expected, what):
+    np.testing.assert_array_equal(a, b, err_msg=f"{what} {path}".lstrip(), strict=strict)
+
+
+def assert_trees_close(got, expected, atol: float) -> None:
+  """`got` has `expected`'s paths and arrays within `atol` (and assert_allclose's rtol, 1e-7)."""
+  for path, a, b in _leaf_pairs(got, expected):
+    np.testing.assert_allclose(a, b, atol=atol, err_msg=path)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import helpers
 from pipeline_worker import SHAPES  # pylint: disable=import-error
 from cnnviz_jax.data import config, image_folder, pipeline, datasets
 
@@ -38,12 +39,6 @@ def folder(tmp_path, request):
 
 def _np(batch):
   return {k: np.asarray(v) for k, v in batch.items()}
-
-
-def _assert_same(got, want, what):
-  assert set(got) == set(want), what
-  for key in want:
-    np.testing.assert_array_equal(got[key], want[key], err_msg=f"{what}: {key}")
 
 
 @pytest.fixture
@@ -77,23 +72,23 @@ def test_a_streamed_folder_gives_the_cached_batches_resume_and_eval_pass(folder,
   plain = "object_mask" not in want[0]
   assert plain or want[0]["object_mask"].shape == (8, 16, 16)
   for step, batch in enumerate(want):
-    _assert_same(_np(next(streamed)), batch, f"step {step}")
+    helpers.assert_trees_equal(_np(next(streamed)), batch, f"step {step}")
   if plain:  # files read as they are: by tf.io.read_file, never through Python
     assert not load_log
   else:
     assert load_log and all(len(p) == 1 for p in load_log)  # one example per read
 
   streamed.set_state({"step": 3})  # the middle of the second epoch
-  _assert_same(_np(next(streamed)), want[3], "set_state(3)")
+  helpers.assert_trees_equal(_np(next(streamed)), want[3], "set_state(3)")
   resumed = pipeline.train_iterator(cfg, cache_budget_mb=0, start_step=5)
-  _assert_same(_np(next(resumed)), want[5], "start_step=5")
+  helpers.assert_trees_equal(_np(next(resumed)), want[5], "start_step=5")
 
   ev_cached = pipeline.eval_iterator(cfg, eval_batch_size=8)
   ev_streamed = pipeline.eval_iterator(cfg, eval_batch_size=8, cache_budget_mb=0)
   assert ev_streamed.streaming and not ev_cached.streaming
   got = [_np(b) for b in ev_streamed]
   for i, (g, w) in enumerate(zip(got, map(_np, ev_cached), strict=True)):
-    _assert_same(g, w, f"eval batch {i}")
+    helpers.assert_trees_equal(g, w, f"eval batch {i}")
   index = np.concatenate([b["index"] for b in got])
   assert sorted(index[index >= 0]) == list(range(ev_cached.num_examples))  # each once
 
@@ -135,11 +130,11 @@ def test_array_record_streams_the_tfrecord_batches(shapes_dir, shapes_array_reco
     assert it.streaming == name.endswith("streamed")
     assert it.describe().endswith("(decoded)") != it.streaming
     for step, batch in enumerate(want):
-      _assert_same(_np(next(it)), batch, f"{name} step {13 + step}")
+      helpers.assert_trees_equal(_np(next(it)), batch, f"{name} step {13 + step}")
     for size, batches in ev_want.items():
       ev = [_np(b) for b in pipeline.eval_iterator(cfg, image_size=size)]
       for i, (g, w) in enumerate(zip(ev, batches, strict=True)):
-        _assert_same(g, w, f"{name} eval at {size} px, batch {i}")
+        helpers.assert_trees_equal(g, w, f"{name} eval at {size} px, batch {i}")
 
 
 def test_a_source_read_only_in_order_caches_with_a_warning(shapes_dir, caplog):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
+import helpers
 import runs
 from cnnviz_jax.data import pipeline
 from cnnviz_jax.train import checkpoint, from_config, inputs, loop, mesh, steps
@@ -30,10 +31,6 @@ def _split(config, split):
   return np.concatenate(images), np.concatenate(labels)
 
 
-def _assert_trees_close(a, b, atol):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=atol), a, b)
-
-
 @pytest.mark.slow
 def test_feature_extraction_equals_training_the_head_on_the_frozen_backbone(tmp_path, data_dir):
   config = _sgd_head_only(runs.tiny_config(data_dir))
@@ -41,7 +38,7 @@ def test_feature_extraction_equals_training_the_head_on_the_frozen_backbone(tmp_
   config.feature_extraction = True
   cached = loop.train_and_evaluate(config, tmp_path / "features")
   heads = [runs.final_state(tmp_path / d)["params"]["head"] for d in ("direct", "features")]
-  _assert_trees_close(*heads, atol=1e-5)
+  helpers.assert_trees_close(*heads, atol=1e-5)
   for split in ("validation", "test"):
     assert direct["splits"][split]["confusion_matrix"] == cached["splits"][split][
         "confusion_matrix"]
@@ -121,7 +118,7 @@ def test_second_stage_starts_from_the_best_epoch_with_restore_best(tmp_path, dat
   assert max(range(3), key=lambda i: history[i]["val_loss"]) == 0
   start = runs.state_at(tmp_path, best_epoch if restore_best else last_epoch)
   end = runs.final_state(tmp_path)
-  _assert_trees_close(end["params"], start["params"], atol=0)
+  helpers.assert_trees_close(end["params"], start["params"], atol=0)
   other = runs.state_at(tmp_path, last_epoch if restore_best else best_epoch)
   assert not np.allclose(end["params"]["head"]["predictions"]["kernel"],
                          other["params"]["head"]["predictions"]["kernel"])

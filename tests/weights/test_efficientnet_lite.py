@@ -5,9 +5,9 @@ import sys
 import jax
 import numpy as np
 import pytest
-from test_torchvision import _assert_close
 
 import cnnviz_jax as cj
+import helpers
 from cnnviz_jax.weights import efficientnet_lite as lite_weights
 
 torch = pytest.importorskip("torch")
@@ -62,8 +62,8 @@ def test_random_weights_every_block_and_logits_equal_the_reference(arch, size, s
   logits, taps = jax.jit(lambda v, z: cj.models.apply_with_taps(model, v, z, list(ref_taps)))(
       variables, x)
   for name in ref_taps:  # in forward order: the first failure is the diverging block
-    _assert_close(name, taps[name], ref_taps[name])
-  _assert_close("logits", logits, ref_logits)
+    helpers.assert_close_at_scale(name, taps[name], ref_taps[name])
+  helpers.assert_close_at_scale("logits", logits, ref_logits)
   assert (meta.arch, meta.normalization, meta.num_classes) == (arch, "lite", 10)
 
 
@@ -76,7 +76,7 @@ def test_real_weights_on_real_photos_equal_the_reference_and_name_them(lite0_ima
   with torch.no_grad():
     ref_logits = reference(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
   logits = np.asarray(jax.jit(model.apply)(variables, x))
-  _assert_close("logits", logits, ref_logits)
+  helpers.assert_close_at_scale("logits", logits, ref_logits)
   top5 = np.argsort(-logits, axis=1)[:, :5]
   np.testing.assert_array_equal(top5, np.argsort(-ref_logits, axis=1)[:, :5])
   names = [[meta.class_names[i] for i in row] for row in top5]

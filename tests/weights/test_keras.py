@@ -4,13 +4,13 @@ The references are keras.applications models with weights=None, randomized
 (He-scaled kernels, random biases, BN affine *and* moving statistics), saved in
 each file layout users have, then converted with cj.weights.from_keras.
 """
-import flax
 import h5py
 import jax
 import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+import helpers
 from cnnviz_jax.weights.keras import from_keras
 
 keras = pytest.importorskip("keras")
@@ -104,12 +104,6 @@ class Reference:
     return x, logits, dict(zip(self.taps, acts))
 
 
-def _assert_close(name, ours, ref):
-  scale = max(1.0, float(np.abs(ref).max()))
-  err = float(np.abs(np.asarray(ours) - ref).max())
-  assert err <= 1e-4 * scale, f"{name}: max abs diff {err:.3g} at output scale {scale:.3g}"
-
-
 def _check_against_keras(ref, layout, size, batch):
   """Converts ref's `layout` file and compares every tap, then the logits, with Keras."""
   x, ref_logits, ref_taps = ref.forward(size, batch)
@@ -118,20 +112,9 @@ def _check_against_keras(ref, layout, size, batch):
   logits, taps = cj.models.apply_with_taps(model, variables, x, list(ref_taps))
   assert list(ref_taps) == cj.models.layer_names(model, variables, x)  # every block is checked
   for name in ref_taps:  # in forward order, so the first failure is the diverging block
-    _assert_close(f"{layout} {name}", taps[name], ref_taps[name])
-  _assert_close(f"{layout} logits", logits, ref_logits)
+    helpers.assert_close_at_scale(f"{layout} {name}", taps[name], ref_taps[name])
+  helpers.assert_close_at_scale(f"{layout} logits", logits, ref_logits)
   assert meta.arch == ref.arch and meta.source == "keras" and meta.num_classes == 1000
-
-
-def _flat(variables):
-  return flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
-
-
-def _assert_same_variables(a, b):
-  a, b = _flat(a), _flat(b)
-  assert sorted(a) == sorted(b)
-  for path in a:
-    np.testing.assert_array_equal(a[path], b[path], err_msg="/".join(path))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -193,7 +176,7 @@ def test_every_keras_file_kind_gives_the_same_variables(reference, scratch):
   ref.model.save(scratch / "model.keras")
   for path in (ref.files["keras3"], unnamed, scratch / "model.h5", scratch / "model.keras"):
     variables, _ = from_keras("resnet50_keras", path)
-    _assert_same_variables(variables, expected)
+    helpers.assert_trees_equal(variables, expected)
 
 
 def test_include_top_false_gives_the_backbone_for_transfer(reference, scratch):

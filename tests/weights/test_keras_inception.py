@@ -8,13 +8,15 @@ layer outputs. Inputs are 75 px (InceptionV3/IRv2's minimum; Xception's is 71) s
 the big models stay fast; at 75 Xception's stride-2 'same' pools meet odd and even
 sizes, so TF's asymmetric padding is exercised.
 """
+import flax
 import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+import helpers
 from cnnviz_jax.weights.keras import convert_layers, from_keras, read_layers
 from test_keras import (  # pylint: disable=import-error
-    _assert_close, _flat, _randomize, save_legacy_h5, without_layer_names)
+    _randomize, save_legacy_h5, without_layer_names)
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -75,17 +77,11 @@ class Reference:
     return self.converted
 
 
-def _assert_same_flat(got, expected):
-  """{path: array} dicts with the same paths and bit-identical arrays."""
-  assert sorted(got) == sorted(expected)
-  for key, value in expected.items():
-    np.testing.assert_array_equal(got[key], value, err_msg="/".join(key))
-
-
 def _assert_same_arrays(arch, path, variables):
   """The file's converted arrays are exactly `variables` (from_keras less its shape checks,
   which tracing the big models makes slow)."""
-  _assert_same_flat(convert_layers(arch, read_layers(path, arch))[0], _flat(variables))
+  converted = convert_layers(arch, read_layers(path, arch))[0]
+  helpers.assert_trees_equal(flax.traverse_util.unflatten_dict(converted), variables)
 
 
 @pytest.mark.slow
@@ -101,8 +97,8 @@ def test_every_block_and_logits_equal_keras(arch, reference):
   # the blocks, in forward order, are exactly the Keras layers above: every block is checked
   assert cj.models.layer_names(model, variables, ref.x) == list(ref.taps)
   for name in ref.taps:  # in forward order, so the first failure is the diverging block
-    _assert_close(name, taps[name], ref.taps[name])
-  _assert_close("logits", logits, ref.logits)
+    helpers.assert_close_at_scale(name, taps[name], ref.taps[name])
+  helpers.assert_close_at_scale("logits", logits, ref.logits)
   assert (meta.arch, meta.source, meta.num_classes) == (arch, "keras", 1000)
   assert (meta.normalization, meta.input_size) == ("tf", 299)
 
@@ -138,7 +134,8 @@ def test_include_top_false_files_give_the_backbone(reference, scratch):
   backbone, meta = from_keras("inception_v3", scratch / "v3_notop.h5")
   full, _ = ref.convert()
   assert "head" not in backbone["params"] and meta.num_classes == 0
-  _assert_same_flat(_flat(backbone), {k: v for k, v in _flat(full).items() if k[1] != "head"})
+  helpers.assert_trees_equal(backbone, {collection: {k: v for k, v in tree.items() if k != "head"}
+                                        for collection, tree in full.items()})
 
 
 def test_a_file_of_another_architecture_is_refused_naming_its_layers(reference):

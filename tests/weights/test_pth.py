@@ -1,18 +1,15 @@
 """Reading .pth files with numpy alone equals torch.load (both of torch.save's formats)."""
-import numpy as np
 import pytest
 
+import helpers
 from cnnviz_jax.weights import pth
 
 torch = pytest.importorskip("torch")
 
 
 def _equal(ours, state_dict):
-  assert list(ours) == list(state_dict)
-  for key, value in state_dict.items():
-    expected = value.numpy()
-    assert ours[key].dtype == expected.dtype and ours[key].shape == expected.shape, key
-    np.testing.assert_array_equal(ours[key], expected)
+  assert list(ours) == list(state_dict)  # in torch's order
+  helpers.assert_trees_equal(ours, {k: v.numpy() for k, v in state_dict.items()}, strict=True)
 
 
 def test_zip_format_with_views_strides_and_dtypes(tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+import helpers
 
 torch = pytest.importorskip("torch")
 
@@ -16,19 +17,11 @@ def resnet18(torch_reference):
   return reference, variables, meta
 
 
-def _leaves_equal(a, b):
-  flat_a = jax.tree_util.tree_flatten_with_path(a)[0]
-  flat_b = dict(jax.tree_util.tree_flatten_with_path(b)[0])
-  assert len(flat_a) == len(flat_b)
-  for path, value in flat_a:
-    np.testing.assert_array_equal(np.asarray(value), np.asarray(flat_b[path]), err_msg=str(path))
-
-
 def test_save_load_round_trip_is_exact_and_keeps_meta(tmp_path, resnet18):
   _, variables, meta = resnet18
   cj.weights.save(tmp_path / "w", variables, meta)
   loaded, loaded_meta = cj.weights.load(tmp_path / "w")
-  _leaves_equal(variables, loaded)
+  helpers.assert_trees_equal(variables, loaded)
   assert loaded_meta == meta and len(loaded_meta.class_names) == 1000
   assert loaded_meta.class_names[0] == "tench"
   with pytest.raises(FileExistsError):
@@ -50,11 +43,12 @@ def test_transfer_keeps_backbone_bit_exact_and_reports_the_new_head(resnet18):
                              for p in ("kernel", "bias")}
   assert set(report.dropped) == {"params/head/predictions/kernel", "params/head/predictions/bias"}
   backbone = {k: v for k, v in variables["params"].items() if k != "head"}
-  _leaves_equal(backbone, {k: v for k, v in new_variables["params"].items() if k != "head"})
-  _leaves_equal(variables["batch_stats"], new_variables["batch_stats"])
+  helpers.assert_trees_equal(
+      backbone, {k: v for k, v in new_variables["params"].items() if k != "head"})
+  helpers.assert_trees_equal(variables["batch_stats"], new_variables["batch_stats"])
   # the new head is the model's own full init, bit for bit (transfer initializes it alone)
-  _leaves_equal(cj.models.initialize(model, jax.random.key(0), x)["params"]["head"],
-                new_variables["params"]["head"])
+  helpers.assert_trees_equal(cj.models.initialize(model, jax.random.key(0), x)["params"]["head"],
+                             new_variables["params"]["head"])
   # the backbone's features are those of the source model
   _, ours = cj.models.apply_with_taps(model, new_variables, np.ones((1, 64, 64, 3)), ["layer4"])
   _, source = cj.models.apply_with_taps(cj.models.create("resnet18"), variables,
@@ -77,7 +71,7 @@ def test_convert_cli_writes_a_loadable_directory(tmp_path, resnet18, convert_cli
   assert result.returncode == 0, result.stderr[-2000:]
   assert "resnet18 (torchvision, 1000 classes, 'torch' normalization)" in result.stdout
   loaded, meta = cj.weights.load(tmp_path / "out")
-  _leaves_equal(variables, loaded)
+  helpers.assert_trees_equal(variables, loaded)
   assert meta.resize_size == 256
 
 

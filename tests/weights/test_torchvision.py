@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+import helpers
 from cnnviz_jax.weights import torchvision as tv_weights
 
 torch = pytest.importorskip("torch")
@@ -34,12 +35,6 @@ def _torch_forward(arch, model, x_nhwc):
   return logits, outputs
 
 
-def _assert_close(name, ours, ref):
-  scale = max(1.0, float(np.abs(ref).max()))
-  err = float(np.abs(np.asarray(ours) - ref).max())
-  assert err <= 1e-4 * scale, f"{name}: max abs diff {err:.3g} at output scale {scale:.3g}"
-
-
 # Every architecture the converter knows, at small sizes (a few at larger ones, for variety).
 SIZES = {arch: 64 if arch.startswith("resnet") else 32 for arch in tv_weights.ARCHS}
 SIZES.update(vgg16=48, vgg16_bn=64)
@@ -61,8 +56,8 @@ def test_logits_and_every_block_equal_torchvision(arch, size, torch_reference):
   logits, taps = cj.models.apply_with_taps(model, variables, x, list(ref_taps))
   assert list(ref_taps) == cj.models.layer_names(model, variables, x)
   for name in ref_taps:  # in forward order, so the first failure is the diverging block
-    _assert_close(name, taps[name], ref_taps[name])
-  _assert_close("logits", logits, ref_logits)
+    helpers.assert_close_at_scale(name, taps[name], ref_taps[name])
+  helpers.assert_close_at_scale("logits", logits, ref_logits)
   assert meta.arch == arch and meta.normalization == "torch" and meta.num_classes == 1000
 
 
@@ -73,7 +68,7 @@ def test_full_size_224_equal_torchvision(arch, torch_reference):
   variables, _ = cj.weights.from_torchvision(arch, reference.state_dict())
   x = np.random.RandomState(2).randn(1, 224, 224, 3).astype(np.float32)
   ref_logits, _ = _torch_forward(arch, reference, x)
-  _assert_close("logits", cj.models.create(arch).apply(variables, x), ref_logits)
+  helpers.assert_close_at_scale("logits", cj.models.create(arch).apply(variables, x), ref_logits)
 
 
 @pytest.mark.slow
@@ -85,7 +80,7 @@ def test_vgg_adaptive_pool_any_size_like_torchvision(torch_reference):
   for size in (32, 80, 100):  # final maps 1×1, 2×2, 3×3
     x = np.random.RandomState(size).randn(1, size, size, 3).astype(np.float32)
     ref_logits, _ = _torch_forward("vgg11", reference, x)
-    _assert_close(f"logits at {size}px", model.apply(variables, x), ref_logits)
+    helpers.assert_close_at_scale(f"logits at {size}px", model.apply(variables, x), ref_logits)
 
 
 def test_fine_tuned_class_count_is_read_from_the_checkpoint(torch_reference):

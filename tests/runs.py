@@ -56,3 +56,25 @@ def state_at(workdir: pathlib.Path, step: int, which: str = "checkpoints"):
 def history(workdir: pathlib.Path) -> list[dict]:
   return json.loads((pathlib.Path(workdir) / "history.json").read_text())
 
+
+def learned(state) -> dict:
+  """A saved TrainState's parameters and BatchNorm statistics."""
+  return {name: state[name] for name in ("params", "batch_stats")}
+
+
+def assert_same_run(expected, got, atol: float | None = None) -> None:
+  """Run `got` (a workdir) repeats run `expected`: every epoch's metrics and the last
+  checkpoint's parameters and BatchNorm statistics, bit for bit (atol None: the optimizer state
+  and results.json's splits too), or within atol (and assert_allclose's rtol)."""
+  metrics = [{key: [h[key] for h in history(w)] for key in
+              ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")}
+             for w in (expected, got)]
+  states = [final_state(w) for w in (expected, got)]
+  if atol is not None:
+    helpers.assert_trees_close(*metrics, atol=atol)
+    helpers.assert_trees_close(*map(learned, states), atol=atol)
+    return
+  assert metrics[1] == metrics[0]
+  helpers.assert_trees_equal(*({**learned(s), "opt_state": s["opt_state"]} for s in states[::-1]))
+  results = [json.loads((pathlib.Path(w) / "results.json").read_text()) for w in (expected, got)]
+  assert results[0]["splits"] == results[1]["splits"]

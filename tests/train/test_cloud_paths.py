@@ -32,16 +32,6 @@ def _committed_steps(gcs, prefix: str) -> list[int]:
   return sorted(int(m.group(1)) for m in found if m)
 
 
-def _assert_same_run(local, mirror):
-  for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
-    assert [h[key] for h in runs.history(local)] == [h[key] for h in runs.history(mirror)], key
-  state, expected = runs.final_state(mirror), runs.final_state(local)
-  for name in ("params", "batch_stats", "opt_state"):
-    jax.tree.map(np.testing.assert_array_equal, state[name], expected[name])
-  results = [json.loads((d / "results.json").read_text()) for d in (local, mirror)]
-  assert results[0]["splits"] == results[1]["splits"]
-
-
 @pytest.mark.slow
 def test_train_sigkill_resume_and_report_on_gs_equal_a_local_run(gcs, tmp_path, data_dir):
   local = tmp_path / "local"
@@ -75,7 +65,7 @@ def test_train_sigkill_resume_and_report_on_gs_equal_a_local_run(gcs, tmp_path, 
 
   mirror = tmp_path / "mirror"
   gcs.download(BUCKET, "W", mirror)
-  _assert_same_run(local, mirror)
+  runs.assert_same_run(local, mirror)
   page = (mirror / "report.html").read_text()
   assert 'data-status="complete"' in page
   figures = json.loads((mirror / "figures" / "index.json").read_text())

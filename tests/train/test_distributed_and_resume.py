@@ -5,32 +5,11 @@ import re
 import signal
 import time
 
-import jax
-import numpy as np
 import pytest
 
 import helpers
 import runs
 from cnnviz_jax import xla_flags
-
-
-def _final(workdir: pathlib.Path):
-  return runs.final_state(workdir), runs.history(workdir)
-
-
-def _assert_same_state(state_a, state_b, atol):
-  for name in ("params", "batch_stats"):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=atol), state_a[name],
-                 state_b[name])
-
-
-def _assert_same_run(a, b, atol):
-  (state_a, history_a), (state_b, history_b) = a, b
-  assert len(history_a) == len(history_b)
-  for ha, hb in zip(history_a, history_b):
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
-      np.testing.assert_allclose(ha[key], hb[key], atol=atol, err_msg=key)
-  _assert_same_state(state_a, state_b, atol)
 
 
 @pytest.mark.slow  # five training runs
@@ -58,11 +37,10 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path, data_dir):
   outputs = [p.communicate(timeout=900)[0] for p in processes]
   assert [p.returncode for p in processes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
   assert "2 process(es)" in outputs[0] or "of 2" in outputs[0]
-  reference = _final(tmp_path / "one")
   for other in ("eight", "two"):
-    _assert_same_state(runs.state_at(tmp_path / "one", 1), runs.state_at(tmp_path / other, 1),
-                       atol=1e-6)
-    _assert_same_run(reference, _final(tmp_path / other), atol=1e-3)
+    helpers.assert_trees_close(runs.learned(runs.state_at(tmp_path / "one", 1)),
+                               runs.learned(runs.state_at(tmp_path / other, 1)), atol=1e-6)
+    runs.assert_same_run(tmp_path / "one", tmp_path / other, atol=1e-3)
   results = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "eight", "two")]
   assert results[0]["splits"]["test"]["confusion_matrix"] == \
       results[1]["splits"]["test"]["confusion_matrix"] == results[2]["splits"]["test"]["confusion_matrix"]
@@ -114,7 +92,6 @@ def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uni
   two_stages = dict(config=pathlib.Path(__file__).parent / "two_stages.py")
   complete = runs.run_main(tmp_path / "complete", data_dir, *args, **two_stages)
   assert complete.returncode == 0, complete.stderr[-3000:]
-  expected = _final(tmp_path / "complete")
 
   killed = tmp_path / "killed"  # SIGKILL after the mid-epoch checkpoint at step 50
   code, _ = _interrupt(killed, data_dir, 50, signal.SIGKILL, *args, **two_stages)
@@ -123,7 +100,7 @@ def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uni
   resumed = runs.run_main(killed, data_dir, *args, **two_stages)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed at step {last} (stage 1" in resumed.stderr
-  _assert_same_run(expected, _final(killed), atol=0)
+  runs.assert_same_run(tmp_path / "complete", killed, atol=0)
 
   terminated = tmp_path / "terminated"  # SIGTERM (preemption) in stage 2's second epoch
   code, output = _interrupt(terminated, data_dir, 70, signal.SIGTERM, *args, **two_stages,
@@ -135,7 +112,7 @@ def test_sigkill_and_sigterm_in_stage_two_then_the_same_command_ends_like_an_uni
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   epoch = (step - 32) // 32  # resumes at the SIGTERM step, not at its epoch's start
   assert f"resumed at step {step} (stage 1, epoch {epoch})" in resumed.stderr
-  _assert_same_run(expected, _final(terminated), atol=0)
+  runs.assert_same_run(tmp_path / "complete", terminated, atol=0)
   for workdir in (killed, terminated):
     assert json.loads((tmp_path / "complete" / "results.json").read_text())["splits"] == \
         json.loads((workdir / "results.json").read_text())["splits"]

@@ -26,7 +26,7 @@ common.choose_devices()
 METHODS = ("grad_cam", "grad_cam_plus_plus", "guided_backprop", "smoothgrad",
            "integrated_gradients", "score_cam", "all_class_cam")
 # Modules of explainer_cases/ whose cases(bench) follow the methods above.
-FAMILIES = ("cam_family", "perturbation", "rules", "layer", "metrics")
+FAMILIES = ("cam_family", "cam_family_perturbed", "perturbation", "rules", "layer", "metrics")
 
 
 def worker(args):

@@ -5,12 +5,14 @@ Targets (targets.py): None (top-1), an int, per-image ints, a list / top_k(k) / 
 several maps from one forward pass, or a score function. Layers: `cj.models.layer_names`.
 """
 from cnnviz_jax.explain.activations import activations
+from cnnviz_jax.explain.ablation_cam import ablation_cam
 from cnnviz_jax.explain.cam_methods import (eigen_grad_cam, fem, finer_cam, grad_cam_elementwise,
                                             hires_cam, random_cam, shapley_cam)
 from cnnviz_jax.explain.filters import filters
 from cnnviz_jax.explain.deep_lift import deep_lift, deep_lift_shap, layer_deep_lift
 from cnnviz_jax.explain.gradient_shap import gradient_shap
 from cnnviz_jax.explain.lrp import lrp
+from cnnviz_jax.explain.full_grad import full_grad
 from cnnviz_jax.explain.grad_cam import (eigen_cam, grad_cam, grad_cam_plus_plus,
                                          guided_grad_cam, layer_cam, xgrad_cam)
 from cnnviz_jax.explain.gradients import (gradient, gradient_x_input, integrated_gradients,

@@ -40,6 +40,8 @@ METHODS: dict[str, tuple[Callable, str]] = {
     "shapley_cam": (explain.shapley_cam, "cam"),
     "finer_cam": (explain.finer_cam, "cam"),
     "random_cam": (explain.random_cam, "cam"),
+    "ablation_cam": (explain.ablation_cam, "cam"),
+    "full_grad": (explain.full_grad, "cam"),  # at the input's resolution, no layer
     "guided_backprop": (explain.guided_backprop, "pixels"),
     "deconvnet": (explain.deconvnet, "pixels"),
     "guided_grad_cam": (explain.guided_grad_cam, "pixels"),
@@ -130,6 +132,8 @@ def _run(method: str, model: nn.Module, layer: str | None, variables, x, target)
   fn, kind = METHODS[method]
   if method == "eigen_cam":
     return fn(model, variables, x, layer)
+  if method == "full_grad":
+    return fn(model, variables, x, target)
   if method == "random_cam":  # the baseline the others should beat: a seeded draw
     return fn(model, variables, x, layer, target, key=jax.random.key(0))
   if kind == "cam" or method in _LAYERED:

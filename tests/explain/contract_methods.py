@@ -79,6 +79,8 @@ METHODS = {
     "finer_cam": _cam(E.finer_cam),
     "random_cam": _cam(E.random_cam, key=jax.random.key(0)),
     "score_cam": Method(lambda m, v, x: E.score_cam(m, v, x, LAYER, chunk=4)),
+    "ablation_cam": Method(lambda m, v, x: E.ablation_cam(m, v, x, LAYER, chunk=4)),
+    "full_grad": Method(lambda m, v, x: E.full_grad(m, v, x)),
     "gradient": Method(lambda m, v, x: E.gradient(m, v, x)),
     "gradient_x_input": Method(lambda m, v, x: E.gradient_x_input(m, v, x, target=[0, 2])),
     "smoothgrad": Method(lambda m, v, x: E.smoothgrad(m, v, x, samples=2, chunk=None)),

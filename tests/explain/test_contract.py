@@ -22,7 +22,7 @@ NAMES = sorted(METHODS)
 # over 5 s each to compile (their loops, or many forwards): the full suite's, not the quick tier's
 SLOW_TO_VMAP = {"activation_maximization", "deletion_insertion", "max_activating_patches",
                 "randomization_check", "score_cam", "smoothgrad",
-                "road", "tcav", "sensitivity_max", "infidelity"}
+                "road", "tcav", "sensitivity_max", "infidelity", "ablation_cam", "full_grad"}
 
 
 def _close(a, b, name, rtol=1e-5, atol=1e-6):

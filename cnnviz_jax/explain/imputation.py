@@ -10,8 +10,8 @@ removed pixels. We solve the same system in the image's own dtype by conjugate g
 preconditioned with a geometric multigrid V-cycle (Galerkin coarse operators, so every
 level stays symmetric positive definite): a few tens of stencil passes on the pixel grid,
 batched over images, jit-able and shardable. Tolerance `tol` on the relative residual;
-against SuperLU's solution the imputed values agree to ~1e-6 of the image's scale in
-float32 (tests/explain/test_road.py).
+against SuperLU's solution the imputed values agree to ~1e-6 of the image's scale in float32
+at 64 px, ~1e-5 at 224 px with 90% of the pixels removed (tests/explain/test_road.py).
 """
 import functools
 

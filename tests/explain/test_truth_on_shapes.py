@@ -16,10 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import scipy.stats as scipy_stats
 
 import cnnviz_jax as cj
+import shapes_concepts
 from cnnviz_jax.data import shapes_render
+from cnnviz_jax.explain import cav
 from cnnviz_jax.explain.faithfulness import deletion_insertion
+from cnnviz_jax.explain.maps import normalize, upsample
+from cnnviz_jax.explain.road import confidence_change, road
+from cnnviz_jax.explain.tcav import tcav
 from cnnviz_jax.explain.pointing_game import pointing_game
 from cnnviz_jax.explain.sanity import randomization_check
 
@@ -146,3 +152,144 @@ def test_cascading_randomization_decorrelates_grad_cam(trained, test_set):
   # its maps stay far more similar to the trained model's than Grad-CAM's do.
   assert float(guided_rho.mean()) > float(cam_rho.mean())
   assert float(guided_rho[-1]) < float(guided_rho[0])  # yet it does move once all is random
+
+
+# --- Faithfulness metrics and concepts on the same trained model --------------------------
+def test_grad_cam_beats_random_cam_in_road_and_confidence_change(trained, test_set):
+  """ROAD (pytorch-grad-cam's combined score, percentiles 20/50/80, true-class logits) and the
+  confidence change of x · map rank Grad-CAM far above RandomCAM (random channel weights)
+  and a uniformly random map; the random map scores ~0 in ROAD (MoRF ≈ LeRF), as a baseline
+  should."""
+  from cnnviz_jax.explain.cam_methods import random_cam  # the baseline's own module
+  model, variables = trained
+  x, _, y, heat = test_set
+  x, y, heat = x[:100], y[:100], heat[:100]
+  maps = {"Grad-CAM": heat,
+          "RandomCAM": jax.jit(functools.partial(random_cam, model, layer=LAYER))(
+              variables, x, key=jax.random.key(4)),
+          "uniform": jax.random.uniform(jax.random.key(5), heat.shape)}
+  metric = jax.jit(functools.partial(road, model, percentiles=(20, 50, 80),
+                                     key=jax.random.key(6)))
+  change = jax.jit(functools.partial(confidence_change, model))
+  results = {}
+  for name, m in maps.items():
+    m = normalize(m)
+    scores = metric(variables, x, m, y)
+    drop = change(variables, x, upsample(m, x.shape[1:3]), y).drop
+    results[name] = scores, drop
+    print(f"\n{name:9s} ROAD combined {scores.score.mean():+.2f} ± "
+          f"{scores.score.std() / 10:.2f}, "
+          f"MoRF {np.round(np.asarray(scores.most.mean(0)), 2)}, LeRF "
+          f"{np.round(np.asarray(scores.least.mean(0)), 2)}; confidence drop {drop.mean():.2f}",
+          end="")
+  (cam, cam_drop), (rnd, rnd_drop), (uni, uni_drop) = results.values()
+  assert cam.score.mean() > rnd.score.mean() + 1.0 and cam.score.mean() > uni.score.mean() + 1.0
+  assert abs(float(uni.score.mean())) < 3 * float(uni.score.std()) / 10  # ~0 within 3 SE
+  # removing the top 20% (percentile 80) hurts most when the map points at the object
+  assert cam.most[:, 2].mean() < rnd.most[:, 2].mean() < uni.most[:, 2].mean()
+  assert cam_drop.mean() < min(rnd_drop.mean(), uni_drop.mean()) - 1.0
+
+
+TCAV_CLASS, PER_SET, RANDOM_SETS = 2, 30, 10  # triangles; examples per set; random runs
+# Not LAYER: below global pooling and one linear layer the gradient is the same for every
+# image, so every TCAV score would be exactly 0 or 1.
+TCAV_LAYER = "block3_conv1"
+
+
+@pytest.fixture(scope="module")
+def concept_sets(test_set):
+  """Triangle inputs (the test split) and concept sets from a stream of their own:
+  'triangle' (the class's shape), 'red' (a color), 11 random sets (shapes_concepts.py)."""
+  x, _, y, _ = test_set
+  sets = shapes_concepts.render_sets(0, TCAV_CLASS, PER_SET, RANDOM_SETS, SIZE, CLASSES,
+                                     OBJECT_SIZE)
+  return x[np.flatnonzero(np.asarray(y) == TCAV_CLASS)[:PER_SET]], sets
+
+
+@pytest.fixture(scope="module")
+def our_tcav(trained, concept_sets):
+  model, variables = trained
+  inputs, sets = concept_sets
+  run = jax.jit(lambda v, z, c, r: tcav(model, v, z, TCAV_LAYER, c, r, TCAV_CLASS,
+                                        key=jax.random.key(7)))
+  randoms = _preprocess(sets["randoms"])
+  return {name: run(variables, inputs, _preprocess(sets[name]), randoms)
+          for name in ("triangle", "red")}
+
+
+def test_tcav_finds_the_class_shape_and_not_a_color(our_tcav):
+  """Kim et al.'s test: the triangle concept's TCAV scores for the triangle class stand above
+  those of random CAVs (two-sided t-test over 10 runs, p < 0.05). The red concept's do not
+  (colors are random in training): they sit at or below the random ones. (Below, here: a
+  vivid object strengthens every shape's evidence, the other four classes' too.)"""
+  for name, out in our_tcav.items():
+    print(f"\nTCAV {name}: scores {np.round(np.asarray(out.sign_count), 2)}, random "
+          f"{np.round(np.asarray(out.random_sign_count), 2)}, p = {float(out.p_value):.2g}",
+          end="")
+  triangle, red = our_tcav["triangle"], our_tcav["red"]
+  assert triangle.p_value < 0.05
+  assert triangle.sign_count.mean() > triangle.random_sign_count.mean()
+  assert red.p_value >= 0.05 or red.sign_count.mean() <= red.random_sign_count.mean()
+
+
+def _cosines_to_captum(model, variables, concept, randoms, captum_rows):
+  """Cosines between Captum's triangle CAVs and ours fit on its training rows, and between
+  Captum's and sklearn's SGDClassifier with another seed on the same rows: (ours, sklearn)."""
+  from sklearn.linear_model import SGDClassifier
+  acts = lambda images: np.asarray(cj.models.apply_with_taps(  # noqa: E731
+      model, variables, images, [TCAV_LAYER])[1][TCAV_LAYER])
+  concept_acts, random_acts = acts(concept), acts(randoms.reshape(-1, SIZE, SIZE, 3))
+  random_acts = random_acts.reshape(RANDOM_SETS + 1, PER_SET, *random_acts.shape[1:])
+  labels = np.r_[np.ones(PER_SET), -np.ones(PER_SET)].astype(np.float32)
+  nchw_flat = lambda a: np.moveaxis(a, -1, 1).reshape(len(a), -1)  # noqa: E731  Captum's order
+  cosine = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+  ours, sklearn = [], []
+  for i, train in enumerate(shapes_concepts.captum_training_rows(RANDOM_SETS, 2 * PER_SET)):
+    features = np.concatenate([concept_acts, random_acts[i + 1]])
+    fit = cav.linear_svm(jnp.asarray(features.reshape(2 * PER_SET, -1)[train]),
+                         jnp.asarray(labels[train]), jax.random.key(i))
+    weights = nchw_flat(np.asarray(fit.weights).reshape(1, *features.shape[1:]))[0]
+    ours.append(cosine(weights, captum_rows[i]))
+    other = SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3, random_state=100 + i).fit(
+        nchw_flat(features)[train], -labels[train])  # Captum's classes: concept first
+    sklearn.append(cosine(-other.coef_[0], captum_rows[i]))
+  return np.array(ours), np.array(sklearn)
+
+
+def test_tcav_matches_captum_on_the_same_activations_and_sets(trained, concept_sets, our_tcav,
+                                                              tmp_path):
+  """captum.concept.TCAV (its default SGD classifier, sklearn's) on a torch twin of the model
+  (logits equal ours), with the same inputs, concept and random sets. The CAVs come from
+  random splits and SGD orders on both sides (Captum's not seedable per fit), so agreement
+  is statistical: each side's mean TCAV score and magnitude over the 10 runs within 3
+  standard errors of the other's, the same t-test verdicts; and on Captum's own training rows
+  (its random.shuffle replayed), our SVM's CAVs are as close to Captum's as sklearn's own
+  with another seed are (cosines)."""
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("captum.concept")
+  model, variables = trained
+  inputs, sets = concept_sets
+  twin = shapes_concepts.torch_twin(variables)
+  with torch.no_grad():
+    logits = twin(shapes_concepts.nchw(inputs)).numpy()
+  np.testing.assert_allclose(logits, model.apply(variables, inputs), atol=1e-4)
+  concepts = {name: _preprocess(sets[name]) for name in ("triangle", "red")}
+  randoms = _preprocess(sets["randoms"])
+  theirs, captum_cavs = shapes_concepts.captum_tcav(twin, f"features.{TCAV_LAYER}", inputs,
+                                                    concepts, randoms, TCAV_CLASS, tmp_path)
+  se3 = lambda a, b: 3 * np.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))  # noqa
+  for name, out in our_tcav.items():
+    print(f"\nCaptum TCAV {name}: mean score {theirs[name][0].mean():.2f} (ours "
+          f"{float(out.sign_count.mean()):.2f}), random {theirs['random'][0].mean():.2f} (ours "
+          f"{float(out.random_sign_count.mean()):.2f})", end="")
+    for ours, ref in ((out.sign_count, theirs[name][0]), (out.magnitude, theirs[name][1]),
+                      (out.random_sign_count, theirs["random"][0])):
+      ours = np.asarray(ours)
+      assert abs(ours.mean() - ref.mean()) <= se3(ours, ref) + 1e-6, (name, ours, ref)
+    verdict = scipy_stats.ttest_ind(theirs[name][0], theirs["random"][0]).pvalue < 0.05
+    assert verdict == bool(out.p_value < 0.05), (name, theirs[name][0], theirs["random"][0])
+  ours_cos, sklearn_cos = _cosines_to_captum(model, variables, concepts["triangle"], randoms,
+                                             captum_cavs["triangle"])
+  print(f"\nCAV cosine to Captum's on its training rows: ours {ours_cos.mean():.2f}, "
+        f"sklearn with another seed {sklearn_cos.mean():.2f}", end="")
+  assert ours_cos.min() > 0.3 and ours_cos.mean() >= sklearn_cos.mean() - 0.1

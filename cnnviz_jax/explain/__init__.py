@@ -19,6 +19,9 @@ from cnnviz_jax.explain.gradients import (gradient, gradient_x_input, integrated
                                           smoothgrad)
 from cnnviz_jax.explain.guided import deconv, deconvnet, guided, guided_backprop, guided_relu
 from cnnviz_jax.explain.kernel_pca import kpca_cam
+from cnnviz_jax.explain.layer_attribution import (internal_influence, layer_conductance,
+                                                  layer_gradient_x_activation,
+                                                  layer_integrated_gradients)
 from cnnviz_jax.explain.layer_gradients import layer_vjp, resolve_layers
 from cnnviz_jax.explain.maps import gaussian_blur, normalize, upsample
 from cnnviz_jax.explain.mask_mass import mass_inside

@@ -85,6 +85,13 @@ METHODS = {
     "gradient_x_input": Method(lambda m, v, x: E.gradient_x_input(m, v, x, target=[0, 2])),
     "smoothgrad": Method(lambda m, v, x: E.smoothgrad(m, v, x, samples=2, chunk=None)),
     "integrated_gradients": Method(lambda m, v, x: E.integrated_gradients(m, v, x, steps=3)),
+    "layer_gradient_x_activation": Method(
+        lambda m, v, x: E.layer_gradient_x_activation(m, v, x, LAYER, target=[0, 2])),
+    "internal_influence": Method(lambda m, v, x: E.internal_influence(m, v, x, LAYER, steps=2)),
+    "layer_conductance": Method(  # a neuron above the layer as the target
+        lambda m, v, x: E.layer_conductance(m, v, x, LAYER, E.neuron("block4_conv1", 4), steps=2)),
+    "layer_integrated_gradients": Method(
+        lambda m, v, x: E.layer_integrated_gradients(m, v, x, LAYER, steps=3, chunk=10)),
     "guided_backprop": Method(lambda m, v, x: E.guided_backprop(m, v, x)),
     "deconvnet": Method(lambda m, v, x: E.deconvnet(m, v, x, target=1)),
     "deep_lift": Method(lambda m, v, x: E.deep_lift(m, v, x, target=[0, 2], baseline=0.5 - x)),

@@ -59,7 +59,9 @@ def test_infidelity_equals_captum(torch_pair, close, arch):
       ref = captum_metrics.infidelity(reference, perturb_func, x_torch, _nchw(attributions),
                                       target=CLASSES, n_perturb_samples=SAMPLES,
                                       normalize=normalize)
-    close(ours, ref.numpy(), tol=1e-3)  # Σ over all pixels: float32 summation order
+    # 1e-3: f(x) − f(x − I) is a difference of close logits, so the two frameworks' float32
+    # summation orders (~1e-6 of the logits) weigh more in it (ResNet-50: 2e-4 measured)
+    close(ours, ref.numpy(), tol=1e-3)
 
 
 @pytest.mark.slow

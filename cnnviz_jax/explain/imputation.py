@@ -212,10 +212,11 @@ def impute(images: jax.Array, removed: jax.Array, noise: jax.Array | None = None
   """images (N, H, W, C) with the pixels where removed (N, H, W) is true replaced by the
   linear imputation, plus noise_scale × noise there (noise: standard normal (N, H, W, C)).
   An image with no known pixel has no solution (the peer's solver fails the same way).
-  Jitted (cached per shape): eager callers compile the solver once, not op by op."""
-  removed_f = removed.astype(images.dtype)
-  coefficients, rhs = fine_system(removed_f, images)
+  Solved in at least float32 (bfloat16 images come back as bfloat16). Jitted (cached per
+  shape): eager callers compile the solver once, not op by op."""
+  wide = images.astype(jnp.promote_types(images.dtype, jnp.float32))
+  coefficients, rhs = fine_system(removed.astype(wide.dtype), wide)
   solution = conjugate_gradients(coefficients, rhs, tol, max_iterations)
   if noise is not None:
-    solution = solution + noise_scale * noise
-  return jnp.where(removed[..., None], solution, images)
+    solution = solution + noise_scale * noise.astype(wide.dtype)
+  return jnp.where(removed[..., None], solution, wide).astype(images.dtype)

@@ -234,7 +234,8 @@ def test_layer_attributions_equal_captum_on_the_real_lite0_and_photographs(
   steps = lambda fn: {} if fn is layer_gradient_x_activation else {"steps": 3}  # noqa: E731
   got = jax.jit(lambda v, z: [fn(model, v, z, "block7", top1, **steps(fn)) for fn in ours])(
       variables, jnp.asarray(x))
+  last_stage = reference._blocks[15]  # pylint: disable=protected-access
   for fn, result in zip(ours, got):
-    peer = getattr(captum_attr, ours[fn])(reference, reference._blocks[15])  # pylint: disable=protected-access
+    peer = getattr(captum_attr, ours[fn])(reference, last_stage)
     kwargs = {"n_steps": 3} if steps(fn) else {}
     close(result, _nhwc(peer.attribute(x_torch, target=top1.tolist(), **kwargs)))

@@ -99,9 +99,10 @@ def test_a_neuron_target_is_a_class_of_the_layer_channel_scores(tiny):
     acts = cj.models.apply_with_taps(model, variables, z, ["block2"])[1]["block2"]
     return (acts[:, position[0], position[1], 3] if position else acts[..., 3].sum((1, 2))).sum()
 
-  np.testing.assert_allclose(gradients.gradient(model, variables, x, targets.neuron("block2", 3)),
+  whole, at = targets.neuron("block2", 3), targets.neuron("block2", 3, (2, 5))
+  np.testing.assert_allclose(gradients.gradient(model, variables, x, whole),
                              jax.grad(channel)(x), rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(gradients.gradient(model, variables, x, targets.neuron("block2", 3, (2, 5))),
+  np.testing.assert_allclose(gradients.gradient(model, variables, x, at),
                              jax.grad(lambda z: channel(z, (2, 5)))(x), rtol=1e-5, atol=1e-6)
 
 

@@ -187,6 +187,7 @@ def _score_difference(model, variables, x, baseline, classes):
                     - model.apply(variables, baseline)[rows, classes])
 
 
+@pytest.mark.slow  # 200 to 500 path rows, eager
 @pytest.mark.parametrize("method,steps,bound", [  # rows, steps (+ 1) × 2: in 16-row chunks
     (layer_conductance, (3, 15, 63), 0.02), (layer_integrated_gradients, (16, 64, 256), 1e-3)])
 def test_sums_over_the_layer_converge_to_the_score_difference(tiny, method, steps, bound):

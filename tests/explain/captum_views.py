@@ -81,3 +81,78 @@ def summed_max_pool_rule(monkeypatch):
     return captum_deep_lift.maxpool(module, torch.nn.functional.max_pool2d, summed_unpool,
                                     *args, **kwargs)
   monkeypatch.setitem(captum_deep_lift.SUPPORTED_NON_LINEAR, nn.MaxPool2d, rule)
+
+
+class ReLU6(nn.Module):
+  """nn.ReLU6 under a type of its own, which `register_relu6` adds to Captum's rule tables
+  (Captum's DeepLift and LRP look modules up by exact type and know nn.ReLU, not ReLU6)."""
+
+  def forward(self, x):  # pylint: disable=arguments-differ
+    return torch.nn.functional.relu6(x)
+
+
+def register_relu6(monkeypatch):
+  """ReLU6 as Captum's DeepLift `nonlinear` and LRP's relevance-passing activation."""
+  from captum.attr._core import lrp as captum_lrp  # pylint: disable=import-outside-toplevel
+  monkeypatch.setitem(captum_deep_lift.SUPPORTED_NON_LINEAR, ReLU6, captum_deep_lift.nonlinear)
+  monkeypatch.setattr(captum_lrp, "SUPPORTED_NON_LINEAR_LAYERS",
+                      [*captum_lrp.SUPPORTED_NON_LINEAR_LAYERS, ReLU6])
+
+
+class OwnModulesMBConv(nn.Module):
+  """An efficientnet-lite-pytorch MBConvBlock (no squeeze-excitation, eval mode) with a ReLU6
+  per use and an Addition_Module for the skip connection."""
+
+  def __init__(self, block):
+    super().__init__()
+    self.block = block
+    block._swish = ReLU6()  # unused: the acts below; pylint: disable=protected-access
+    self.acts = nn.ModuleList([ReLU6(), ReLU6()])
+    self.add = Addition_Module()
+
+  def forward(self, inputs, drop_connect_rate=None):  # pylint: disable=arguments-differ
+    del drop_connect_rate  # eval mode: no drop connect
+    b, args = self.block, self.block._block_args  # pylint: disable=protected-access
+    x = inputs
+    if args.expand_ratio != 1:
+      x = self.acts[0](b._bn0(b._expand_conv(x)))  # pylint: disable=protected-access
+    x = self.acts[1](b._bn1(b._depthwise_conv(x)))  # pylint: disable=protected-access
+    x = b._bn2(b._project_conv(x))  # pylint: disable=protected-access
+    if b.id_skip and args.stride == 1 and args.input_filters == args.output_filters:
+      x = self.add(x, inputs)
+    return x
+
+
+def _padded_conv(conv):
+  """A Conv2dStaticSamePadding (a module with a child, which LRP skips) as its padding then a
+  plain nn.Conv2d with the same weights, each a module LRP gives a rule."""
+  plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0,
+                    conv.dilation, conv.groups, conv.bias is not None)
+  plain.load_state_dict(conv.state_dict())
+  if isinstance(conv.static_padding, nn.ZeroPad2d):
+    return nn.Sequential(conv.static_padding, plain)
+  return plain  # its Identity: returning its input tensor itself confuses LRP's tensor hooks
+
+
+def lite_own_modules(reference, for_lrp: bool):
+  """A copy of an efficientnet-lite-pytorch model computing the same function with a module
+  per operation: ReLU6 modules per use (the model-level one, shared by stem and top, moves
+  behind their BatchNorms), MBConv blocks as OwnModulesMBConv. for_lrp: convolutions as
+  `_padded_conv`, whose paddings get the ε rule (≈ identity)."""
+  from captum.attr._utils.lrp_rules import EpsilonRule  # pylint: disable=import-outside-toplevel
+  view = copy.deepcopy(reference).eval()
+  view._bn0 = nn.Sequential(view._bn0, ReLU6())  # pylint: disable=protected-access
+  view._bn1 = nn.Sequential(view._bn1, ReLU6())  # pylint: disable=protected-access
+  del view._swish  # pylint: disable=protected-access
+  view._swish = lambda x: x  # not a module: Captum's LRP refuses a module used twice
+  for i, block in enumerate(view._blocks):  # pylint: disable=protected-access
+    view._blocks[i] = OwnModulesMBConv(block)  # pylint: disable=protected-access
+  if for_lrp:
+    for module in list(view.modules()):
+      for name, child in module.named_children():
+        if type(child).__name__ == "Conv2dStaticSamePadding":
+          setattr(module, name, _padded_conv(child))
+    for module in view.modules():
+      if isinstance(module, nn.ZeroPad2d):
+        module.rule = EpsilonRule()
+  return view

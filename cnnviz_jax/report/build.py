@@ -59,8 +59,8 @@ def data_section(run: trained_run.Run, to_rgb, directory: epath.Path) -> html.Se
 
 def training_section(run: trained_run.Run, directory: epath.Path) -> html.Section:
   section = html.Section("training")
-  changes = [[f"{record['step']:,}", c["field"], config_change.show(c, "old"),
-              config_change.show(c, "new")]
+  changes = [[f"{record['step']:,}", c["field"], config_change.value_text(c, "old"),
+              config_change.value_text(c, "new")]
              for record in run.workdir.config_changes() for c in record["changes"]]
   if changes:  # allowed with --config_change=allow, each in force from its step on
     section.html.append(html.table(["from step", "field", "old", "new"], changes,

@@ -88,7 +88,8 @@ def test_deep_lift_equals_captum_and_sums_to_the_output_difference(torch_pair, c
   reference, model, variables, x, base, nchw = _case(torch_pair, arch)
   peer = captum_rules.own_modules(reference, clone_before_pools=True)
   ref = DeepLift(peer).attribute(nchw(x), nchw(base), target=TARGETS)
-  ours = deep_lift(model, variables, jnp.asarray(x), np.array(TARGETS), base)
+  ours = captum_rules.jit_call(deep_lift, model, variables, x, target=np.array(TARGETS),
+                              baseline=base)
   close(ours, _nhwc(ref))
   outputs = np.asarray(model.apply(variables, jnp.asarray(np.concatenate([x, base]))))
   difference = outputs[[0, 1], TARGETS] - outputs[[2, 3], TARGETS]
@@ -100,23 +101,20 @@ def test_deep_lift_equals_captum_and_sums_to_the_output_difference(torch_pair, c
 def test_deep_lift_shap_equals_captum(torch_pair, close, captum_rules):
   from captum.attr import DeepLiftShap  # pylint: disable=import-outside-toplevel
   reference, model, variables, x, base, nchw = _case(torch_pair, "vgg11")
-  baselines = np.concatenate([base, 0.5 * base[::-1]])  # 4 references
   peer = captum_rules.own_modules(reference, clone_before_pools=True)
-  ref = DeepLiftShap(peer).attribute(nchw(x), nchw(baselines), target=TARGETS)
-  close(deep_lift_shap(model, variables, jnp.asarray(x), np.array(TARGETS), baselines,
-                       chunk=3), _nhwc(ref))  # 3: uneven chunks of the 8 pairs
+  ref = DeepLiftShap(peer).attribute(nchw(x), nchw(base), target=TARGETS)  # 2 references
+  close(captum_rules.jit_call(deep_lift_shap, model, variables, x, target=np.array(TARGETS),
+                              baselines=base), _nhwc(ref))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,layer", [("resnet18", "layer3"), ("vgg11", "block3")])
-def test_layer_deep_lift_equals_captum(torch_pair, close, arch, layer, captum_rules):
+def test_layer_deep_lift_equals_captum(torch_pair, close, captum_rules):
   from captum.attr import LayerDeepLift  # pylint: disable=import-outside-toplevel
-  reference, model, variables, x, base, nchw = _case(torch_pair, arch)
+  reference, model, variables, x, base, nchw = _case(torch_pair, "resnet18")
   peer = captum_rules.own_modules(reference, clone_before_pools=True)
-  module = peer.layer3 if arch == "resnet18" else [
-      m for m in peer.features if type(m).__name__ == "MaxPool2d"][2]
-  ref = LayerDeepLift(peer, module).attribute(nchw(x), nchw(base), target=TARGETS)
-  ours = layer_deep_lift(model, variables, jnp.asarray(x), layer, np.array(TARGETS), base)
+  ref = LayerDeepLift(peer, peer.layer3).attribute(nchw(x), nchw(base), target=TARGETS)
+  ours = captum_rules.jit_call(layer_deep_lift, model, variables, x, layer="layer3",
+                              target=np.array(TARGETS), baseline=base)
   close(ours, _nhwc(ref))
 
 

@@ -30,24 +30,29 @@ def case(torch_pair):
   return torch, reference, model, variables, x, base, nchw
 
 
+def jit_call(*args, **kwargs):
+  return pytest.importorskip("captum_views").jit_call(*args, **kwargs)
+
+
 def _nhwc(t) -> np.ndarray:
   return t.detach().numpy().transpose(0, 2, 3, 1)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("position", [None, POSITION], ids=["channel", "position"])
-@pytest.mark.parametrize("method", ["guided_backprop", "deconvnet"])
+@pytest.mark.parametrize("method,position", [("guided_backprop", None),
+                                             ("deconvnet", POSITION)])
 def test_neuron_guided_backprop_and_deconvolution_equal_captum(case, close, method, position):
   from captum import attr  # pylint: disable=import-outside-toplevel
   _, reference, model, variables, x, _, nchw = case
   ours, theirs = {"guided_backprop": (guided_backprop, attr.NeuronGuidedBackprop),
                   "deconvnet": (deconvnet, attr.NeuronDeconvolution)}[method]
   ref = theirs(reference, reference.layer3).attribute(nchw(x), _selector(position))
-  close(ours(model, variables, jnp.asarray(x), neuron(LAYER, CHANNEL, position)), _nhwc(ref))
+  close(jit_call(ours, model, variables, x, target=neuron(LAYER, CHANNEL, position)),
+        _nhwc(ref))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("position", [None, POSITION], ids=["channel", "position"])
+@pytest.mark.parametrize("position", [POSITION])
 def test_neuron_deep_lift_equals_captum(case, close, position, monkeypatch):
   from captum.attr import NeuronDeepLift  # pylint: disable=import-outside-toplevel
   captum_views = pytest.importorskip("captum_views")
@@ -55,8 +60,8 @@ def test_neuron_deep_lift_equals_captum(case, close, position, monkeypatch):
   _, reference, model, variables, x, base, nchw = case
   peer = captum_views.own_modules(reference, clone_before_pools=True)
   ref = NeuronDeepLift(peer, peer.layer3).attribute(nchw(x), _selector(position), nchw(base))
-  close(deep_lift(model, variables, jnp.asarray(x), neuron(LAYER, CHANNEL, position), base),
-        _nhwc(ref))
+  close(jit_call(deep_lift, model, variables, x, target=neuron(LAYER, CHANNEL, position),
+                 baseline=base), _nhwc(ref))
 
 
 @pytest.mark.slow
@@ -70,6 +75,6 @@ def test_neuron_gradient_shap_equals_captum_with_the_same_draws(case, close):
   ref = NeuronGradientShap(reference, reference.layer3).attribute(
       nchw(x), _selector(None), nchw(base), n_samples=samples, stdevs=stdev)
   draws, noise, alphas = captum_draws(torch, 2, samples, x.shape[1:], 2, stdev)
-  ours = gradient_shap(model, variables, jnp.asarray(x), neuron(LAYER, CHANNEL), base,
-                       draws=draws, alphas=alphas, noise=noise)
+  ours = jit_call(gradient_shap, model, variables, x, target=neuron(LAYER, CHANNEL),
+                  baselines=base, draws=draws, alphas=alphas, noise=noise)
   close(ours, _nhwc(ref))

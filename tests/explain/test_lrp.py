@@ -119,8 +119,13 @@ def _peer(torch_pair, arch, size, rule=None):
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50", "vgg11", "vgg16"])
 def test_lrp_epsilon_equals_captum(torch_pair, close, arch):
+  """ResNet-50 to 1e-3: where a unit's z is within float32 rounding of ε = 1e-9, its factor
+  z / (z + ε·sign z) is anywhere in [0, 1] and depends on the summation order of the
+  convolution that computed z. Measured: 7e-5 from Captum (ours jitted; eager 4e-6), and in
+  float64 3e-6 (the rest is Captum's ε on its pools and additions, lrp.py)."""
   ref, model, variables, x = _peer(torch_pair, arch, 64 if arch.startswith("resnet") else 32)
-  close(jit_call(lrp, model, variables, x, target=np.array(TARGETS)), ref)
+  close(jit_call(lrp, model, variables, x, target=np.array(TARGETS)), ref,
+        tol=1e-3 if arch == "resnet50" else 1e-4)
 
 
 @pytest.mark.slow

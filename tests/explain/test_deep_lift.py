@@ -125,7 +125,8 @@ def test_captum_as_shipped_does_not_sum_to_the_output_difference(torch_pair, cap
   each ReLU; with that fixed, on ResNet-18 max_unpool2d drops the stem pool's shared maxima.
   Ours (and Captum's rules as written, above) sum to ΔS."""
   from captum.attr import DeepLift  # pylint: disable=import-outside-toplevel
-  from captum.attr._core import deep_lift as captum_deep_lift  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from captum.attr._core import deep_lift as captum_deep_lift
   torch = pytest.importorskip("torch")
   ratios = {}
   for arch, stock in (("vgg11", True), ("resnet18", False)):

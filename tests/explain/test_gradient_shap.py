@@ -1,7 +1,6 @@
 """GradientShap equals Captum's with the same draws: Captum draws the baselines' indices with
 np.random.choice, then the noise with torch.normal, then the points on the path with
 np.random.uniform; seeded alike, we draw the same numbers and pass them."""
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -2,7 +2,6 @@
 against Captum's Neuron* classes on ResNet-18's 'layer3' (torchvision's `layer3`):
 NeuronGuidedBackprop, NeuronDeconvolution, NeuronDeepLift, NeuronGradientShap. A channel
 summed over space is Captum's callable neuron_selector; a position is its (c, y, x) index."""
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

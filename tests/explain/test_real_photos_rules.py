@@ -65,8 +65,8 @@ def test_deep_lift_and_layer_deep_lift_equal_captum(lite0, close, monkeypatch):
   targets = [int(c) for c in top1]
   ref = captum_attr.DeepLift(peer).attribute(x_torch.clone(), _torch(blurred), target=targets)
   close(jit_call(deep_lift, model, variables, x, target=top1, baseline=blurred), _nhwc(ref))
-  ref = captum_attr.LayerDeepLift(peer, peer._blocks[14]).attribute(  # pylint: disable=protected-access
-      x_torch.clone(), target=targets)  # block6: the 15th MBConv (7×7×192); a gray baseline
+  block6 = peer._blocks[14]  # the 15th MBConv (7×7×192); pylint: disable=protected-access
+  ref = captum_attr.LayerDeepLift(peer, block6).attribute(x_torch.clone(), target=targets)
   close(jit_call(layer_deep_lift, model, variables, x, layer="block6", target=top1),
         _nhwc(ref))
 

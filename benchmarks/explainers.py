@@ -14,6 +14,7 @@ is timed on --all-class-sample classes and scaled to 1,000 (one call per class).
 """
 import argparse
 import importlib
+import inspect
 import os
 import sys
 import types
@@ -31,8 +32,6 @@ FAMILIES = ("cam_family", "cam_family_perturbed", "perturbation", "rules", "laye
 
 def worker(args):
   # pylint: disable=import-outside-toplevel
-  import functools
-
   import numpy as np
   import torch
   import torchvision
@@ -58,9 +57,16 @@ def worker(args):
     classes = reference(x_torch).argmax(-1).tolist()
   target_jax = np.asarray(classes)
 
-  def ours(fn, inputs=x_jax, **kwargs):
-    compiled = jax.jit(functools.partial(fn, model, **kwargs)).lower(variables, inputs).compile()
-    return lambda: jax.block_until_ready(compiled(variables, inputs))
+  def ours(fn, inputs=x_jax, arrays=None, **kwargs):
+    # arrays: keyword arrays passed at call time; bound in kwargs they would be constants,
+    # and XLA would fold whatever depends only on them (a sort, the draws) into the compile.
+    arrays = dict(arrays or {})
+    if "key" in inspect.signature(fn).parameters:  # the draws too: each call draws anew
+      key = kwargs.pop("key", None)
+      arrays["key"] = jax.random.key(0) if key is None else key
+    call = jax.jit(lambda v, z, a: fn(model, v, z, **a, **kwargs))
+    compiled = call.lower(variables, inputs, arrays).compile()
+    return lambda: jax.block_until_ready(compiled(variables, inputs, arrays))
 
   def torch_forward():
     with torch.inference_mode():

@@ -6,7 +6,8 @@ A family module defines `cases(bench) -> list[Case]`. `bench` (built by explaine
   x, x_jax, x_torch     the batch: numpy NHWC, on the JAX device, torch NCHW on `device`
   classes, target_jax   each image's top-1 class: a list (for the peers), a numpy array
   args                  batch, size, repeats, steps, samples, chunk (the command line)
-  ours(fn, inputs=x_jax, **kwargs)       -> a timed call of jit(partial(fn, model, **kwargs))
+  ours(fn, inputs=x_jax, arrays=None, **kwargs) -> a timed call of jit(partial(fn, model,
+                        **kwargs)); arrays: keyword arrays passed at call time, not folded
   captum_peer(attribution, **kwargs)     -> a timed `attribution.attribute(x_torch, target=classes)`
   cam_peer(cls, inputs, targets, layers=None) -> a timed pytorch-grad-cam call (layer4)
   torch_sync()

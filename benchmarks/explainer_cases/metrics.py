@@ -71,11 +71,12 @@ def cases(bench):
   rows_per_image = max(1, ROWS // batch)
   return [
       Case(f"road (combined, {len(ROAD_PERCENTILES)} percentiles)",
-           lambda: bench.ours(road, saliency=jax.device_put(cams), target=bench.target_jax,
+           lambda: bench.ours(road, arrays={"saliency": jax.device_put(cams)},
+                              target=bench.target_jax,
                               percentiles=ROAD_PERCENTILES, order="combined", key=key),
            lambda: peer_road, "pytorch-grad-cam ROADCombined", repeats=2),
       Case(f"infidelity ({SAMPLES})",
-           lambda: bench.ours(infidelity, attributions=jax.device_put(attributions),
+           lambda: bench.ours(infidelity, arrays={"attributions": jax.device_put(attributions)},
                               target=bench.target_jax, samples=SAMPLES, key=key, chunk=ROWS),
            lambda: peer_infidelity, "Captum infidelity", repeats=2),
       Case(f"sensitivity_max ({SAMPLES})",

@@ -173,7 +173,8 @@ def color_jitter(image: tf.Tensor, key, brightness=0.0, contrast=0.0, saturation
 
 
 def augment(image: tf.Tensor, key, size: int, cfg: Mapping, mask: tf.Tensor | None = None):
-  """uint8 (h, w, 3) [+ mask (h, w)] -> float32 (size, size, 3) in [0, 255] [+ (size, size)]."""
+  """uint8 (h, w, 3) [+ mask (h, w), or (h, w, k) masks] -> float32 (size, size, 3) in [0, 255]
+  [+ the mask(s) at (size, size), nearest]."""
   kind = cfg.get("kind")
   check_one_of(kind, KINDS, "augmentation kind", note="(or no augmentation: kind=None)")
   k = tf.random.experimental.stateless_split(key, 2)
@@ -187,5 +188,7 @@ def augment(image: tf.Tensor, key, size: int, cfg: Mapping, mask: tf.Tensor | No
   if jitter:
     out = color_jitter(out, k[1], **dict(jitter))
   if mask is not None:
-    mask = warp(mask[..., None], matrix, size, "nearest", fill)[..., 0]
+    stacked = warp(mask if mask.shape.rank == 3 else mask[..., None], matrix, size,
+                   "nearest", fill)
+    mask = stacked if mask.shape.rank == 3 else stacked[..., 0]
   return out, mask

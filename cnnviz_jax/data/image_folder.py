@@ -10,8 +10,10 @@ cnnviz_jax/storage.py); every file is read as bytes and decoded from memory.
 
 Object masks (optional, for the explanation penalty): `cat/001.mask.png` next to
 `cat/001.jpg` (the image's name without its extension, plus MASK_SUFFIX), the image's size,
-grayscale or RGB, any non-zero pixel is the object. Mask files are never listed as images.
-When every kept image of a folder has one, the split carries 'object_mask'.
+grayscale or RGB, any non-zero pixel is the object. Ignore masks alike: `cat/001.ignore.png`
+(IGNORE_SUFFIX), non-zero where the image must not matter (the penalty's annotated region).
+Mask files are never listed as images. When every kept image of a split has one, the split
+carries 'object_mask' (resp. 'ignore_mask').
 """
 import dataclasses
 import functools
@@ -32,6 +34,8 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
 _NATIVE = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L")}  # TF decodes as-is
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 MASK_SUFFIX = ".mask.png"
+IGNORE_SUFFIX = ".ignore.png"
+_SIDECARS = (MASK_SUFFIX, IGNORE_SUFFIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +47,7 @@ class FolderListing:
   convert: np.ndarray  # (N,) bool: needs PIL conversion to RGB
   skipped: tuple[tuple[str, str], ...]  # (path, reason)
   masks: tuple[str | None, ...] = ()  # per path: its MASK_SUFFIX file, None if it has none
+  ignores: tuple[str | None, ...] = ()  # per path: its IGNORE_SUFFIX file, None if none
   sizes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))  # bytes
 
 
@@ -102,8 +107,8 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
   for label, name in enumerate(class_names):
     folder = str(top / name)
     every = [str(d / f) for d, _, fs in storage.walk(folder) for f in fs]
-    mask_files.update(f for f in every if f.lower().endswith(MASK_SUFFIX))
-    files = sorted(f for f in every if not f.lower().endswith(MASK_SUFFIX))
+    mask_files.update(f for f in every if f.lower().endswith(_SIDECARS))
+    files = sorted(f for f in every if not f.lower().endswith(_SIDECARS))
     # the cap picks a seeded random subset, checking files until enough are usable
     order = np.random.default_rng([seed, label]).permutation(len(files)) if max_per_class \
         else range(len(files))
@@ -128,15 +133,17 @@ def list_folder(root: str, max_per_class: int | None = None, seed: int = 0) -> F
     shown = "; ".join(f"{p} ({r})" for p, r in skipped[:5])
     logging.warning("image folder %s: skipped %d unusable files, e.g. %s", root, len(skipped),
                     shown)
-  masks = tuple(m if m in mask_files else None for m in map(mask_path, paths))
+  masks, ignores = (tuple(m if m in mask_files else None
+                          for m in (mask_path(p, suffix) for p in paths))
+                    for suffix in _SIDECARS)
   return FolderListing(root, class_names, tuple(paths), np.asarray(labels, np.int32),
-                       np.asarray(convert, bool), tuple(skipped), masks,
-                       np.asarray(sizes, np.int64))
+                       np.asarray(convert, bool), tuple(skipped), masks=masks,
+                       sizes=np.asarray(sizes, np.int64), ignores=ignores)
 
 
-def mask_path(image_path: str) -> str:
-  """Where an image's object mask lives: 'cat/001.jpg' -> 'cat/001.mask.png'."""
-  return os.path.splitext(image_path)[0] + MASK_SUFFIX
+def mask_path(image_path: str, suffix: str = MASK_SUFFIX) -> str:
+  """Where an image's mask lives: 'cat/001.jpg' -> 'cat/001.mask.png' (or the suffix's)."""
+  return os.path.splitext(image_path)[0] + suffix
 
 
 def mask_png(path: str, size: tuple[int, int]) -> bytes:
@@ -159,25 +166,37 @@ def folder_source(root: str, split: str, fractions: Sequence[float] = (0.8, 0.1,
     raise UserInputError(f"split {split!r} of image folder {root!r} is empty "
                          f"(fractions {tuple(fractions)}, {len(listing.paths)} images)")
 
-  chosen = [listing.masks[i] if listing.masks else None for i in positions]
-  has_masks = all(m is not None for m in chosen)
-  missing = () if has_masks else tuple(listing.paths[i] for i, m in zip(positions, chosen)
-                                       if m is None)
+  sidecars = {k: _split_sidecars(listing, files, positions)
+              for k, files in (("object_mask", listing.masks), ("ignore_mask", listing.ignores))}
+  present = [k for k, (has, _) in sidecars.items() if has]
 
   def load(pos: np.ndarray) -> dict[str, np.ndarray]:
-    images = np.empty(len(pos), object)
-    masks = np.empty(len(pos), object)
+    out = {k: np.empty(len(pos), object) for k in ["image"] + present}
     for j, i in enumerate(positions[np.asarray(pos)]):
       encoded = storage.path(listing.paths[i]).read_bytes()  # once: image and mask check
-      images[j] = to_rgb_png(encoded) if listing.convert[i] else encoded
-      if has_masks:
+      out["image"][j] = to_rgb_png(encoded) if listing.convert[i] else encoded
+      if present:
         with Image.open(io.BytesIO(encoded)) as img:  # the header alone: its size
-          masks[j] = mask_png(listing.masks[i], img.size)
-    return {"image": images, "object_mask": masks} if has_masks else {"image": images}
+          for key in present:
+            files = listing.masks if key == "object_mask" else listing.ignores
+            out[key][j] = mask_png(files[i], img.size)
+    return out
 
   return Source(name=f"folder:{root}", split=split, class_names=listing.class_names,
-                labels=listing.labels[positions], load=load, has_object_mask=has_masks,
-                missing_masks=missing, random_access=True,
+                labels=listing.labels[positions], load=load,
+                has_object_mask=sidecars["object_mask"][0],
+                missing_masks=sidecars["object_mask"][1],
+                has_ignore_mask=sidecars["ignore_mask"][0],
+                missing_ignore_masks=sidecars["ignore_mask"][1], random_access=True,
                 mean_encoded_bytes=float(listing.sizes[positions].mean()),
-                files=None if has_masks or listing.convert[positions].any()
+                files=None if present or listing.convert[positions].any()
                 else tuple(listing.paths[i] for i in positions))
+
+
+def _split_sidecars(listing: FolderListing, files: tuple[str | None, ...],
+                    positions: np.ndarray) -> tuple[bool, tuple[str, ...]]:
+  """(every image of the split has its mask file, the images that have none where some do)."""
+  chosen = [files[i] if files else None for i in positions]
+  if all(m is not None for m in chosen):
+    return True, ()
+  return False, tuple(listing.paths[i] for i, m in zip(positions, chosen) if m is None)

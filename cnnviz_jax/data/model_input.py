@@ -32,23 +32,27 @@ def pixels(image: tf.Tensor, channels: int) -> tf.Tensor:
 # Branches on the config and dtypes only, never on a tensor's value: AutoGraph has nothing to
 # convert, yet converting it (augment and all) cost ~0.7 CPU-s in each process's first pipeline.
 @tf.autograph.experimental.do_not_convert
-def model_input(cfg: dict, image: tf.Tensor, mask: tf.Tensor | None = None,
-                augment_key: tf.Tensor | None = None) -> dict:
-  """One image (and object mask), encoded or as uint8 pixels -> {'image': model input[,
-  'object_mask']}: the configured augmentation when given a key (training), else the eval
-  resizing; then the normalization. The one per-example transform of the pipeline and the
-  report."""
+def model_input(cfg: dict, image: tf.Tensor, object_mask: tf.Tensor | None = None,
+                augment_key: tf.Tensor | None = None,
+                ignore_mask: tf.Tensor | None = None) -> dict:
+  """One image (and its masks: source.MASK_KEYS), encoded or as uint8 pixels -> {'image':
+  model input[, 'object_mask'][, 'ignore_mask']}: the configured augmentation when given a
+  key (training), else the eval resizing; then the normalization. The masks travel stacked
+  as channels, so they cost one resampling and follow the image exactly. The one
+  per-example transform of the pipeline and the report."""
   size = cfg["image_size"]
   image = pixels(image, 3)
-  mask = None if mask is None else pixels(mask, 1)
+  given = {k: m for k, m in (("object_mask", object_mask), ("ignore_mask", ignore_mask))
+           if m is not None}
+  masks = tf.stack([pixels(m, 1) for m in given.values()], -1) if given else None
   aug = dict(cfg["augment"] or {})
   if augment_key is not None and aug.get("kind"):
-    image, mask = augment.augment(image, augment_key, size, aug, mask)
+    image, masks = augment.augment(image, augment_key, size, aug, masks)
   else:
-    image, mask = transforms.eval_resize(image, size, cfg["resize_size"], cfg["resize_method"],
-                                         mask)
+    image, masks = transforms.eval_resize(image, size, cfg["resize_size"],
+                                          cfg["resize_method"], masks)
   out = {"image": preprocessing.normalize(tf.cast(image, tf.float32), cfg["normalization"],
                                           cfg["mean"], cfg["std"])}
-  if mask is not None:
-    out["object_mask"] = tf.cast(mask, tf.float32)
+  for i, key in enumerate(given):
+    out[key] = tf.cast(masks[..., i], tf.float32)
   return out

@@ -30,7 +30,8 @@ class Reader:
     """What `example` receives for real positions: here the position itself."""
     return positions
 
-  def _encoded(self, where) -> tuple[tf.Tensor, tf.Tensor | None]:
+  def _encoded(self, where) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """(the encoded image, {mask key: its encoded mask}) at `where`."""
     raise NotImplementedError
 
   def elements(self, positions: np.ndarray, keys: np.ndarray | None = None):
@@ -45,8 +46,8 @@ class Reader:
 
   @tf.autograph.experimental.do_not_convert  # as model_input: no tensor branches
   def example(self, where, label, index, valid, key) -> dict:
-    image, mask = self._encoded(where)
-    out = model_input(self.cfg, image, mask, key if self.train else None)
+    image, masks = self._encoded(where)
+    out = model_input(self.cfg, image, augment_key=key if self.train else None, **masks)
     return {**out, "label": label, "valid": valid, "index": index}
 
 
@@ -57,7 +58,7 @@ class RamStore(Reader):
     super().__init__(cfg, source, positions, train)
     loaded = source.load(positions)
     pixels_mb = (len(positions) * np.prod(source.image_shape or (0,))
-                 * (3 + source.has_object_mask) / 2**20)
+                 * (3 + len(source.mask_keys)) / 2**20)
     self.decoded = bool(source.image_shape) and pixels_mb <= cfg["cache_budget_mb"]
     if self.decoded:
       loaded = {k: decode_all(v, 3 if k == "image" else 1) for k, v in loaded.items()}
@@ -67,9 +68,8 @@ class RamStore(Reader):
     return np.searchsorted(self.positions, positions)
 
   def _encoded(self, where):
-    mask = self.store.get("object_mask")
     return (tf.gather(self.store["image"], where),
-            None if mask is None else tf.gather(mask, where))
+            {k: tf.gather(v, where) for k, v in self.store.items() if k != "image"})
 
 
 class FileStream(Reader):
@@ -81,7 +81,7 @@ class FileStream(Reader):
     self.files = tf.constant(source.files)
 
   def _encoded(self, where):
-    return tf.io.read_file(tf.gather(self.files, where)), None
+    return tf.io.read_file(tf.gather(self.files, where)), {}
 
 
 class SourceStream(Reader):
@@ -90,7 +90,7 @@ class SourceStream(Reader):
 
   def __init__(self, cfg: dict, source: Source, positions: np.ndarray, train: bool):
     super().__init__(cfg, source, positions, train)
-    self.keys = ("image", "object_mask") if source.has_object_mask else ("image",)
+    self.keys = ("image",) + source.mask_keys
 
   def _read(self, position) -> list[bytes]:
     loaded = self.source.load(np.asarray([position]))
@@ -100,7 +100,7 @@ class SourceStream(Reader):
     encoded = tf.numpy_function(self._read, [where], [tf.string] * len(self.keys),
                                 stateful=False)
     encoded = [tf.ensure_shape(e, []) for e in encoded]
-    return encoded[0], encoded[1] if len(encoded) > 1 else None
+    return encoded[0], dict(zip(self.keys[1:], encoded[1:]))
 
 
 def make_reader(cfg: dict, source: Source, positions: np.ndarray, train: bool) -> Reader:

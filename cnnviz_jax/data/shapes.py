@@ -1,11 +1,12 @@
 """The synthetic "shapes" dataset as a real tfds builder, generated locally (no download).
 
     builder = shapes.prepare(data_dir, num_classes=5, image_size=32, num_train=6000)
-    ds = builder.as_dataset(split="train")  # {'image', 'object_mask', 'label'}
+    ds = builder.as_dataset(split="train")  # {'image', 'object_mask', 'label'[, 'ignore_mask']}
 
 Each configuration (classes, size, split sizes, distractor probability, object size, seed)
 gets its own tfds config name, so several coexist in one data_dir and a prepared one is reused.
-Generation is deterministic from the seed: the same config writes the same bytes.
+Generation is deterministic from the seed: the same config writes the same bytes. Decoy
+configs also carry 'ignore_mask', the patch's pixels (since 1.1.0).
 """
 import dataclasses
 
@@ -18,7 +19,8 @@ from cnnviz_jax.data import config as data_config
 from cnnviz_jax.data import shapes_decoy, shapes_render, splits
 from cnnviz_jax.errors import check_fields
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
+RELEASE_NOTES = {"1.0.0": "first", VERSION: "decoy configs carry the patch's ignore_mask"}
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)
@@ -53,7 +55,7 @@ def make_config(**overrides) -> ShapesConfig:
   check_fields(overrides, data_config.SHAPES, "config.data.shapes.")
   args = {**data_config.SHAPES, **overrides}
   args.update(object_size=tuple(args["object_size"]), decoy=int(args["decoy"]))
-  return ShapesConfig(name=config_name(**args), version=VERSION, release_notes={VERSION: "first"},
+  return ShapesConfig(name=config_name(**args), version=VERSION, release_notes=RELEASE_NOTES,
                       description="synthetic shapes with object masks", **args)
 
 
@@ -61,7 +63,7 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
   """One object per image whose shape is the class; color/position/size/background random."""
 
   VERSION = tfds.core.Version(VERSION)
-  RELEASE_NOTES = {VERSION: "Initial release."}
+  RELEASE_NOTES = RELEASE_NOTES
   BUILDER_CONFIGS = [make_config()]  # the demo: 5 classes, 32x32, 6000/1000/1000
 
   @tfds.core.utils.classproperty
@@ -74,11 +76,13 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
     size = cfg.image_size
+    ignore = {"ignore_mask": tfds.features.Image(shape=(size, size, 1))} if cfg.decoy else {}
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Image(shape=(size, size, 3)),
             "object_mask": tfds.features.Image(shape=(size, size, 1)),  # {0, 1}
             "label": tfds.features.ClassLabel(names=shapes_render.SHAPES[:cfg.num_classes]),
+            **ignore,  # {0, 1}: the decoy patch
         }),
         supervised_keys=("image", "label"),
         description=__doc__,
@@ -98,14 +102,16 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     images, masks, labels = shapes_render.render(
         seed, num_examples, cfg.image_size, cfg.num_classes, cfg.distractor_prob,
         cfg.object_size)
+    patches = None
     if cfg.decoy:  # its own stream: the objects and masks are the decoy-free config's
-      images = shapes_decoy.add_decoys(np.random.SeedSequence([cfg.seed, split_index, 1]),
-                                       images, masks, labels, cfg.decoy,
-                                       class_colored=splits.SPLIT_NAMES[split_index] != "test")
+      images, patches = shapes_decoy.place_decoys(
+          np.random.SeedSequence([cfg.seed, split_index, 1]), images, masks, labels, cfg.decoy,
+          class_colored=splits.SPLIT_NAMES[split_index] != "test")
     for i in range(num_examples):
       # PNG bytes via PIL: ~10x faster than tfds' per-image TF graph call for small images
+      ignore = {} if patches is None else {"ignore_mask": storage.png_bytes(patches[i])}
       yield i, {"image": storage.png_bytes(images[i]), "object_mask": storage.png_bytes(masks[i]),
-                "label": labels[i]}
+                "label": labels[i], **ignore}
 
 
 def prepare(data_dir: str | None = None, file_format: str | None = None,

@@ -10,6 +10,7 @@ random class's color in test; its corner is random in every split. It is drawn o
 pixels outside the object (dilated by one pixel), so the object mask stays the "right
 reason". The patch is drawn from its own random stream on top of the finished image, so a
 decoy dataset is its decoy-free twin (same seed) plus the patches, byte for byte elsewhere.
+The painted pixels are the ignore mask (Ross et al.'s annotation A: what must not matter).
 """
 import numpy as np
 
@@ -36,7 +37,16 @@ def corner_boxes(image_size: int, side: int) -> list[tuple[slice, slice]]:
 
 def add_decoys(seed: np.random.SeedSequence, images: np.ndarray, masks: np.ndarray,
                labels: np.ndarray, side: int, class_colored: bool) -> np.ndarray:
-  """images (N, S, S, 3) uint8 with a `side`-pixel patch in a corner; a new array.
+  """images (N, S, S, 3) uint8 with a `side`-pixel patch in a corner; a new array (see
+  place_decoys)."""
+  return place_decoys(seed, images, masks, labels, side, class_colored)[0]
+
+
+def place_decoys(seed: np.random.SeedSequence, images: np.ndarray, masks: np.ndarray,
+                 labels: np.ndarray, side: int, class_colored: bool
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(images (N, S, S, 3) uint8 with a `side`-pixel patch in a corner, a new array; the
+  patches' masks (N, S, S) uint8, 1 on the painted pixels).
 
   class_colored: color = PALETTE[label] (train, validation), else PALETTE[a random class]
   (test). The corner is drawn among those the object does not touch (if the object touches
@@ -59,6 +69,7 @@ def add_decoys(seed: np.random.SeedSequence, images: np.ndarray, masks: np.ndarr
   score = np.where(overlap == overlap.min(1, keepdims=True), rng.uniform(size=(n, 4)), -1.0)
   corner = np.argmax(score, axis=1)
   out = images.copy()
+  painted = np.zeros(masks.shape, np.uint8)
   for k, (rows, cols) in enumerate(boxes):
     chosen = np.flatnonzero(corner == k)
     region = out[chosen, rows, cols]  # (m, side, side, 3), a copy
@@ -66,4 +77,5 @@ def add_decoys(seed: np.random.SeedSequence, images: np.ndarray, masks: np.ndarr
     region[paint] = np.repeat(PALETTE[color_of[chosen]], side * side, axis=0).reshape(
         len(chosen), side, side, 3)[paint]
     out[chosen, rows, cols] = region
-  return out
+    painted[chosen, rows, cols] = paint
+  return out, painted

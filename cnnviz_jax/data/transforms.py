@@ -30,7 +30,8 @@ def _resize(image: tf.Tensor, size: tuple, method: str) -> tf.Tensor:
 
 def eval_resize(image: tf.Tensor, image_size: int, resize_size: int | None = None,
                 method: str = "bilinear", mask: tf.Tensor | None = None):
-  """(h, w, C) -> float32 (image_size, image_size, C), and the (h, w) mask alike (nearest).
+  """(h, w, C) -> float32 (image_size, image_size, C), and the (h, w) mask alike (nearest;
+  (h, w, k): k masks stacked as channels).
 
   resize_size=None: direct resize (Keras). Otherwise shorter side -> resize_size, then a
   center crop (torchvision `Resize(resize_size)` + `CenterCrop(image_size)`).
@@ -39,7 +40,7 @@ def eval_resize(image: tf.Tensor, image_size: int, resize_size: int | None = Non
     size = (image_size, image_size)
     out = _resize(image, size, method)
     if mask is not None:
-      mask = _resize(mask[..., None], size, "nearest")[..., 0]
+      mask = _unchannel(_resize(_channels(mask), size, "nearest"), mask)
     return out, mask
   h, w = tf.shape(image)[0], tf.shape(image)[1]
   short, long_ = tf.minimum(h, w), tf.maximum(h, w)
@@ -55,7 +56,18 @@ def eval_resize(image: tf.Tensor, image_size: int, resize_size: int | None = Non
   out = out[top:top + image_size, left:left + image_size]
   out.set_shape([image_size, image_size, image.shape[-1]])
   if mask is not None:
-    mask = _resize(mask[..., None], tf.stack([new_h, new_w]), "nearest")[..., 0]
-    mask = mask[top:top + image_size, left:left + image_size]
-    mask.set_shape([image_size, image_size])
+    resized = _resize(_channels(mask), tf.stack([new_h, new_w]), "nearest")
+    resized = resized[top:top + image_size, left:left + image_size]
+    resized.set_shape([image_size, image_size, resized.shape[-1]])
+    mask = _unchannel(resized, mask)
   return out, mask
+
+
+def _channels(mask: tf.Tensor) -> tf.Tensor:
+  """A (h, w) mask or (h, w, k) stacked masks -> (h, w, k)."""
+  return mask if mask.shape.rank == 3 else mask[..., None]
+
+
+def _unchannel(resized: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+  """(out, out, k) back to the rank of the mask given (`like`)."""
+  return resized if like.shape.rank == 3 else resized[..., 0]

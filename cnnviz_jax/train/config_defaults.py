@@ -58,9 +58,10 @@ def experiment_config() -> ml_collections.ConfigDict:
   config.feature_extraction = False  # train the head on cached backbone features
   config.label_smoothing = 0.0
   # Right for the right reasons (train/explanation_loss.py): kind "" = off, or e.g.
-  # "input_gradient" / "grad_cam"; weight = λ; layer: CAM kinds ("" = last); masks from the data
+  # "input_gradient" / "grad_cam"; weight = λ; layer: CAM kinds ("" = last); masks from the
+  # data; region: penalize "outside_object" (1 − object mask) or the "annotated" ignore mask
   config.explanation_loss = ml_collections.ConfigDict(dict(
-      kind="", weight=1.0, layer="", target="label", normalize=False))
+      kind="", weight=1.0, layer="", target="label", normalize=False, region="outside_object"))
   config.stages = [stage(epochs=12)]
   config.early_stopping = ml_collections.ConfigDict(dict(
       enabled=False, metric="accuracy", mode="max", patience=5, restore_best=True))

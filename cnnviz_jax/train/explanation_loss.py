@@ -1,23 +1,29 @@
-"""Right for the right reasons: a training penalty on the explanation outside the object.
+"""Right for the right reasons: a training penalty on the explanation where it must not be.
 
 Ross, Hughes & Doshi-Velez, "Right for the Right Reasons: Training Differentiable Models by
 Constraining their Explanations", IJCAI 2017 (arXiv:1703.03717), eq. 1:
   L = CE + λ Σ_d (A_d ∂/∂x_d Σ_k log p_k)²,   A = 1 where the input should not matter.
-`config.explanation_loss = dict(kind=…, weight=λ, layer=…, target=…)`; kind "" is off.
-Here A = 1 − object_mask (the batches carry the data's masks), and per image:
+`config.explanation_loss = dict(kind=…, weight=λ, layer=…, target=…, region=…)`; kind ""
+is off. The penalized region A (B, H, W) comes from the batches, by `region`:
+  "outside_object"  A = 1 − object_mask: everything but the object, its outline included;
+  "annotated"       A = ignore_mask: what the data marks as not to matter (Ross et al.'s
+                    annotation: the decoy shapes' and decoy digits' patch, an image folder's
+                    cat/001.ignore.png), everything else unconstrained.
+Per image, one definition for both:
   input kinds  (input_gradient, gradient_x_input, integrated_gradients): Σ_{h,w,c}
-               ((1 − m_hw) a_hwc)², the paper's term (a = the attribution; with target
+               (A_hw a_hwc)², the paper's term (a = the attribution; with target
                'log_prob_sum' exactly eq. 1);
-               normalize=True: (Σ (1 − m) a² / Σ a²)², the squared share of the attribution
-               energy outside — scale-free like the CAM kinds', so the model cannot lower it
+               normalize=True: (Σ A a² / Σ a²)², the squared share of the attribution
+               energy in A — scale-free like the CAM kinds', so the model cannot lower it
                by flattening its input gradients everywhere (see configs/right_reasons.py);
   CAM kinds    (grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam), maps at `layer`'s
-               resolution (h, w): (1 − mass_inside)², mass_inside = Σ cam·m↓ / Σ cam with
-               the mask area-averaged to (h, w) (explain.mass_inside). Normalized by the
-               map's own mass, so shrinking every activation cannot lower it, and a map with
-               no mass counts as all outside.
-The batch's term is the mean over its real examples (Ross et al. sum; the mean keeps λ
-independent of the batch size), times λ.
+               resolution (h, w): (share of the map's mass in A)² = (1 − mass_inside(cam,
+               1 − A))², the mask area-averaged to (h, w) (explain.mass_inside). Normalized by
+               the map's own mass, so shrinking every activation cannot lower it, and a map
+               with no mass counts as all in A.
+The batch's term is the mean over its real examples (Ross et al. sum both the cross-entropy
+and the penalty over the batch; averaging both keeps λ independent of the batch size and
+equal to theirs), times λ.
 Targets: 'label' (the labeled class's logit), 'predicted' (top-1), 'log_prob_sum'
 (Σ_k log p_k, Ross et al.'s choice). The explainers are the library's own (cj.explain), on
 the function the cross-entropy trains: BatchNorm with batch statistics (running ones with
@@ -46,7 +52,10 @@ CAM_KINDS = {"grad_cam": explain.grad_cam, "grad_cam_plus_plus": explain.grad_ca
              "xgrad_cam": explain.xgrad_cam, "layer_cam": explain.layer_cam}
 KINDS = tuple(INPUT_KINDS) + tuple(CAM_KINDS)
 TARGETS = ("label", "predicted", "log_prob_sum")
-FIELDS = ("kind", "weight", "layer", "target", "normalize")
+REGIONS = ("outside_object", "annotated")
+FIELDS = ("kind", "weight", "layer", "target", "normalize", "region")
+# the batch key each region is read from (source.MASK_KEYS)
+REGION_MASKS = {"outside_object": "object_mask", "annotated": "ignore_mask"}
 
 Penalty = Callable[[Any, Mapping[str, jax.Array], jax.Array, jax.Array], jax.Array]
 
@@ -64,6 +73,8 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
   if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
     raise ConfigError(f"config.explanation_loss.weight must be a number >= 0; got {weight!r}")
   check_one_of(spec.get("target", "label"), TARGETS, "target", "config.explanation_loss.target")
+  check_one_of(spec.get("region", REGIONS[0]), REGIONS, "region",
+               "config.explanation_loss.region")
   if not isinstance(spec.get("normalize", False), bool):
     raise ConfigError(f"config.explanation_loss.normalize must be True or False; got "
                       f"{spec.get('normalize')!r}")
@@ -83,16 +94,31 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
                       "('' = the last one)") from None
 
 
-def check_masks(source) -> None:
-  """Raises ValueError when the training split has no object masks for the penalty."""
-  if source.has_object_mask:
+def mask_key(spec) -> str:
+  """The batch key of the masks the penalty reads ('object_mask' or 'ignore_mask')."""
+  return REGION_MASKS[spec.get("region", REGIONS[0])]
+
+
+def check_masks(source, spec=None) -> None:
+  """Raises ValueError when the training split lacks the masks the penalty's region needs."""
+  key = mask_key(spec or {})
+  has, missing = ((source.has_object_mask, getattr(source, "missing_masks", ()))
+                  if key == "object_mask" else
+                  (source.has_ignore_mask, getattr(source, "missing_ignore_masks", ())))
+  if has:
     return
-  missing = getattr(source, "missing_masks", ())
+  what, suffix = (("object masks", "mask") if key == "object_mask" else
+                  ("ignore masks (region 'annotated')", "ignore"))
   detail = (f"; {len(missing)} of {source.num_examples} images have none, e.g. "
-            f"{', '.join(missing[:3])} (image folders: cat/001.jpg needs cat/001.mask.png)"
+            f"{', '.join(missing[:3])} (image folders: cat/001.jpg needs cat/001.{suffix}.png)"
             if missing else "")
-  raise ValueError(f"config.explanation_loss needs object masks, and {source.name} split "
+  raise ValueError(f"config.explanation_loss needs {what}, and {source.name} split "
                    f"{source.split!r} has none{detail}")
+
+
+def penalized_region(spec, masks: jax.Array) -> jax.Array:
+  """A (B, H, W): where the explanation must not be, from the batch's `mask_key` masks."""
+  return 1.0 - masks if mask_key(spec) == "object_mask" else masks
 
 
 def _sampled_integrated_gradients(model, variables, x, target, key) -> jax.Array:
@@ -110,11 +136,12 @@ def _target(name: str, labels: jax.Array):
       outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32))), axis=-1)
 
 
-def per_example(spec, model: nn.Module, variables, images: jax.Array, object_mask: jax.Array,
+def per_example(spec, model: nn.Module, variables, images: jax.Array, region: jax.Array,
                 labels: jax.Array, *, batch_statistics: bool = True,
                 key: jax.Array | None = None) -> jax.Array:
-  """(B,) the penalty of each image before λ (see the module docstring). key: the draw of
-  the sampled kinds (integrated_gradients)."""
+  """(B,) the penalty of each image before λ (see the module docstring). region: A (B, H,
+  W), 1 where the explanation must not be (penalized_region). key: the draw of the sampled
+  kinds (integrated_gradients)."""
   kind, target = spec["kind"], _target(spec.get("target", "label"), labels)
 
   def attribution():
@@ -131,20 +158,20 @@ def per_example(spec, model: nn.Module, variables, images: jax.Array, object_mas
   else:
     heat = attribution()
   dtype = jnp.promote_types(heat.dtype, jnp.float32)  # bf16 models: the sums in float32
-  mask = object_mask.astype(dtype)
+  penalized = region.astype(dtype)
   if kind in INPUT_KINDS and spec.get("normalize"):  # energy a² as the mass
-    return jnp.square(1.0 - explain.mass_inside(jnp.square(heat.astype(dtype)), mask))
+    return jnp.square(1.0 - explain.mass_inside(jnp.square(heat.astype(dtype)), 1.0 - penalized))
   if kind in INPUT_KINDS:  # (B, H, W, C)
-    outside = (1.0 - mask)[..., None] * heat.astype(dtype)
-    return jnp.sum(jnp.square(outside), axis=(1, 2, 3))
-  return jnp.square(1.0 - explain.mass_inside(heat, mask))  # (B,)
+    return jnp.sum(jnp.square(penalized[..., None] * heat.astype(dtype)), axis=(1, 2, 3))
+  return jnp.square(1.0 - explain.mass_inside(heat, 1.0 - penalized))  # (B,)
 
 
 def make(spec, model: nn.Module, *, freeze_bn: bool = False) -> Penalty | None:
   """-> penalty(variables, batch, weights, key) -> λ · mean penalty, or None when off.
 
-  batch needs 'image', 'label' and 'object_mask' (B, H, W); weights (B,) mark real rows;
-  key: a fresh random key per step (the sampled kinds draw from it).
+  batch needs 'image', 'label' and the region's masks (B, H, W) under `mask_key(spec)`;
+  weights (B,) mark real rows; key: a fresh random key per step (the sampled kinds draw
+  from it).
   """
   if not enabled(spec):
     return None
@@ -152,8 +179,9 @@ def make(spec, model: nn.Module, *, freeze_bn: bool = False) -> Penalty | None:
   weight = float(spec["weight"])
 
   def penalty(variables, batch, weights, key):
-    terms = per_example(spec, model, variables, batch["image"], batch["object_mask"],
-                        batch["label"], batch_statistics=not freeze_bn, key=key)
+    region = penalized_region(spec, batch[mask_key(spec)])
+    terms = per_example(spec, model, variables, batch["image"], region, batch["label"],
+                        batch_statistics=not freeze_bn, key=key)
     return weight * jnp.sum(terms * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
   return penalty

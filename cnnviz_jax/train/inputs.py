@@ -45,9 +45,10 @@ class Input:
     self.image_shape = self._train.image_shape
     self._features = None
     self._train_keys = _MODEL_KEYS
-    if explanation_loss.enabled(config.get("explanation_loss")):  # the penalty needs masks
-      explanation_loss.check_masks(self._train.source)
-      self._train_keys = _MODEL_KEYS + ("object_mask",)
+    spec = config.get("explanation_loss")
+    if explanation_loss.enabled(spec):  # the penalty needs its region's masks
+      explanation_loss.check_masks(self._train.source, spec)
+      self._train_keys = _MODEL_KEYS + (explanation_loss.mask_key(spec),)
 
   def describe(self) -> str:
     return self._train.describe()

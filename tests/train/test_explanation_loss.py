@@ -42,7 +42,7 @@ def test_input_gradient_penalty_is_ross_et_al_term_on_the_trained_function(tiny)
       out = model.apply(variables, z, train=train, mutable=["batch_stats"] if train else False)
       return jnp.sum(jax.nn.log_softmax((out[0] if train else out)))
     expected = np.sum(((1 - mask)[..., None] * jax.grad(log_probs)(x)) ** 2, axis=(1, 2, 3))
-    ours = explanation_loss.per_example(spec, model, variables, x, mask, labels,
+    ours = explanation_loss.per_example(spec, model, variables, x, 1 - mask, labels,
                                         batch_statistics=train)
     assert float(expected.min()) > 0
     np.testing.assert_allclose(ours, expected, rtol=1e-4, err_msg=f"train={train}")
@@ -65,22 +65,24 @@ def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
     return (energy * (1 - np.asarray(mask))).sum((1, 2)) / energy.sum((1, 2))
 
   spec = dict(kind="input_gradient", target="label", normalize=True)
-  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels),
+  outside = 1 - mask  # the penalized region of 'outside_object'
+  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, outside,
+                                                          labels),
                              share_outside(logit_gradient(x, True)) ** 2, rtol=1e-4)
   key = jax.random.key(3)
   alpha = jax.random.uniform(key, (4, 1, 1, 1))
   assert float(alpha.max() - alpha.min()) > 0.1  # a different point of the path per image
   sampled = x * logit_gradient(alpha * x, False)
   spec = dict(kind="integrated_gradients", target="label", normalize=True)
-  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, mask, labels,
-                                                          key=key),
+  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, outside,
+                                                          labels, key=key),
                              share_outside(sampled) ** 2, rtol=1e-4)
 
 
 def test_grad_cam_penalty_is_the_squared_mass_outside_at_the_layer_resolution(tiny):
   model, variables, x, mask, labels = tiny
   spec = dict(kind="grad_cam", layer="block4_conv1", target="predicted")  # random net: the
-  ours = explanation_loss.per_example(spec, model, variables, x, mask, labels,  # top-1 map
+  ours = explanation_loss.per_example(spec, model, variables, x, 1 - mask, labels,  # top-1 map
                                       batch_statistics=False)  # is the one sure to be non-zero
   heat = np.asarray(cj.explain.grad_cam(model, variables, x, "block4_conv1"))  # 4×4
   assert heat.shape == (4, 4, 4)

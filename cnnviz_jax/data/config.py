@@ -29,6 +29,10 @@ TORCHVISION_SEED_002 = dict(kind="torchvision", scale=(0.08, 1.0), ratio=(3 / 4,
 # decoy: side (px) of a class-colored corner patch, a confounder (shapes_decoy.py); 0: none
 SHAPES = dict(num_classes=5, image_size=32, num_train=6000, num_validation=1000, num_test=1000,
               distractor_prob=0.5, object_size=shapes_render.OBJECT_SIZE, seed=0, decoy=0)
+# The decoy digits (data/decoy_digits.py): decoy = side (px) of the label-coded corner
+# swatch (0: the decoy-free twin); seed = the split, the corners, the test grey levels.
+DIGITS = dict(decoy=4, seed=0)
+_SUB_CONFIGS = ("shapes", "digits")  # nested dicts: an override updates their fields
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -44,6 +48,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.split_fractions = (0.8, 0.1, 0.1)  # train/val/test, where the dataset has no such split
   c.split_seed = 0  # the split does not move when the training seed does
   c.shapes = ml_collections.ConfigDict(SHAPES)
+  c.digits = ml_collections.ConfigDict(DIGITS)  # name='decoy_digits'
   c.batch_size = 32  # global, over every device of every process
   c.eval_batch_size = None  # None: batch_size
   c.image_size = 32  # model input side
@@ -90,7 +95,7 @@ def resolve(config=None, **overrides) -> dict:
   for layer in (_to_dict(config), _to_dict(overrides)):
     check_fields(layer, out, "config.data.")
     for key, value in layer.items():
-      if key == "shapes" and isinstance(value, Mapping):
+      if key in _SUB_CONFIGS and isinstance(value, Mapping):
         out[key] = {**out[key], **value}
       else:
         out[key] = copy.deepcopy(value)

@@ -6,7 +6,7 @@ from cnnviz_jax.data.source import Source
 from cnnviz_jax.errors import ConfigError, check_one_of
 
 TFDS_NAMES = ("cats_vs_dogs", "tf_flowers", "oxford_flowers102", "caltech101")
-NAMES = ("shapes", "folder") + TFDS_NAMES
+NAMES = ("shapes", "decoy_digits", "folder") + TFDS_NAMES
 
 
 def get_source(config: Mapping, split: str) -> Source:
@@ -19,6 +19,11 @@ def get_source(config: Mapping, split: str) -> Source:
     return tfds_sources.shapes_source(split, data_dir=config.get("data_dir"),
                                       file_format=config.get("file_format"),
                                       **dict(config.get("shapes") or {}))
+  if name == "decoy_digits":
+    from cnnviz_jax.data import tfds_sources  # pylint: disable=import-outside-toplevel
+    return tfds_sources.decoy_digits_source(split, data_dir=config.get("data_dir"),
+                                            file_format=config.get("file_format"),
+                                            **dict(config.get("digits") or {}))
   if name in TFDS_NAMES:
     from cnnviz_jax.data import tfds_sources  # pylint: disable=import-outside-toplevel
     return tfds_sources.tfds_source(

@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
 from cnnviz_jax.data import shapes, splits
-from cnnviz_jax.data.source import Source
+from cnnviz_jax.data.source import MASK_KEYS, Source
 from cnnviz_jax.errors import ConfigError, check_one_of
 
 # caltech101's default five-class subset
@@ -54,7 +54,7 @@ def _read_config() -> tfds.ReadConfig:
 
 
 def _feature_keys(builder) -> tuple[str, ...]:
-  return tuple(k for k in ("image", "object_mask") if k in builder.info.features)
+  return tuple(k for k in ("image",) + MASK_KEYS if k in builder.info.features)
 
 
 @functools.lru_cache(maxsize=32)
@@ -129,13 +129,14 @@ def builder_source(builder, split: str, tfds_split: str, part: int | None,
   mean_bytes = float(builder.info.dataset_size) / total if total else 0.0  # as prepared
   return Source(name=builder.name, split=split, class_names=names, labels=labels, load=load,
                 has_object_mask="object_mask" in builder.info.features,
+                has_ignore_mask="ignore_mask" in builder.info.features,
                 random_access=random_access, mean_encoded_bytes=mean_bytes,
                 image_shape=_fixed_image_shape(builder.info.features))
 
 
 def _fixed_image_shape(features) -> tuple[int, int] | None:
   """(height, width) shared by the image and its object mask, where the features fix it."""
-  shapes = {tuple(features[k].shape[:2]) for k in ("image", "object_mask") if k in features}
+  shapes = {tuple(features[k].shape[:2]) for k in ("image",) + MASK_KEYS if k in features}
   shape = shapes.pop() if len(shapes) == 1 else (None,)
   return shape if None not in shape else None
 
@@ -221,7 +222,21 @@ def _shapes_builder(data_dir, file_format, config_items):
   return _prepare_once(lambda: shapes.prepare(data_dir, file_format, **dict(config_items)))
 
 
+def decoy_digits_source(split: str, data_dir: str | None = None, file_format: str | None = None,
+                        **digits_config) -> Source:
+  """scikit-learn's digits with Ross et al.'s decoy (data/decoy_digits.py), generated into
+  data_dir on first use."""
+  builder = _digits_builder(data_dir, file_format, tuple(sorted(digits_config.items())))
+  return builder_source(builder, split, split, None, (1.0, 0.0, 0.0), None, 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _digits_builder(data_dir, file_format, config_items):
+  from cnnviz_jax.data import decoy_digits  # pylint: disable=import-outside-toplevel
+  return _prepare_once(lambda: decoy_digits.prepare(data_dir, file_format, **dict(config_items)))
+
+
 def clear_caches() -> None:
   """Forgets cached builders and label scans (e.g. between tfds.testing.mock_data blocks)."""
-  for cached in (_builder, _scan_labels, _shapes_builder, _data_source):
+  for cached in (_builder, _scan_labels, _shapes_builder, _digits_builder, _data_source):
     cached.cache_clear()

@@ -66,7 +66,7 @@ def _setting(name: str, sweep: dict):
   return FLAGS[name].value if FLAGS[name].present or name not in sweep else sweep[name]
 
 
-def _plan(argv) -> tuple[str, list[str], list[dict], str]:
+def plan_from_flags(argv) -> tuple[str, list[str], list[dict], str]:
   """(config, fixed overrides, trials, metric) from the flags and the sweep file."""
   fixed = argv[1:]
   bad = [a for a in fixed if not a.startswith("--config.")]
@@ -160,13 +160,15 @@ def write_outputs(workdir: epath.Path, trials: list[dict], metric: str, skipped=
   return table
 
 
-def main(argv):
+def main(argv, plan=None, finish=None):
+  """plan(argv) -> (config, fixed overrides, trials, metric): a study's own trials (default:
+  the flags'); finish(workdir, trials, table): a study's own outputs after the table."""
   if FLAGS.wandb and importlib.util.find_spec("wandb") is None:
     raise app.UsageError("--wandb needs the wandb package (pip install wandb), which is not "
                          "installed; without --wandb the table and figures are written anyway")
   if FLAGS.parallel < 1:
     raise app.UsageError(f"--parallel must be ≥ 1; got {FLAGS.parallel}")
-  config, fixed, planned, metric = _plan(argv)
+  config, fixed, planned, metric = (plan or plan_from_flags)(argv)
   try:
     workdir = storage.path(FLAGS.workdir)
   except storage.PathError as e:
@@ -185,6 +187,8 @@ def main(argv):
     logging.info("%d trial(s), %d finished before: skipped", len(trials), len(skipped))
     run_trials([j for j in jobs if j[0]["name"] not in skipped], workdir, FLAGS.parallel)
   table = write_outputs(workdir, trials, metric, () if FLAGS.table_only else skipped)
+  if finish is not None:
+    finish(workdir, trials, table)
   if FLAGS.wandb:
     from experiments import wandb_log  # pylint: disable=import-outside-toplevel
     wandb_log.log_trials(workdir, trials, table, FLAGS.wandb_project, skipped)
@@ -196,11 +200,12 @@ def main(argv):
     sys.exit(1)
 
 
-def run_study(config: str) -> None:
-  """A seed study: the sweep over every variant of `config` (its VARIANTS tuple)."""
+def run_study(config: str, plan=None, finish=None) -> None:
+  """A seed study: the sweep over every variant of `config` (its VARIANTS tuple); plan and
+  finish: as main's (a study's own trials and outputs)."""
   FLAGS.set_default("config", config)
   FLAGS.set_default("grid", [f"{space.VARIANT}={','.join(trials_lib.variants(config))}"])
-  app.run(main)
+  app.run(lambda argv: main(argv, plan, finish))
 
 
 if __name__ == "__main__":

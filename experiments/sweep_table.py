@@ -28,13 +28,16 @@ def status(trial: Workdir, results: dict | None, record: dict,
 def rows(workdir: epath.Path, trials: Sequence[dict],
          skipped: Collection[str] = ()) -> list[dict]:
   """{id, trial, <parameters>, status, train/val/test accuracy and loss, wall_s} per trial;
-  numbers are those of results.json (None where missing)."""
+  numbers are those of results.json (None where missing), and so is a parameter that a
+  trial does not set (a study's unpenalized variants have no penalty weight)."""
+  parameters = list(dict.fromkeys(p for t in trials for p in t["params"]))
   out = []
   for trial in trials:
     trial_workdir = Workdir(workdir / trial["name"])
     results = trial_workdir.results()
     record = trial_workdir.read_json(trial_workdir.sweep_trial_json, {})
-    row = {"id": trial["id"], "trial": trial["name"], **trial["params"],
+    row = {"id": trial["id"], "trial": trial["name"],
+           **{p: trial["params"].get(p) for p in parameters},
            "status": status(trial_workdir, results, record, skipped), **dict.fromkeys(METRICS),
            "wall_s": record.get("wall_seconds")}
     if results is not None:

@@ -213,7 +213,7 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   timer.mark("faithfulness")
   figures = [f for s in sections for f in s.figures]
   index = [{"name": f.name, "title": f.title, "caption": f.caption, "file": f.path.name,
-            "section": s.key, "texts": f.texts} for s in sections for f in s.figures]
+            "section": s.key, "texts": f.axes_texts} for s in sections for f in s.figures]
   run.workdir.write_json(directory / "index.json", index)
   accuracy = ""
   if run.results and split in run.results["splits"]:

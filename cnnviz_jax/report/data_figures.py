@@ -2,19 +2,19 @@
 from etils import epath
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from cnnviz_jax.report import display
 
 
-def class_distribution(stats: dict, directory: epath.Path) -> display.Figure:
+def class_distribution(stats: dict, directory: epath.Path | None = None) -> display.Figure:
   """Bars of examples per class, one color per split."""
   names = stats["class_names"]
   splits = list(stats["splits"])
   n = len(names)
-  fig, ax = plt.subplots(figsize=(min(max(4.5, 0.55 * n * max(len(splits), 1) / 2 + 2), 16),
-                                  3.6), layout="constrained")
+  fig = display.Figure(figsize=(min(max(4.5, 0.55 * n * max(len(splits), 1) / 2 + 2), 16), 3.6),
+                       layout="constrained")
+  ax = fig.subplots()
   width = 0.8 / max(len(splits), 1)
   x = np.arange(n)
   for i, split in enumerate(splits):
@@ -38,7 +38,7 @@ def class_distribution(stats: dict, directory: epath.Path) -> display.Figure:
 
 
 def sample_grid(images: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
-                directory: epath.Path, split: str = "train") -> display.Figure:
+                directory: epath.Path | None = None, split: str = "train") -> display.Figure:
   """Images (N, H, W, 3) in [0, 1] with their class names, 8 per row."""
   n = len(images)
   cols = min(8, n)
@@ -51,7 +51,7 @@ def sample_grid(images: np.ndarray, labels: Sequence[int], class_names: Sequence
 
 
 def augmented_grid(originals: np.ndarray, augmented: np.ndarray, description: str,
-                   directory: epath.Path) -> display.Figure:
+                   directory: epath.Path | None = None) -> display.Figure:
   """Row i: original i, then its augmented versions. originals (R, H, W, 3), augmented
   (R, K, H, W, 3), both in [0, 1]."""
   rows, k = augmented.shape[:2]

@@ -2,39 +2,57 @@
 
 Everything a figure module needs to turn arrays into pixels: undo the input
 normalization, color a heatmap with a perceptually uniform colormap, blend it over the
-image, scale signed attributions, and save a matplotlib figure (PNG, nothing clipped).
+image, scale signed attributions, and name a figure for the report (`save`: a PNG only
+when given a directory, nothing clipped).
+
+Figures are `Figure`s, matplotlib Figures made without pyplot: a notebook shows the one a
+cell returns inline (as PNG, whatever matplotlib's backend), none is shown twice or kept
+open by pyplot, and we never choose the user's backend (a forced Agg would silence their
+own plots in a notebook).
 """
-import dataclasses
+import io
 from typing import Sequence
 
+import matplotlib
+from matplotlib import cm as mcm
+from matplotlib import colors as mcolors
+from matplotlib import figure as mfigure
+from matplotlib import patches as mpatches
+import numpy as np
 from etils import epath
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: reports are built on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
-from matplotlib import patches as mpatches  # noqa: E402  pylint: disable=wrong-import-position
-import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
-
-from cnnviz_jax import storage  # noqa: E402  pylint: disable=wrong-import-position
-from cnnviz_jax.explain import maps as maps_lib  # noqa: E402  pylint: disable=wrong-import-position
-from cnnviz_jax.weights import preprocessing  # noqa: E402  pylint: disable=wrong-import-position
+from cnnviz_jax import storage
+from cnnviz_jax.explain import maps as maps_lib
+from cnnviz_jax.weights import preprocessing
 
 HEAT = "inferno"  # heatmaps and overlays: perceptually uniform, dark = 0
 MATRIX = "viridis"  # confusion matrices, curves of many lines
 FEATURES = "viridis"  # feature maps
-SEQUENTIAL_COLORS = plt.get_cmap("tab10").colors
+SEQUENTIAL_COLORS = matplotlib.colormaps["tab10"].colors
 DPI = 110
+# PNGs as the report and a notebook show them: tight bounding box, so no label is cut off
+SAVEFIG = dict(dpi=DPI, bbox_inches="tight", pad_inches=0.08, facecolor="white")
 
 
-@dataclasses.dataclass
-class Figure:
-  """One saved figure: where it is and what the report says about it."""
-  name: str  # file stem, unique within a report
-  title: str
-  caption: str
-  path: epath.Path  # PNG or GIF, local or at a URL
-  texts: list[str] = dataclasses.field(default_factory=list)  # annotations drawn on the axes
+class Figure(mfigure.Figure):
+  """A matplotlib Figure with what the report says about it (`save` sets them): its file stem
+  `name` (unique within a report), `title`, `caption` and `path`, where it was written (None
+  until then; a GIF for the animated figure). A notebook shows it inline, as PNG, whatever
+  matplotlib's backend."""
+  name: str = ""
+  title: str = ""
+  caption: str = ""
+  path: epath.Path | None = None
+
+  @property
+  def axes_texts(self) -> list[str]:
+    """The texts drawn on its axes (annotations, titles of Panels' cells): content checks."""
+    return [t.get_text() for ax in self.axes for t in ax.texts]
+
+  def _repr_png_(self) -> bytes:  # IPython's display protocol (Jupyter, myst-nb)
+    buffer = io.BytesIO()
+    self.savefig(buffer, format="png", **SAVEFIG)
+    return buffer.getvalue()
 
 
 def to_display(x: np.ndarray, normalization: str = "unit", mean: Sequence[float] | None = None,
@@ -60,7 +78,7 @@ def resize(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
 def color(heat: np.ndarray, cmap: str = HEAT) -> np.ndarray:
   """(H, W) values in [0, 1] -> (H, W, 3) RGB."""
-  return plt.get_cmap(cmap)(np.clip(heat, 0.0, 1.0))[..., :3].astype(np.float32)
+  return matplotlib.colormaps[cmap](np.clip(heat, 0.0, 1.0))[..., :3].astype(np.float32)
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5,
@@ -119,7 +137,7 @@ class Panels:
                                                                               else 0.0)
     self.pitch_y = 1 + self.head + self.foot + gap
     width, height = cols * (1 + gap), rows * self.pitch_y
-    self.fig = plt.figure(figsize=(width * cell, height * cell))
+    self.fig = Figure(figsize=(width * cell, height * cell))
     self.ax = self.fig.add_axes((0, 0, 1, 1))
     self.ax.set_xlim(-gap / 2, width - gap / 2)
     self.ax.set_ylim(height, 0)
@@ -181,7 +199,7 @@ class Panels:
   def colorbar(self, label: str, cmap: str = HEAT) -> None:
     """A 0..1 colorbar to the right of the grid."""
     cax = self.fig.add_axes((1.02, 0.15, 0.018 * 8 / max(self.cols, 4), 0.7))
-    mappable = plt.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=cmap)
+    mappable = mcm.ScalarMappable(norm=mcolors.Normalize(0, 1), cmap=cmap)
     self.fig.colorbar(mappable, cax=cax, label=label)
 
   def blank(self, r: int, c: int, text: str) -> None:
@@ -190,18 +208,16 @@ class Panels:
                  color="0.4")
 
 
-def save(fig, directory: epath.Path, name: str, title: str, caption: str = "") -> Figure:
-  """Writes directory/name.png (tight bounding box: no label is cut off) and closes `fig`
-  (a matplotlib Figure or Panels)."""
+def save(fig, directory: epath.Path | None, name: str, title: str, caption: str = "") -> Figure:
+  """Names `fig` (a Figure or Panels) for the report and returns the Figure; with a
+  directory, also writes directory/name.png (a local folder or a URL) and sets its path."""
   fig = getattr(fig, "fig", fig)
-  directory = storage.path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  path = directory / f"{name}.png"
-  texts = [t.get_text() for ax in fig.axes for t in ax.texts]  # for content checks
-  storage.write_figure(fig, path, dpi=DPI, bbox_inches="tight", pad_inches=0.08,
-                       facecolor="white")
-  plt.close(fig)
-  return Figure(name, title, caption, path, texts)
+  fig.name, fig.title, fig.caption = name, title, caption
+  if directory is not None:
+    directory = storage.path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fig.path = storage.write_figure(fig, directory / f"{name}.png", **SAVEFIG)
+  return fig
 
 
 def short(value, width: int = 14) -> str:

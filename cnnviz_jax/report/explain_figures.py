@@ -4,10 +4,11 @@ import os
 import tempfile
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from etils import epath
 from matplotlib import animation
+from matplotlib import cm as mcm
+from matplotlib import colors as mcolors
 
 from cnnviz_jax import storage
 from cnnviz_jax.report import display
@@ -19,11 +20,13 @@ def _interp(image: np.ndarray) -> str:
 
 def top_class_cams(images: np.ndarray, probabilities: np.ndarray, classes: np.ndarray,
                    cams: np.ndarray, class_names: Sequence[str], labels: np.ndarray,
-                   directory: epath.Path, layer: str) -> display.Figure:
+                   directory: epath.Path | None = None,
+                   layer: str | None = None) -> display.Figure:
   """Per image: the image, then Grad-CAM (Selvaraju et al. 2017) of its k most probable classes
   with p.
 
-  Maps are scaled by the image's largest map, so a weak class looks weak.
+  Maps are scaled by the image's largest map, so a weak class looks weak. `layer`, the maps'
+  layer, only labels the figure.
   """
   b, k = classes.shape
   panels = display.Panels(b, k + 1, cell=1.8)
@@ -35,11 +38,13 @@ def top_class_cams(images: np.ndarray, probabilities: np.ndarray, classes: np.nd
       panels.show(i, j + 1, display.overlay(images[i], cams[i, j] / scale),
                   f"{display.short(class_names[c])} {probabilities[i, c]:.1%}")
   panels.colorbar("Grad-CAM / image max")
-  panels.suptitle(f"Grad-CAM at {layer} for the top-{k} classes (probability in the title)")
+  at = f" at {layer}" if layer else ""
+  panels.suptitle(f"Grad-CAM{at} for the top-{k} classes (probability in the title)")
   return display.save(panels, directory, "grad_cam_top_classes", f"Grad-CAM, top {k} classes",
-                      f"Where the evidence for each of the {k} most probable classes lies "
-                      f"({layer}, the last spatial layer). Heat is relative to the image's "
-                      "strongest map: a class with little evidence stays dark.")
+                      f"Where the evidence for each of the {k} most probable classes lies"
+                      f"{f' ({layer}, the last spatial layer)' if layer else ''}. Heat is "
+                      "relative to the image's strongest map: a class with little evidence "
+                      "stays dark.")
 
 
 def _by_class(classes: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +55,7 @@ def _by_class(classes: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def all_class_grid(images: np.ndarray, classes: np.ndarray, cams: np.ndarray,
                    probabilities: np.ndarray, class_names: Sequence[str],
-                   directory: epath.Path) -> display.Figure:
+                   directory: epath.Path | None = None) -> display.Figure:
   """Rows: images; columns: Grad-CAM of every class (class order), one scale per image."""
   b, k = classes.shape
   every = k == len(class_names)
@@ -73,18 +78,23 @@ def all_class_grid(images: np.ndarray, classes: np.ndarray, cams: np.ndarray,
 
 def all_class_gif(image: np.ndarray, classes: np.ndarray, cams: np.ndarray,
                   probabilities: np.ndarray, class_names: Sequence[str],
-                  directory: epath.Path, label: int | None = None,
+                  directory: epath.Path | None = None, label: int | None = None,
                   fps: float = 1.5) -> display.Figure:
-  """An animated GIF: one frame per class (class order), Grad-CAM over one image."""
+  """An animation, one frame per class (class order): Grad-CAM over one image.
+
+  With a directory it is written as directory/grad_cam_all_classes.gif (the Figure's path;
+  a notebook plays it with IPython.display.Image(figure.path)); the Figure itself shows the
+  first frame.
+  """
   every = len(classes) == len(class_names)
   classes, cams = _by_class(classes, cams) if every else (classes, cams)
   scale = max(float(cams.max()), 1e-12)
-  fig = plt.figure(figsize=(4.0, 3.4))  # fixed layout: frames must not jump
+  fig = display.Figure(figsize=(4.0, 3.4))  # fixed layout: frames must not jump
   ax = fig.add_axes((0.03, 0.03, 0.72, 0.82))
   ax.set_xticks([])
   ax.set_yticks([])
   shown = ax.imshow(display.overlay(image, cams[0] / scale), interpolation=_interp(image))
-  fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap=display.HEAT),
+  fig.colorbar(mcm.ScalarMappable(norm=mcolors.Normalize(0, 1), cmap=display.HEAT),
                cax=fig.add_axes((0.80, 0.1, 0.04, 0.68)), label="Grad-CAM / image max")
   title = ax.set_title("", fontsize=9)
 
@@ -95,22 +105,30 @@ def all_class_gif(image: np.ndarray, classes: np.ndarray, cams: np.ndarray,
     title.set_text(f"{display.short(class_names[c], 18)}{mark}: p={probabilities[c]:.1%}")
     return shown, title
 
-  directory = storage.path(directory)
+  frame(0)
+  display.save(fig, None, "grad_cam_all_classes_gif", "Grad-CAM for every class, animated",
+               f"{len(classes)} frames, one per class.")
+  if directory is not None:
+    fig.path = _write_gif(fig, frame, len(classes), fps, storage.path(directory))
+    frame(0)
+  return fig
+
+
+def _write_gif(fig: display.Figure, frame, frames: int, fps: float,
+               directory: epath.Path) -> epath.Path:
   directory.mkdir(parents=True, exist_ok=True)
   path = directory / "grad_cam_all_classes.gif"
-  movie = animation.FuncAnimation(fig, frame, frames=len(classes), blit=False)
+  movie = animation.FuncAnimation(fig, frame, frames=frames, blit=False)
   with tempfile.TemporaryDirectory() as local:  # matplotlib's movie writers need a local file
     movie.save(os.path.join(local, path.name), writer=animation.PillowWriter(fps=fps),
                dpi=display.DPI)
     path.write_bytes((epath.Path(local) / path.name).read_bytes())
-  plt.close(fig)
-  return display.Figure("grad_cam_all_classes_gif", "Grad-CAM for every class, animated",
-                        f"{len(classes)} frames, one per class.", path)
+  return path
 
 
 def guided_grad_cam(images: np.ndarray, cams: np.ndarray, guided: np.ndarray,
                     guided_cam: np.ndarray, classes: np.ndarray, class_names: Sequence[str],
-                    directory: epath.Path) -> display.Figure:
+                    directory: epath.Path | None = None) -> display.Figure:
   """Per image: image | Grad-CAM | guided backprop | Guided Grad-CAM, for the top-1 class."""
   b = len(images)
   panels = display.Panels(b, 4, cell=1.8, label_lines=1)

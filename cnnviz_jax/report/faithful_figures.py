@@ -3,7 +3,6 @@ model-randomization sanity check, drawn."""
 from etils import epath
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from cnnviz_jax.report import display
@@ -18,10 +17,11 @@ def _style(name: str) -> dict:
 
 
 def deletion_insertion(curves: dict[str, tuple[np.ndarray, np.ndarray]],
-                       directory: epath.Path) -> display.Figure:
+                       directory: epath.Path | None = None) -> display.Figure:
   """curves {method: (deletion (B, S+1), insertion (B, S+1))}: mean target probability as
   the most salient pixels are removed (left) or revealed on a blurred image (right)."""
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+  fig = display.Figure(figsize=(10, 3.6), layout="constrained")
+  axes = fig.subplots(1, 2)
   for name, (deletion, insertion) in curves.items():
     steps = deletion.shape[-1] - 1
     fraction = np.arange(steps + 1) / steps
@@ -48,7 +48,7 @@ def deletion_insertion(curves: dict[str, tuple[np.ndarray, np.ndarray]],
 
 def pointing_game(images: np.ndarray, masks: np.ndarray, cams: np.ndarray,
                   peaks: dict[str, np.ndarray], hits: dict[str, np.ndarray], tolerance: float,
-                  directory: epath.Path, shown: int = 8) -> display.Figure:
+                  directory: epath.Path | None = None, shown: int = 8) -> display.Figure:
   """Examples: Grad-CAM over the image, the object's outline, each method's peak (circle:
   Grad-CAM, cross: guided backprop); the title says hit or miss for Grad-CAM."""
   n = min(shown, len(images))
@@ -74,10 +74,11 @@ def pointing_game(images: np.ndarray, masks: np.ndarray, cams: np.ndarray,
 
 
 def randomization_curves(layers: Sequence[str], spearman: dict[str, np.ndarray],
-                         directory: epath.Path) -> display.Figure:
+                         directory: epath.Path | None = None) -> display.Figure:
   """spearman {method: (L, B)}: rank correlation with the trained model's map as layers are
   re-initialized from the top (cascading)."""
-  fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(layers) + 2.5), 3.6), layout="constrained")
+  fig = display.Figure(figsize=(max(5.0, 0.55 * len(layers) + 2.5), 3.6), layout="constrained")
+  ax = fig.subplots()
   x = np.arange(len(layers) + 1)
   for name, rho in spearman.items():
     mean = np.concatenate([[1.0], rho.mean(1)])
@@ -98,7 +99,8 @@ def randomization_curves(layers: Sequence[str], spearman: dict[str, np.ndarray],
 
 
 def randomization_maps(image: np.ndarray, layers: Sequence[str], originals: dict[str, np.ndarray],
-                       maps: dict[str, np.ndarray], directory: epath.Path) -> display.Figure:
+                       maps: dict[str, np.ndarray],
+                       directory: epath.Path | None = None) -> display.Figure:
   """One image: each method's map for the trained model, then after each cascading step.
   originals {method: map (h, w) or (H, W, 3)}, maps {method: (L, ...)}."""
   panels = display.Panels(len(maps), len(layers) + 2, cell=1.25, fontsize=7)

@@ -12,7 +12,7 @@ _CAPTION_SIGN = "Grey is zero; light and dark pixels are positive and negative g
 
 def guided_and_deconv(images: np.ndarray, guided: np.ndarray, deconv: np.ndarray,
                       classes: np.ndarray, class_names: Sequence[str],
-                      directory: epath.Path) -> display.Figure:
+                      directory: epath.Path | None = None) -> display.Figure:
   """Rows: images; columns: image, guided backprop, deconvnet (top-1 class)."""
   panels = display.Panels(len(images), 3, cell=1.8, label_lines=1)
   for i, image in enumerate(images):
@@ -30,7 +30,7 @@ def guided_and_deconv(images: np.ndarray, guided: np.ndarray, deconv: np.ndarray
 
 def per_class(image: np.ndarray, classes: np.ndarray, guided: np.ndarray, deconv: np.ndarray,
               probabilities: np.ndarray, class_names: Sequence[str],
-              directory: epath.Path) -> display.Figure:
+              directory: epath.Path | None = None) -> display.Figure:
   """One image: guided backprop (row 1) and deconvnet (row 2) for each class."""
   panels = display.Panels(2, len(classes) + 1, cell=1.6)
   for r, name in enumerate(("guided backprop", "deconvnet")):
@@ -49,7 +49,7 @@ def per_class(image: np.ndarray, classes: np.ndarray, guided: np.ndarray, deconv
 
 
 def neuron(images: np.ndarray, units: np.ndarray, guided: np.ndarray, layer: str,
-           directory: epath.Path, field=None) -> display.Figure:
+           directory: epath.Path | None = None, field=None) -> display.Figure:
   """Per image: guided backprop of one random active unit (row, col, channel) of `layer`,
   with the unit's receptive field outlined when `field` (a ReceptiveField) is given."""
   b = len(images)

@@ -10,7 +10,7 @@ _MAPS_PER_LAYER = 16
 
 
 def feature_maps(image: np.ndarray, maps: dict[str, np.ndarray],
-                 directory: epath.Path) -> display.Figure:
+                 directory: epath.Path | None = None) -> display.Figure:
   """For one image, the most active channels of each layer: maps {layer: (h, w, C)}."""
   cols = 8
   blocks = [(name, a, np.argsort(-a.mean((0, 1)), kind="stable")[:_MAPS_PER_LAYER])
@@ -37,7 +37,7 @@ def feature_maps(image: np.ndarray, maps: dict[str, np.ndarray],
 
 
 def first_layer_filters(kernels: np.ndarray, layer: str,
-                        directory: epath.Path) -> display.Figure:
+                        directory: epath.Path | None = None) -> display.Figure:
   """Kernels (out, kh, kw, in) in [0, 1] as small images (RGB where in == 3)."""
   n = len(kernels)
   cols = min(16, n)
@@ -54,7 +54,7 @@ def first_layer_filters(kernels: np.ndarray, layer: str,
 
 
 def receptive_field_outlines(images: np.ndarray, acts: np.ndarray, field, layer: str,
-                             directory: epath.Path) -> display.Figure:
+                             directory: epath.Path | None = None) -> display.Figure:
   """Per image: the receptive field of `layer`'s most active unit, outlined (Zeiler & Fergus 2014).
 
   acts: (B, h, w, C) of `layer`; field: its ReceptiveField.
@@ -76,7 +76,7 @@ def receptive_field_outlines(images: np.ndarray, acts: np.ndarray, field, layer:
 
 def max_activating_patches(patches: np.ndarray, inside: np.ndarray, activations: np.ndarray,
                            channels: Sequence[int], layer: str,
-                           directory: epath.Path) -> display.Figure:
+                           directory: epath.Path | None = None) -> display.Figure:
   """Rows: channels of `layer`; columns: the dataset patches that excite it most.
 
   patches (C, k, Rh, Rw, 3) in [0, 1]; inside (C, k, Rh, Rw): False on padding (shown grey).
@@ -95,7 +95,8 @@ def max_activating_patches(patches: np.ndarray, inside: np.ndarray, activations:
 
 
 def activation_maximization(images: np.ndarray, channels: Sequence[int], objective: np.ndarray,
-                            layer: str, directory: epath.Path) -> display.Figure:
+                            layer: str,
+                            directory: epath.Path | None = None) -> display.Figure:
   """Optimized inputs (N, H, W, 3) in [0, 1], one per channel of `layer`."""
   n = len(images)
   cols = min(8, n)

@@ -52,7 +52,7 @@ def _layer(run, default: str) -> str:
 
 
 def overlays(images: np.ndarray, masks: np.ndarray, cams: np.ndarray, inside: np.ndarray,
-             layer: str, directory: pathlib.Path) -> display.Figure:
+             layer: str, directory: pathlib.Path | None = None) -> display.Figure:
   """Top row: image with the object's outline; below: Grad-CAM with its in-mask share."""
   n = len(images)
   panels = display.Panels(2, n, cell=1.5, fontsize=7)

@@ -2,7 +2,6 @@
 from etils import epath
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from cnnviz_jax.data import splits as data_splits
@@ -30,7 +29,7 @@ def _matrix(ax, fig, values: np.ndarray, names: Sequence[str], title: str, fmt: 
               color="black" if v > 0.6 * top else "white")
 
 
-def confusion_matrices(results: dict, directory: epath.Path,
+def confusion_matrices(results: dict, directory: epath.Path | None = None,
                        split: str = "test") -> display.Figure:
   """Counts and row-normalized (recall) confusion matrices of one split of results.json."""
   names = results["class_names"]
@@ -39,7 +38,8 @@ def confusion_matrices(results: dict, directory: epath.Path,
   normalized = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
   n = len(names)
   side = min(max(3.6, 0.42 * n + 1.8), 14)
-  fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
+  fig = display.Figure(figsize=(2 * side + 1, side), layout="constrained")
+  axes = fig.subplots(1, 2)
   _matrix(axes[0], fig, counts, names, f"{split}: counts", "{:d}", None, "images")
   _matrix(axes[1], fig, normalized, names, f"{split}: normalized by true class", "{:.2f}", 1.0,
           "fraction of the true class")
@@ -55,13 +55,15 @@ def confusion_matrices(results: dict, directory: epath.Path,
                       caption)
 
 
-def per_class_accuracy(results: dict, directory: epath.Path) -> display.Figure:
+def per_class_accuracy(results: dict,
+                       directory: epath.Path | None = None) -> display.Figure:
   """Per-class accuracy (recall) on every evaluated split, as horizontal bars."""
   names = results["class_names"]
   splits = [s for s in data_splits.SPLIT_NAMES if s in results["splits"]]
   n = len(names)
-  fig, ax = plt.subplots(figsize=(6.5, min(max(2.5, 0.32 * n * max(len(splits), 1) / 1.5 + 1.2),
-                                           30)), layout="constrained")
+  fig = display.Figure(figsize=(6.5, min(max(2.5, 0.32 * n * max(len(splits), 1) / 1.5 + 1.2),
+                                          30)), layout="constrained")
+  ax = fig.subplots()
   height = 0.8 / max(len(splits), 1)
   y = np.arange(n)
   for i, split in enumerate(splits):
@@ -86,7 +88,7 @@ def per_class_accuracy(results: dict, directory: epath.Path) -> display.Figure:
 
 
 def confidently_wrong(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                      class_names: Sequence[str], directory: epath.Path,
+                      class_names: Sequence[str], directory: epath.Path | None = None,
                       k: int = 8) -> display.Figure | None:
   """The k misclassified images with the highest predicted probability (None if none)."""
   predicted = probabilities.argmax(-1)

@@ -1,7 +1,6 @@
 """The training section: loss, accuracy and learning rate per epoch, stages marked."""
 from etils import epath
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from cnnviz_jax.report import display
@@ -13,7 +12,7 @@ def _stage_starts(history: list[dict]) -> list[tuple[float, int]]:
           if h["stage"] != history[i - 1]["stage"]]
 
 
-def training_curves(history: list[dict], directory: epath.Path,
+def training_curves(history: list[dict], directory: epath.Path | None = None,
                     planned_epochs: int | None = None) -> display.Figure:
   """Three panels over epochs: loss and accuracy (train vs validation), learning rate.
 
@@ -21,7 +20,8 @@ def training_curves(history: list[dict], directory: epath.Path,
   the best validation accuracy (the checkpoint the results use).
   """
   epochs = np.arange(1, len(history) + 1)
-  fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+  fig = display.Figure(figsize=(12, 3.4), layout="constrained")
+  axes = fig.subplots(1, 3)
   for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
     ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", ms=3, label=f"train {label}",
             color=display.SEQUENTIAL_COLORS[0])

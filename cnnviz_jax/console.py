@@ -6,6 +6,10 @@ known noise below that asks nothing of the user. Other libraries' INFO lines (tf
 lines, jax's backends and distributed service, orbax's saves, clu's echo of each epoch's
 metrics), the C++ INFO logs of TensorFlow, and progress bars (tfds') written to a file or a
 pipe rather than a terminal appear at --verbosity=1, with everything else.
+
+Used as a library (a notebook, a script), nothing is configured: Python's logging shows
+warnings only, so training shows its progress as a tqdm.auto bar instead (`progress_bar`: a
+widget in Jupyter, text in a terminal), which our commands leave off.
 """
 import logging
 import os
@@ -13,6 +17,7 @@ import sys
 
 from absl import logging as absl_logging
 
+_in_command = False  # configure() was called: a command's console, with clu's progress line
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Other libraries' INFO lines that are a run's own output: (file, start of the message)
 _KEPT = (("clu/platform/local.py", "Setting work unit notes"),)  # ReportProgress: steps/s, ETA
@@ -45,9 +50,20 @@ class _DefaultConsole(logging.Filter):
 def configure(verbosity: int) -> None:
   """Call first in a command's main(), before TensorFlow and tqdm are imported: they read
   TF_CPP_MIN_LOG_LEVEL and TQDM_DISABLE (each left as the user set it) then."""
+  global _in_command
+  _in_command = True
   if verbosity >= 1:
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # C++ warnings and errors only
   if not sys.stderr.isatty():  # a bar's every redraw would be a line of the log
     os.environ.setdefault("TQDM_DISABLE", "1")
   absl_logging.get_absl_handler().python_handler.addFilter(_DefaultConsole())
+
+
+def progress_bar(total: int, initial: int, description: str, show: bool = True):
+  """A tqdm.auto bar of `total` steps, `initial` done: where the library runs outside our
+  commands (their console shows clu's progress line, logged) and `show`; else a bar that
+  draws nothing. TQDM_DISABLE=1 turns it off."""
+  from tqdm import auto  # pylint: disable=import-outside-toplevel  (after configure())
+  off = {"disable": True} if _in_command or not show else {}  # else TQDM_DISABLE decides
+  return auto.tqdm(total=total, initial=initial, desc=description, unit="step", **off)

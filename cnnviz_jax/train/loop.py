@@ -19,6 +19,7 @@ import numpy as np
 from clu import metric_writers, periodic_actions
 from flax import linen as nn
 
+from cnnviz_jax import console
 from cnnviz_jax.train import checkpoint as checkpoint_lib
 from cnnviz_jax.train import config_change as config_change_lib
 from cnnviz_jax.train import evaluate, from_config, inputs
@@ -134,22 +135,37 @@ def _train_stage(run: _Run, stage: int, variables: dict, rng, progress: Progress
   start_epoch, done_steps, done_metrics = progress.start(stage, run.steps_per_epoch)
   if progress.epoch is not None:
     logging.info("resumed at step %d (stage %d, epoch %d)", int(state.step), stage, start_epoch)
-  report = periodic_actions.ReportProgress(
-      num_train_steps=first_step + spec.epochs * run.steps_per_epoch, writer=run.writer,
-      every_secs=10)
-  for epoch in range(start_epoch, spec.epochs):
-    if progress.stopped_early:
-      break
-    done = (done_steps, done_metrics) if epoch == start_epoch else (0, [])
-    epoch_first_step = first_step + epoch * run.steps_per_epoch
-    start = time.perf_counter()
-    state, step_metrics, preempted = _train_epoch(run, state, train_step, progress, stage, epoch,
-                                                  epoch_first_step, report, done)
-    progress = _end_epoch(run, state, progress, stage, epoch, step_metrics, epoch_first_step,
-                          start)
-    if preempted:  # at the epoch's last step: its checkpoint is the one just saved
-      raise Preempted(int(state.step), run.workdir)
+  report = _reporter(run, first_step + spec.epochs * run.steps_per_epoch)
+  with console.progress_bar(spec.epochs * run.steps_per_epoch,
+                            start_epoch * run.steps_per_epoch + done_steps, f"stage {stage}",
+                            show=jax.process_index() == 0) as bar:
+    def advance(step: int) -> None:  # clu's logged line (our commands) and the bar (elsewhere)
+      report(step)
+      bar.update()
+
+    for epoch in range(start_epoch, spec.epochs):
+      if progress.stopped_early:
+        break
+      done = (done_steps, done_metrics) if epoch == start_epoch else (0, [])
+      epoch_first_step = first_step + epoch * run.steps_per_epoch
+      start = time.perf_counter()
+      state, step_metrics, preempted = _train_epoch(
+          run, state, train_step, progress, stage, epoch, epoch_first_step, advance, done)
+      progress = _end_epoch(run, state, progress, stage, epoch, step_metrics, epoch_first_step,
+                            start)
+      bar.set_postfix_str(f"epoch {epoch + 1}/{spec.epochs}, val accuracy "
+                          f"{progress.history[-1]['val_accuracy']:.2%}")
+      if preempted:  # at the epoch's last step: its checkpoint is the one just saved
+        raise Preempted(int(state.step), run.workdir)
   return _stage_result(run, state), state.rng, progress.next_stage(stage)
+
+
+def _reporter(run: _Run, num_train_steps: int) -> Callable[[int], None]:
+  """clu's progress and ETA, every 10 s on process 0: a logged line that our commands show
+  (a notebook shows the tqdm bar instead: console.py), and steps/s to TensorBoard."""
+  report = periodic_actions.ReportProgress(num_train_steps=num_train_steps, writer=run.writer,
+                                           every_secs=10)
+  return report if jax.process_index() == 0 else lambda step: None
 
 
 def _train_epoch(run: _Run, state, train_step, progress: Progress, stage: int, epoch: int,
@@ -165,8 +181,7 @@ def _train_epoch(run: _Run, state, train_step, progress: Progress, stage: int, e
     state, metrics = train_step(state, batch)
     step_metrics.append(metrics)
     step = first_step + i + 1
-    if jax.process_index() == 0:  # progress on the console of one process only
-      report(step)
+    report(step)  # on the console of process 0 only
     preempted = run.checkpoints.reached_preemption(step)  # every host, every step (orbax / jax)
     if i + 1 < steps and (preempted or (every and step % every == 0)):
       interrupted = progress.interrupted(stage, epoch, i + 1,

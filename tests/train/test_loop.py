@@ -1,6 +1,9 @@
 """The training loop end to end on a tiny shapes dataset: workdir, stages, freezing, errors."""
+import contextlib
+import io
 import json
 import pathlib
+import re
 import shutil
 
 import jax
@@ -24,9 +27,18 @@ def _four_classes(data_dir):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, data_dir):
+def trained_as_a_library(tmp_path_factory, data_dir):
+  """(workdir, results, stderr) of a run trained as a notebook or a script trains it: the
+  library called, no command configuring the console."""
   workdir = tmp_path_factory.mktemp("run")
-  return workdir, loop.train_and_evaluate(_four_classes(data_dir), workdir)
+  with contextlib.redirect_stderr(io.StringIO()) as stderr:
+    results = loop.train_and_evaluate(_four_classes(data_dir), workdir)
+  return workdir, results, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def finished_run(trained_as_a_library):
+  return trained_as_a_library[:2]
 
 
 @pytest.mark.slow
@@ -52,6 +64,20 @@ def test_workdir_has_results_history_events_config_and_checkpoints(finished_run)
   assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "small_cnn_bn"
   assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [16, 24]  # keep 2
   assert [p.name for p in (workdir / "best").iterdir()] != []
+
+
+def test_training_as_a_library_shows_a_progress_bar(trained_as_a_library):
+  """Outside our commands nothing configures logging, so the epoch lines (INFO) stay silent
+  in a notebook: a tqdm.auto bar per stage shows the steps and each epoch's validation
+  accuracy (a widget in Jupyter; text here, its last state after the last carriage return)."""
+  workdir, _, stderr = trained_as_a_library
+  history = runs.history(workdir)
+  steps = history[-1]["step"]
+  final = [line.rsplit("\r", 1)[-1] for line in stderr.split("\n") if "stage 0:" in line]
+  assert len(final) == 1, stderr
+  assert re.search(rf"^stage 0: 100%.* {steps}/{steps} ", final[0]), final[0]
+  assert final[0].endswith(f"epoch {len(history)}/{len(history)}, val accuracy "
+                           f"{history[-1]['val_accuracy']:.2%}]"), final[0]
 
 
 def test_a_finished_run_started_again_changes_nothing(finished_run, data_dir):

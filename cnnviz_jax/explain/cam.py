@@ -5,6 +5,8 @@ A CAM method is a `weigh(activations, gradients) -> weighted activations` rule, 
 first principal component (pytorch-grad-cam's `eigen_smooth`). Around that rule:
   - one forward pass, then one pull-back per target (vmap over cotangents, chunked),
     so several classes or all classes cost one forward plus head-only backward passes;
+    the scores are `targets.scores_fn`'s, so every target form works, a neuron target
+    (above every CAM layer) included;
   - several layers, or a `size`: each map min-max normalized, resized to `size`
     (default: the finest layer), averaged and normalized again, as pytorch-grad-cam
     combines them (size=(H, W) of the input gives its exact output);
@@ -22,7 +24,6 @@ import jax
 import jax.numpy as jnp
 
 from cnnviz_jax.explain import chunks, layer_gradients, maps, targets
-from cnnviz_jax.models import taps
 
 Weigh = Callable[[jax.Array, jax.Array], jax.Array]
 Reduce = Callable[[jax.Array], jax.Array]  # (B, h, w, C) weighted activations -> (B, h, w)
@@ -78,22 +79,26 @@ def combine_layers(cams: Sequence[jax.Array], size: Sequence[int] | None) -> jax
   return maps.normalize(jnp.mean(jnp.stack(resized), axis=0))
 
 
-def _forward(model: nn.Module, variables, x: jax.Array, layers: Sequence[str],
-             uses_gradients: bool, curvature: float):
-  """One forward pass: (outputs, {layer: activation}, gradients(resolved, k) -> {layer:
-  the gradient of target k, plus curvature × its Hessian times the activation})."""
+def _forward(model: nn.Module, variables, x: jax.Array, layers: Sequence[str], target: Any,
+             tile: int, uses_gradients: bool, curvature: float):
+  """One forward pass to the target's scores (`targets.scores_fn`: a neuron target scores
+  its layer's channels): ({layer: activation}, the target bound to the scores, gradients(k)
+  -> {layer: the gradient of target k, plus curvature × its Hessian times the activation})."""
+  forward, target = targets.scores_fn(model, variables, target)
   if uses_gradients and not curvature:
-    outputs, acts, pull = layer_gradients.layer_vjp(model, variables, x, layers)
-    return outputs, acts, lambda resolved, k: pull(resolved.cotangent(outputs, k))
-  outputs, acts = taps.apply_with_taps(model, variables, x, layers)
+    outputs, acts, pull = layer_gradients.layer_vjp(model, variables, x, layers, forward)
+    resolved = targets.resolve(target, outputs, tile=tile)
+    return acts, resolved, lambda k: pull(resolved.cotangent(outputs, k))
+  outputs, acts = layer_gradients.run_tapped(forward, x, layers)
+  resolved = targets.resolve(target, outputs, tile=tile)
 
-  def curved(resolved, k):
+  def curved(k):
     score = lambda out: jnp.sum(resolved.scores(out)[:, k])  # noqa: E731
-    pairs = {name: layer_gradients.layer_hvp(model, variables, x, name, score, acts[name])
+    pairs = {name: layer_gradients.layer_hvp(forward, x, name, score, acts[name])
              for name in layers}
     return {name: g + curvature * hv for name, (g, hv) in pairs.items()}
 
-  return outputs, acts, curved
+  return acts, resolved, curved
 
 
 def class_activation_maps(model: nn.Module, variables, x: jax.Array,
@@ -108,16 +113,17 @@ def class_activation_maps(model: nn.Module, variables, x: jax.Array,
   sum (and eigen_smooth). curvature != 0: gradients plus curvature × Hessian·activations.
   """
   layers = layer_gradients.resolve_layers(model, variables, x, layer)
+  targets.check_neuron_above(model, variables, x, target, layers, "a CAM")
   rules = weigh if isinstance(weigh, Mapping) else dict.fromkeys(layers, weigh)
   images = x.shape[0]
   tile = AUGMENTATIONS if aug_smooth else 1
   if aug_smooth:
     x = augment(x)
-  outputs, acts, gradients = _forward(model, variables, x, layers, uses_gradients, curvature)
-  resolved = targets.resolve(target, outputs, tile=tile)
+  acts, resolved, gradients = _forward(model, variables, x, layers, target, tile,
+                                       uses_gradients, curvature)
 
   def per_target(k):  # -> [ (B, h_l, w_l) per layer ], at least float32 (bf16 models)
-    grads = gradients(resolved, k) if uses_gradients else {}
+    grads = gradients(k) if uses_gradients else {}
     wide_acts, grads = jax.tree.map(maps.at_least_float32, (acts, grads))
     return [_reduce(rules[name](wide_acts[name], grads.get(name)), eigen_smooth, reduce)
             for name in layers]

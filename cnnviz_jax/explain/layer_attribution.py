@@ -55,13 +55,7 @@ def _setup(model: nn.Module, variables, x: jax.Array, layer: str | None, target:
   if layer is not None and not isinstance(layer, str):
     raise ValueError(f"a layer attribution takes one layer name, got {layer!r}")
   layer = layer_gradients.resolve_layers(model, variables, x, layer)[0]
-  if isinstance(target, targets.Neuron):
-    order = list(taps.check_layers(model, variables, jax.ShapeDtypeStruct(x.shape, x.dtype),
-                                   [target.layer]))  # every layer, in forward order
-    if order.index(target.layer) <= order.index(layer):
-      raise ValueError(f"a neuron target of a layer attribution must lie above the layer: "
-                       f"neuron at {target.layer!r}, layer {layer!r} (forward order: "
-                       f"{', '.join(order)})")
+  targets.check_neuron_above(model, variables, x, target, [layer], "a layer attribution")
   return (layer, *gradients.resolve_on(model, variables, x, target))
 
 

@@ -1,7 +1,7 @@
 """Activations at named layers and the pull-back of output cotangents to them.
 
 The gradient with respect to a layer comes from a zero perturbation added to that
-layer's output (`apply_with_taps(..., deltas=)`): `jax.vjp` with respect to it runs
+layer's output (`taps.tapping(add=)`): `jax.vjp` with respect to it runs
 one forward pass and back-propagates only from the layer upward, never through the
 layers below (pytorch-grad-cam back-propagates through the whole network).
 """
@@ -33,28 +33,42 @@ def resolve_layers(model: nn.Module, variables, x: jax.Array, layer: Layers) -> 
   return layers
 
 
-def layer_vjp(model: nn.Module, variables, x: jax.Array, layers: Sequence[str]
+def run_tapped(forward: Callable, x: jax.Array, layers: Sequence[str],
+               deltas: dict[str, jax.Array] | None = None) -> tuple[jax.Array, dict]:
+  """forward(x) with deltas added to the outputs of `layers` -> (outputs, {layer: its
+  activation}) (layers the pass never calls are missing)."""
+  with taps.tapping(layers, add=deltas) as recorded:
+    outputs = forward(x)
+  return outputs, {name: recorded[name] for name in layers if name in recorded}
+
+
+def _model_forward(model: nn.Module, variables, forward: Callable | None) -> Callable:
+  return forward or (lambda z: model.apply(variables, z, train=False))
+
+
+def layer_vjp(model: nn.Module, variables, x: jax.Array, layers: Sequence[str],
+              forward: Callable | None = None
               ) -> tuple[jax.Array, dict[str, jax.Array], Callable]:
   """One forward pass: (outputs (B, N), {layer: activation (B, h, w, C)}, pullback).
 
   pullback(cotangent (B, N)) -> {layer: d(cotangent · outputs) / d activation}.
+  forward: z -> outputs, e.g. `targets.scores_fn`'s (default: the model's outputs).
   """
-  shapes = jax.eval_shape(lambda v, z: taps.apply_with_taps(model, v, z, layers)[1],
-                          variables, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  forward = _model_forward(model, variables, forward)
+  spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+  shapes = jax.eval_shape(lambda z: run_tapped(forward, z, layers)[1], spec)
+  if len(shapes) < len(layers):
+    taps.check_layers(model, variables, spec, layers)  # raises, naming the valid layers
   zeros = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}  # tap dtypes
-
-  def forward(deltas):
-    outputs, acts = taps.apply_with_taps(model, variables, x, layers, deltas)
-    return outputs, acts
-
-  outputs, pull, acts = jax.vjp(forward, zeros, has_aux=True)
+  outputs, pull, acts = jax.vjp(lambda deltas: run_tapped(forward, x, layers, deltas), zeros,
+                                has_aux=True)
   return outputs, acts, lambda cotangent: pull(cotangent)[0]
 
 
-def layer_hvp(model: nn.Module, variables, x: jax.Array, layer: str,
+def layer_hvp(forward: Callable, x: jax.Array, layer: str,
               score: Callable[[jax.Array], jax.Array], tangent: jax.Array
               ) -> tuple[jax.Array, jax.Array]:
-  """(dS/dA, (d²S/dA²)·tangent) at one layer, S = score(outputs) a scalar.
+  """(dS/dA, (d²S/dA²)·tangent) at one layer, S = score(forward(x)) a scalar.
 
   Reverse-over-reverse: the vjp of the layer gradient, pulled back along `tangent` (the
   Hessian is symmetric), as torch's autograd.grad(grad, A, grad_outputs=tangent); never
@@ -63,8 +77,7 @@ def layer_hvp(model: nn.Module, variables, x: jax.Array, layer: str,
   perturbed activation.
   """
   def gradient(delta):
-    return jax.grad(lambda d: score(taps.apply_with_taps(model, variables, x, [layer],
-                                                         {layer: d})[0]))(delta)
+    return jax.grad(lambda d: score(run_tapped(forward, x, [layer], {layer: d})[0]))(delta)
 
   grad, pull = jax.vjp(gradient, jnp.zeros_like(tangent))
   return grad, pull(tangent)[0]

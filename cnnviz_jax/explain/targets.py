@@ -83,6 +83,21 @@ def scores_fn(model, variables, target: Any, *, train: bool = False,
   return channel_scores, target.channel
 
 
+def check_neuron_above(model, variables, x, target: Any, layers, what: str) -> None:
+  """A neuron target of a method that differentiates at `layers` must lie above each of
+  them: below, its score ignores the layer; at it, the method's tap (which wraps the
+  neuron's, `taps.tapping`) would perturb the layer after the neuron was read."""
+  if not isinstance(target, Neuron):
+    return
+  order = list(taps.check_layers(model, variables, jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                 [target.layer]))  # every layer, in forward order
+  low = [name for name in layers if order.index(target.layer) <= order.index(name)]
+  if low:
+    raise ValueError(f"a neuron target of {what} must lie above the layer: neuron at "
+                     f"{target.layer!r}, layer {', '.join(map(repr, low))} (forward order: "
+                     f"{', '.join(order)})")
+
+
 @dataclasses.dataclass(frozen=True)
 class Resolved:
   """A target bound to a batch: class ids (B, K), or a score function."""

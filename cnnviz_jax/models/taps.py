@@ -51,13 +51,18 @@ def apply_with_taps(model: nn.Module, variables, x, layers: Sequence[str] = (),
 
 
 @contextlib.contextmanager
-def tapping(layers: Sequence[str] = (), replace: Mapping[str, jax.Array] | None = None):
+def tapping(layers: Sequence[str] = (), replace: Mapping[str, jax.Array] | None = None,
+            add: Mapping[str, jax.Array] | None = None):
   """Within it, any forward pass (e.g. the one `explain.targets.scores_fn` gives) records
   the outputs of `layers` in the yielded dict, and each layer of `replace` outputs the given
   array instead of its own. Nothing then reads what the layers below computed: under jit
-  XLA drops it, so a replaced layer starts a pass from the layer upward.
+  XLA drops it, so a replaced layer starts a pass from the layer upward. Each layer of `add`
+  outputs its own output plus the given array (as apply_with_taps' deltas), recorded so.
+  A forward pass that taps the model itself within it (a neuron target's `scores_fn`) sees
+  a layer's own output, before this context replaces or adds to it (flax wraps the later
+  interceptor innermost).
   """
-  replace = dict(replace or {})
+  replace, add = dict(replace or {}), dict(add or {})
   recorded: dict[str, jax.Array] = {}
 
   def interceptor(next_fun, args, kwargs, context):
@@ -68,6 +73,8 @@ def tapping(layers: Sequence[str] = (), replace: Mapping[str, jax.Array] | None 
         raise ValueError(f"layer {name!r} outputs {out.shape}, its replacement has "
                          f"{replace[name].shape}")
       out = replace[name].astype(out.dtype)
+    if name in add:
+      out = out + add[name]
     if name in layers:
       recorded[name] = out
     return out

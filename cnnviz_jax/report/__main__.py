@@ -1,14 +1,13 @@
 r"""Reports and explanations from the command line.
 
   # the report of a training workdir (finished or partial) -> W/report.html
-  python -m cnnviz_jax.report --workdir W [--quick]
+  python -m cnnviz_jax.report --workdir W [--quick] [--report_methods=layer_conductance,lime]
   # explain your own images with a trained workdir or converted ImageNet weights
   python -m cnnviz_jax.report --weights weights/resnet50 --images a.jpg b.png \
       --methods grad_cam,guided_backprop --output OUT
 Writes OUT/<image>_<method>.png (each at the image's own size) and OUT/report.html.
-Methods: grad_cam, grad_cam_plus_plus, xgrad_cam, layer_cam, eigen_cam, score_cam,
-guided_backprop, deconvnet, guided_grad_cam, gradient, gradient_x_input,
-integrated_gradients, smoothgrad.
+Methods: every name of report/images.py METHODS (an unknown name prints them): the CAMs,
+the gradient, rule-based, perturbation and layer attributions of cnnviz_jax.explain.
 """
 from absl import app, flags
 
@@ -26,6 +25,8 @@ flags.DEFINE_integer("target", None, "Class index to explain (default: each imag
 flags.DEFINE_list("feature_layers", [], "Workdir report: layers whose feature maps are shown "
                   "(default: the first, a middle and the last spatial layer).")
 flags.DEFINE_integer("num_images", 8, "Workdir report: test images explained.")
+flags.DEFINE_list("report_methods", [], "Workdir report: more explainers (names as --methods) "
+                  "drawn in one figure of its looks section.")
 flags.DEFINE_bool("quick", False, "Workdir report: skip patches, activation maximization and "
                   "the faithfulness checks (the costly parts on a CPU).")
 FLAGS = flags.FLAGS
@@ -50,7 +51,8 @@ def _run(argv):
   if not paths:
     build.print_workdir_report(FLAGS.workdir, FLAGS.output, num_images=FLAGS.num_images,
                                cam_layer=FLAGS.layer, quick=FLAGS.quick,
-                               feature_layers=FLAGS.feature_layers or None)
+                               feature_layers=FLAGS.feature_layers or None,
+                               methods=FLAGS.report_methods)
     return
   images.check_methods(FLAGS.methods)
   for path in paths:  # fail on a bad file before loading any model

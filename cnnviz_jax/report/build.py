@@ -9,6 +9,7 @@ demo's train + report stays within its time budget.
 """
 import logging
 import time
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -20,6 +21,7 @@ from cnnviz_jax.models import taps
 from cnnviz_jax.report import (compute, data_figures, display, explain_figures, faithful,
                                gradient_figures, html, inside_figures, results_figures, samples,
                                training_figures)
+from cnnviz_jax.report import images as report_images
 from cnnviz_jax.report import mask_figures
 from cnnviz_jax.report import trained_run
 from cnnviz_jax.train import config_change
@@ -95,10 +97,11 @@ def results_section(run: trained_run.Run, to_rgb, pool: samples.Examples,
 
 def looks_section(run: trained_run.Run, batch: samples.Examples, pool: samples.Examples,
                   to_rgb, directory: epath.Path, cam_layer: str | None = None,
-                  feature_layers: list[str] | None = None, quick: bool = False
-                  ) -> tuple[html.Section, dict]:
+                  feature_layers: list[str] | None = None, quick: bool = False,
+                  methods: Sequence[str] = ()) -> tuple[html.Section, dict]:
   """Attributions and the inside of the network for a batch; also returns the
-  Explanations for the faithfulness section."""
+  Explanations for the faithfulness section. methods: more explainers of the
+  explain-images table (report/images.py METHODS), drawn for the shown images."""
   section = html.Section("looks", intro=(
       "Attributions for a few test images (one per class first), then what single layers "
       "and units respond to."))
@@ -126,6 +129,11 @@ def looks_section(run: trained_run.Run, batch: samples.Examples, pool: samples.E
   figs.append(gradient_figures.per_class(images[0], explained.per_class_classes,
                                          explained.guided_per_class, explained.deconv_per_class,
                                          probabilities[0], names, directory))
+  if methods:
+    more = report_images.method_maps(model, variables, batch.images[:n], explained.layer,
+                                     classes[:n, 0], methods)
+    figs.append(report_images.methods_figure(images[:n], more, classes[:n, 0], names,
+                                             directory, explained.layer))
   field = None
   try:  # analytic receptive field; some layers (after a global pool) have none
     field = explain.receptive_field(model, explained.layer, variables,
@@ -175,13 +183,17 @@ def print_workdir_report(workdir, output=None, **options) -> None:
 
 
 def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str | None = None,
-                   feature_layers: list[str] | None = None, quick: bool = False
-                   ) -> epath.Path:
+                   feature_layers: list[str] | None = None, quick: bool = False,
+                   methods: Sequence[str] = ()) -> epath.Path:
   """Writes the report of `workdir` (default W/report.html) and returns its path.
+
+  methods: more explainers for the looks section, by their explain-images names
+  (report/images.py METHODS, e.g. "layer_conductance"), in one figure.
 
   quick: skip what costs most to compile or run on a CPU (max-activating patches,
   activation maximization, the faithfulness checks), explained.g. for large models.
   """
+  methods = report_images.check_methods(methods) if methods else []
   timer = _Timer()
   run = trained_run.load_run(workdir)
   directory = run.workdir.figures
@@ -200,7 +212,7 @@ def workdir_report(workdir, output=None, *, num_images: int = 8, cam_layer: str 
   timer.mark("results")
   batch = samples.examples(cfg, split, num_images)
   looks, explained = looks_section(run, batch, pool, to_rgb, directory, cam_layer,
-                                   feature_layers, quick)
+                                   feature_layers, quick, methods)
   sections.append(looks)
   sections.extend(mask_figures.section(run, to_rgb, directory, split,
                                        explained.layer))  # where the data has object masks

@@ -49,8 +49,18 @@ METHODS: dict[str, tuple[Callable, str]] = {
     "gradient_x_input": (explain.gradient_x_input, "pixels"),
     "integrated_gradients": (explain.integrated_gradients, "pixels"),
     "smoothgrad": (explain.smoothgrad, "pixels"),
+    "smoothgrad_sq": (functools.partial(explain.smoothgrad, kind="sq"), "pixels"),
+    "vargrad": (functools.partial(explain.smoothgrad, kind="var"), "pixels"),
     "deep_lift": (explain.deep_lift, "pixels"),
+    "deep_lift_shap": (explain.deep_lift_shap, "pixels"),
+    "gradient_shap": (explain.gradient_shap, "pixels"),
     "lrp": (explain.lrp, "pixels"),
+    # layer attributions (B, h, w, C), shown as CAMs: summed over the layer's channels
+    "layer_gradient_x_activation": (explain.layer_gradient_x_activation, "cam"),
+    "internal_influence": (explain.internal_influence, "cam"),
+    "layer_conductance": (explain.layer_conductance, "cam"),
+    "layer_integrated_gradients": (explain.layer_integrated_gradients, "cam"),
+    "layer_deep_lift": (explain.layer_deep_lift, "cam"),
     "occlusion": (explain.occlusion, "pixels"),
     "feature_ablation": (explain.feature_ablation, "pixels"),
     "shapley_value_sampling": (explain.shapley_value_sampling, "pixels"),
@@ -61,6 +71,10 @@ _SIGNED = ("guided_backprop", "deconvnet", "guided_grad_cam")  # shown as grey-c
 _LAYERED = ("guided_grad_cam",)  # pixel methods that take a layer
 # Perturbation methods over segments: a 7 × 7 grid of the model's input here.
 _SEGMENTED = ("feature_ablation", "shapley_value_sampling", "kernel_shap", "lime")
+# Each position's attribution is the sum over the layer's channels (signed; min-max shown).
+_LAYER_ATTRIBUTIONS = ("layer_gradient_x_activation", "internal_influence", "layer_conductance",
+                       "layer_integrated_gradients", "layer_deep_lift")
+_SHAP = ("deep_lift_shap", "gradient_shap")
 
 
 @dataclasses.dataclass
@@ -127,9 +141,22 @@ def _to_size(picture: np.ndarray, height: int, width: int) -> np.ndarray:
   return np.asarray(image)
 
 
+def shap_baselines(x: jax.Array, count: int = 4) -> jax.Array:
+  """The SHAP methods' reference distribution (count, H, W, C): the zero input, then seeded
+  standard normal draws, as Captum's GradientShap example (torch.randn baselines). The same
+  for every batch, so an image's map does not depend on the others."""
+  noise = jax.random.normal(jax.random.key(0), (count - 1, *x.shape[1:]), x.dtype)
+  return jnp.concatenate([jnp.zeros_like(noise[:1]), noise])
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _run(method: str, model: nn.Module, layer: str | None, variables, x, target):
   fn, kind = METHODS[method]
+  if method in _LAYER_ATTRIBUTIONS:
+    return jnp.sum(fn(model, variables, x, layer, target), axis=-1)
+  if method in _SHAP:
+    return fn(model, variables, x, target, shap_baselines(x), **(
+        {"key": jax.random.key(0)} if method == "gradient_shap" else {}))
   if method == "eigen_cam":
     return fn(model, variables, x, layer)
   if method == "full_grad":
@@ -141,6 +168,45 @@ def _run(method: str, model: nn.Module, layer: str | None, variables, x, target)
   if method in _SEGMENTED:
     return fn(model, variables, x, target, segments=explain.grid_segments(x.shape))
   return fn(model, variables, x, target)
+
+
+def method_maps(model: nn.Module, variables, x, layer: str | None, targets: np.ndarray,
+                methods: Sequence[str]) -> dict[str, np.ndarray]:
+  """{method: its maps of model inputs x (B, H, W, 3) for classes `targets` (B,)}: CAM
+  kinds (B, h, w) at `layer`, the others (B, H, W, 3); one jitted call per method."""
+  return {m: np.asarray(_run(m, model, layer, variables, jnp.asarray(x), jnp.asarray(targets)))
+          for m in methods}
+
+
+def picture(method: str, image: np.ndarray, m: np.ndarray) -> np.ndarray:
+  """uint8 (H, W, 3): one image's map `m` drawn on the image ((H, W, 3) in [0, 1]): CAM kinds
+  min-max normalized as heat over it, signed gradients grey-centered, the other attributions'
+  |a| as heat."""
+  h, w = image.shape[:2]
+  if METHODS[method][1] == "cam":
+    return display.to_uint8(display.overlay(image, display.unit(m)))
+  if method in _SIGNED:
+    return _to_size(display.signed_image(m), h, w)
+  return display.to_uint8(display.overlay(image, display.resize(display.magnitude(m), (h, w))))
+
+
+def methods_figure(images: np.ndarray, maps: dict[str, np.ndarray], classes: np.ndarray,
+                   class_names: Sequence[str], directory, layer: str) -> display.Figure:
+  """Rows: images ((B, H, W, 3) in [0, 1]); columns: the image, then each method's map of
+  its class in `classes` (B,), drawn as the explain-images overlays."""
+  panels = display.Panels(len(images), len(maps) + 1, cell=1.8, label_lines=1)
+  for i, image in enumerate(images):
+    panels.show(i, 0, image, "image" if i == 0 else None,
+                f"explained: {display.short(class_names[classes[i]])}")
+    for j, (method, m) in enumerate(maps.items()):
+      panels.show(i, j + 1, picture(method, image, m[i]),
+                  method.replace("_", " ") if i == 0 else None)
+  panels.colorbar("relevance (min-max; |attribution| for pixel maps)")
+  panels.suptitle("More attribution methods, for the top-1 class")
+  return display.save(panels, directory, "more_methods", "More attribution methods",
+                      f"The methods chosen for this report ({', '.join(maps)}), each of the "
+                      f"image's top-1 class; layer methods and CAMs at {layer}, signed "
+                      "gradients grey-centered, other pixel attributions as |attribution|.")
 
 
 def explain_images(explainee: Explainee, paths: Sequence, methods: Sequence[str], output,
@@ -166,8 +232,7 @@ def explain_images(explainee: Explainee, paths: Sequence, methods: Sequence[str]
       layer = explain.resolve_layers(model, variables, x, layer)[-1]
     except ValueError as e:
       raise ReportError(str(e)) from e
-  maps = {m: np.asarray(_run(m, model, layer, variables, x, jnp.asarray(targets)))
-          for m in methods}
+  maps = method_maps(model, variables, x, layer, targets, methods)
   written = _write_overlays(originals, paths, maps, output)
   section = html.Section("looks", intro=(
       f"{explainee.description}. Maps explain each image's "
@@ -193,19 +258,10 @@ def _write_overlays(originals, paths, maps, output: epath.Path) -> list[dict[str
   out = []
   for i, (original, path) in enumerate(zip(originals, paths)):
     image = original.astype(np.float32) / 255.0
-    h, w = image.shape[:2]
-    pictures = {}
-    for method, m in maps.items():
-      if METHODS[method][1] == "cam":
-        picture = display.to_uint8(display.overlay(image, display.unit(m[i])))
-      elif method in _SIGNED:
-        picture = _to_size(display.signed_image(m[i]), h, w)
-      else:  # |attribution| as a heatmap over the image
-        heat = display.resize(display.magnitude(m[i]), (h, w))
-        picture = display.to_uint8(display.overlay(image, heat))
+    pictures = {method: picture(method, image, m[i]) for method, m in maps.items()}
+    for method, drawn in pictures.items():
       (output / f"{storage.path(path).stem}_{method}.png").write_bytes(
-          storage.png_bytes(picture, compress_level=6))  # PIL's default level
-      pictures[method] = picture
+          storage.png_bytes(drawn, compress_level=6))  # PIL's default level
     out.append(pictures)
   return out
 

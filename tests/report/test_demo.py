@@ -202,11 +202,21 @@ def test_mode_report_rewrites_the_report_of_an_existing_workdir(demo_run):
 
 
 @pytest.mark.slow
-def test_report_command_on_a_workdir_prints_its_path_as_mode_report_does(demo_run, tmp_path):
+def test_report_command_on_a_workdir_prints_its_path_and_draws_the_report_methods(demo_run,
+                                                                                  tmp_path):
+  """As --mode=report does; --report_methods adds the chosen explain-images methods (here a
+  layer attribution and a SHAP method) to the looks section, in one figure."""
   workdir, _ = demo_run
   out = tmp_path / "elsewhere.html"
   result = helpers.python("-m", "cnnviz_jax.report", f"--workdir={workdir}", "--quick",
-                          "--num_images=4", f"--output={out}")
+                          "--num_images=4", f"--output={out}",
+                          "--report_methods=layer_conductance,gradient_shap")
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().splitlines()[-1] == f"report: {out}"
-  assert 'data-status="complete"' in out.read_text()
+  page = out.read_text()
+  assert 'data-status="complete"' in page and 'id="fig-more_methods"' in page
+  more = _index(workdir)["more_methods"]
+  assert more["section"] == "looks"
+  assert {"layer conductance", "gradient shap"} <= set(more["texts"]), more["texts"]
+  with pytest.raises(trained_run.ReportError, match="valid methods: .*layer_conductance"):
+    build.workdir_report(workdir, methods=["layer_conductanc"])  # before any work

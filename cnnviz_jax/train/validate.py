@@ -9,13 +9,21 @@ from cnnviz_jax.train import config_defaults, explanation_loss, from_config, opt
 from cnnviz_jax.train import schedules
 from cnnviz_jax.weights import store
 
-# The valid field names are those the defaults have.
-TOP_LEVEL = frozenset(config_defaults.experiment_config().keys())
-STAGE = frozenset(config_defaults.stage().keys())
+# The valid field names are those the defaults have, in nested sections too: a misspelt
+# field in a config file would otherwise be a silently ignored setting.
+_DEFAULTS, _STAGE = config_defaults.experiment_config(), config_defaults.stage()
+TOP_LEVEL = frozenset(_DEFAULTS.keys())
+STAGE = frozenset(_STAGE.keys())
+SECTIONS = {"model": frozenset(_DEFAULTS.model.keys()),
+            "early_stopping": frozenset(_DEFAULTS.early_stopping.keys())}
+STAGE_SECTIONS = {"optimizer": frozenset(_STAGE.optimizer.keys()),
+                  "schedule": frozenset(_STAGE.schedule.keys())}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   check_fields(config.keys(), TOP_LEVEL, "config.")
+  for name, fields in SECTIONS.items():
+    check_fields(config[name].keys(), fields, f"config.{name}.")
   data_config.resolve(config.data)  # names its own bad fields
   check_one_of(config.model.name, models.available(), "model", "config.model.name")
   if config.model.dtype not in ("float32", "bfloat16", "float16"):
@@ -26,6 +34,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for i, stage in enumerate(config.stages):
     where = f"config.stages[{i}]."
     check_fields(stage.keys(), STAGE, where)
+    for name, fields in STAGE_SECTIONS.items():
+      check_fields(stage[name].keys(), fields, f"{where}{name}.")
     if not isinstance(stage.epochs, int) or stage.epochs < 1:
       raise ConfigError(f"{where}epochs must be a positive int; got {stage.epochs!r}")
     check_one_of(stage.optimizer.name, optimizers.NAMES, "optimizer", f"{where}optimizer.name")

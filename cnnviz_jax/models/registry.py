@@ -8,6 +8,8 @@ from typing import Callable
 
 import flax.linen as nn
 
+from cnnviz_jax.errors import UserInputError, check_one_of
+
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -33,6 +35,5 @@ def create(name: str, num_classes: int = 1000, head=None, **options) -> nn.Modul
   head: None (the architecture's own classifier), 'linear', 'dense' / 'dense128'
   / 'dense256' / 'dense512', 'mlp', or a `HeadSpec`/dict (see models/heads.py).
   """
-  if name not in _FACTORIES:
-    raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+  check_one_of(name, available(), "model", error=UserInputError)
   return _FACTORIES[name](num_classes=num_classes, head=head, **options)

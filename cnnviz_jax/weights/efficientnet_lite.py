@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from cnnviz_jax import models
-from cnnviz_jax.errors import UserInputError
+from cnnviz_jax.errors import UserInputError, check_one_of
 from cnnviz_jax.models import efficientnet_lite as family
 from cnnviz_jax.weights import meta as meta_lib
 from cnnviz_jax.weights import tree
@@ -36,9 +36,7 @@ _TOP_LEVEL = {"_conv_stem": ("conv", ("stem", "conv")), "_bn0": ("bn", ("stem", 
 
 
 def _check_arch(arch: str) -> None:
-  if arch not in ARCHS:
-    raise UserInputError(f"unknown EfficientNet-Lite arch {arch!r}; available: "
-                         f"{', '.join(ARCHS)}")
+  check_one_of(arch, ARCHS, "EfficientNet-Lite arch", error=UserInputError)
 
 
 def block_names(arch: str) -> list[tuple[str, str]]:

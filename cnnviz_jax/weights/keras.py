@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from cnnviz_jax import models
-from cnnviz_jax.errors import UserInputError
+from cnnviz_jax.errors import UserInputError, check_one_of
 from cnnviz_jax.models import vgg as vgg_family
 from cnnviz_jax.weights import keras_inception
 from cnnviz_jax.weights import meta as meta_lib
@@ -292,8 +292,7 @@ def from_keras(arch: str, h5_path) -> tuple[dict[str, Any], meta_lib.WeightsMeta
   class count is read from the 'predictions' layer, so fine-tuned models convert
   too; without a classifier (include_top=False) only the backbone is returned.
   """
-  if arch not in ARCHS:
-    raise UserInputError(f"unknown Keras arch {arch!r}; available: {', '.join(ARCHS)}")
+  check_one_of(arch, ARCHS, "Keras arch", error=UserInputError)
   layers = read_layers(h5_path, arch)
   arrays, origin, has_top = convert_layers(arch, layers)
   num_classes = _classes(layers["predictions"][0]) if "predictions" in layers else 1000

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from cnnviz_jax import models
-from cnnviz_jax.errors import UserInputError
+from cnnviz_jax.errors import UserInputError, check_one_of
 from cnnviz_jax.models import vgg as vgg_family
 from cnnviz_jax.weights import meta as meta_lib
 from cnnviz_jax.weights import pth
@@ -155,8 +155,7 @@ def from_torchvision(arch: str, state_dict_or_path) -> tuple[dict[str, Any],
   The class count is read from the checkpoint, so fine-tuned torchvision models
   convert as well as the ImageNet ones.
   """
-  if arch not in ARCHS:
-    raise UserInputError(f"unknown torchvision arch {arch!r}; available: {', '.join(ARCHS)}")
+  check_one_of(arch, ARCHS, "torchvision arch", error=UserInputError)
   state_dict = read_state_dict(state_dict_or_path)
   num_classes = classifier_classes(
       state_dict, "fc.weight" if arch.startswith("resnet") else "classifier.6.weight",

@@ -21,7 +21,7 @@ def test_available_lists_every_design_name():
 
 
 def test_unknown_model_lists_the_available_ones():
-  with pytest.raises(ValueError, match=r"unknown model 'resnet51'; available: .*resnet50.*vgg16"):
+  with pytest.raises(ValueError, match=r"unknown model 'resnet51'; valid: .*resnet50.*vgg16"):
     cj.models.create("resnet51")
 
 

@@ -106,7 +106,7 @@ def test_pretrained_without_its_wheel_names_the_pip_package(monkeypatch):
   with pytest.raises(ValueError, match="no packaged ImageNet weights for resnet50; packaged: "):
     cj.weights.load("pretrained:resnet50")
   with pytest.raises(ValueError, match="unknown EfficientNet-Lite arch 'efficientnet_b0'; "
-                     "available: efficientnet_lite0, .*efficientnet_lite4"):
+                     "valid: efficientnet_lite0, .*efficientnet_lite4"):
     cj.weights.from_efficientnet_lite("efficientnet_b0", {})
 
 

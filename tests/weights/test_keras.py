@@ -219,7 +219,7 @@ def test_fine_tuned_class_count_is_read_from_the_file(reference, scratch):
 
 
 def test_unknown_arch_lists_the_available_ones(reference):
-  with pytest.raises(ValueError, match=r"unknown Keras arch 'resnet50'; available: "
+  with pytest.raises(ValueError, match=r"unknown Keras arch 'resnet50'; valid: "
                                        r"resnet50_keras, vgg16_keras, vgg19_keras"):
     from_keras("resnet50", reference("resnet50_keras").files["legacy"])
 

@@ -66,7 +66,7 @@ METHODS = {
     "grad_cam": _cam(E.grad_cam),
     "grad_cam_plus_plus": _cam(E.grad_cam_plus_plus),
     "xgrad_cam": _cam(E.xgrad_cam),
-    "layer_cam": _cam(E.layer_cam),
+    "layer_cam": _cam(E.layer_cam, target=E.neuron("block4_conv1", 4)),  # a neuron above
     "eigen_cam": _cam(E.eigen_cam),
     "guided_grad_cam": _cam(E.guided_grad_cam),
     "hires_cam": _cam(E.hires_cam),

@@ -42,7 +42,7 @@ EXTRAS_REQUIRE = {
     "digits": DIGITS,
     # The JAX ecosystem's docs stack; notebooks are MyST markdown (jupytext), executed offline.
     "docs": PRETRAINED + DIGITS + PHOTOS + [
-        "sphinx==9.2.0",
+        "sphinx==9.0.4",  # 9.1 and later need Python 3.12+
         "myst-nb==1.4.0",
         "sphinx-book-theme==1.4.0",
         "jupytext==1.19.6",

@@ -154,7 +154,7 @@ def _train_stage(run: _Run, stage: int, variables: dict, rng, progress: Progress
       progress = _end_epoch(run, state, progress, stage, epoch, step_metrics, epoch_first_step,
                             start)
       bar.set_postfix_str(f"epoch {epoch + 1}/{spec.epochs}, val accuracy "
-                          f"{progress.history[-1]['val_accuracy']:.2%}")
+                          f"{progress.history[-1]['val_accuracy']:.2%}", refresh=False)
       if preempted:  # at the epoch's last step: its checkpoint is the one just saved
         raise Preempted(int(state.step), run.workdir)
   return _stage_result(run, state), state.rng, progress.next_stage(stage)

@@ -24,7 +24,9 @@ PACKAGES = {
 
 
 def _public(obj) -> bool:
-  return inspect.isfunction(obj) or inspect.isclass(obj)
+  """A function, a class, or a callable such as a `jax.custom_jvp` rule (guided_relu)."""
+  return inspect.isfunction(obj) or inspect.isclass(obj) or (
+      callable(obj) and not inspect.ismodule(obj) and hasattr(obj, "__module__"))
 
 
 def exports(package: str) -> list[str]:

@@ -61,6 +61,9 @@ html_theme_options = {
     "use_download_button": True,  # the executed notebook as .ipynb, and its .md source
 }
 html_static_path = []
+# the theme's light/dark mode when the browser has stored none (without it, pydata-sphinx-theme
+# logs "invalid theme mode" to the console on a first visit)
+html_context = {"default_mode": "auto"}
 
 
 def setup(app):

@@ -88,7 +88,8 @@ def browser_check(page: pathlib.Path, work: pathlib.Path, screenshot: pathlib.Pa
                                "--run-all-compositor-stages-before-draw", "--dump-dom",
                                probe.as_uri()],
                        capture_output=True, text=True, timeout=120, check=False)
-  match = re.search(r'<pre id="probe-result">(.*?)</pre>', dom.stdout, re.S)
+  # [^>]*: a page's own scripts may add attributes (pydata-sphinx-theme: tabindex on a <pre>)
+  match = re.search(r'<pre id="probe-result"[^>]*>(.*?)</pre>', dom.stdout, re.S)
   if not match:
     raise AssertionError(f"the probe wrote nothing (chromium rc {dom.returncode}):\n"
                          f"{dom.stderr[-3000:]}")

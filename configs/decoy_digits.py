@@ -1,7 +1,8 @@
 r"""Right for the right reasons on real handwriting: decoy digits (Ross et al. 2017, Decoy MNIST).
 
 Run:   python -m cnnviz_jax.main --config configs/decoy_digits.py:mlp_input_gradient \
-           --workdir workdir/decoy_digits/mlp_input_gradient
+           --workdir workdir/decoy_digits/mlp_input_gradient --noreport
+       (the report needs a spatial layer, which the MLP has not; the cnn_* variants have one)
        every variant side by side, or the λ sweep (each penalized variant × region × λ):
        python -m experiments.right_reasons --config configs/decoy_digits.py \
            --workdir workdir/decoy_digits [--weights 1e-3,1e-2,1e-1,1,10,100,1e3,1e4,1e5]

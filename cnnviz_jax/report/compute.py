@@ -51,6 +51,9 @@ def choose_layers(model: nn.Module, variables, image_shape, layer: str | None = 
                                    jax.ShapeDtypeStruct((1, *image_shape), jnp.float32), asked))
   except ValueError as e:  # the report's user-input error
     raise ReportError(str(e)) from None
+  if not names:  # e.g. an MLP: nothing to draw a map or a feature map of
+    raise ReportError(f"the report explains a model's spatial layers, and "
+                      f"{type(model).__name__} has none: train it with --noreport")
   chosen = feature_layers or [names[0], names[len(names) // 2], names[-1]]
   return layer or names[-1], tuple(dict.fromkeys(chosen))
 

@@ -339,6 +339,10 @@ def _eval_with_avg_pool(jaxpr: jcore.Jaxpr, consts, *args, only: int | None = No
   return [read(v) for v in outvars]
 
 
+def _identity(x):
+  return x
+
+
 def _positive_variables(variables):
   """Every path carries gradient: kernels 1/fan-in, BN mean 0 / var 1, other vectors 1."""
   def fill(path, leaf):
@@ -374,9 +378,13 @@ def gradient_support(model: nn.Module, positions: Mapping[str, Sequence[Sequence
   """{layer: (P, H, W) bool}: input pixels whose gradient reaches each listed unit.
 
   positions: {layer: [(i, j), ...]} units of image 0. Weights are replaced by positive
-  constants and max-pools by average pools, so every path carries gradient (values in
-  `variables` are not used). One trace and one batched backward for all units.
+  constants, max-pools by average pools and the model's `act` by the identity, so every
+  path carries gradient (a saturating activation such as ReLU6 would cut the paths whose
+  positive sums pass 6; values in `variables` are not used). One trace and one batched
+  backward for all units.
   """
+  if hasattr(model, "act"):
+    model = model.clone(act=_identity)
   variables, x = _abstract_inputs(model, variables, input_shape)
   layers = list(positions)
   closed = _taps_jaxpr(model, layers, variables, x)

@@ -86,9 +86,9 @@ def randomization_check(model: nn.Module, variables, x: jax.Array, explainer: Ex
   """Maps of `explainer` for models randomized layer by layer, vs the trained model's.
 
   explainer(model, variables, x, target=...) -> (B, h, w) or (B, H, W, C) maps, e.g.
-  `functools.partial(grad_cam, layer='block4_conv1')` or `guided_backprop`; or a dict of
-  such maps (several methods checked on the same randomized models in one program: then
-  `spearman`, `maps` and `original` are dicts alike). target: None fixes each image's
+  `functools.partial(grad_cam, layer='block4_conv1')` or `guided_backprop`; or an
+  explainer that returns a dict of such maps (several methods checked on the same
+  randomized models in one program: then `spearman`, `maps` and `original` are dicts alike). target: None fixes each image's
   top-1 class of the trained model, so every model explains the same class. absolute:
   compare |map| (channels summed), the paper's main setting. chunk: models explained per
   vmapped call (None: all at once; 1 compiles fastest). key: the re-initialization draw.

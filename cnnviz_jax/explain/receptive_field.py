@@ -10,6 +10,7 @@ nothing computed) and (stride, first, last) input offsets are composed through e
 adds, concatenations) the union of their regions is kept, so misaligned branches are
 exact too. `empirical_receptive_field` cross-checks from the gradient support of units.
 """
+import dataclasses
 import functools
 import math
 from typing import Any, Mapping, NamedTuple, Sequence
@@ -380,10 +381,11 @@ def gradient_support(model: nn.Module, positions: Mapping[str, Sequence[Sequence
   positions: {layer: [(i, j), ...]} units of image 0. Weights are replaced by positive
   constants, max-pools by average pools and the model's `act` by the identity, so every
   path carries gradient (a saturating activation such as ReLU6 would cut the paths whose
-  positive sums pass 6; values in `variables` are not used). One trace and one batched
-  backward for all units.
+  positive sums pass 6; values in `variables` are not used). `act` is swapped only where
+  it is a field of the model; an activation written inline must pass gradient for
+  positive inputs. One trace and one batched backward for all units.
   """
-  if hasattr(model, "act"):
+  if "act" in {field.name for field in dataclasses.fields(model)}:
     model = model.clone(act=_identity)
   variables, x = _abstract_inputs(model, variables, input_shape)
   layers = list(positions)

@@ -30,8 +30,11 @@ the function the cross-entropy trains: BatchNorm with batch statistics (running 
 freeze_bn), no dropout. integrated_gradients is Sundararajan et al.'s path integral from the
 black image sampled at one uniform α per image and step, x · ∇S(αx) (unbiased, one gradient
 per step: Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature
-can be gamed between its nodes); it uses the running BatchNorm statistics, as batch
-statistics would normalize the path's scaling away.
+can be gamed between its nodes). Along the path BatchNorm normalizes with the statistics of
+the real batch, as the cross-entropy's forward pass does (the running ones with freeze_bn):
+the statistics of the scaled batch would normalize α away, and the running ones, during
+training, constrain a function the cross-entropy does not train (measured on the decoy
+shapes: train 98%, validation 20%, the running-statistics network left broken).
 A penalty moves the explanation it sees, not necessarily the model's reasons: evaluate on
 test data without the shortcut (configs/right_reasons.py has the measured outcomes).
 """
@@ -152,8 +155,13 @@ def per_example(spec, model: nn.Module, variables, images: jax.Array, region: ja
       return INPUT_KINDS[kind](model, variables, images, target)
     return CAM_KINDS[kind](model, variables, images, spec.get("layer") or None, target)
 
-  if batch_statistics and kind != "integrated_gradients":
-    with nn.intercept_methods(steps.batchnorm_interceptor(batch_statistics=True)):
+  if batch_statistics:
+    # the path's points: the real batch's statistics, recorded by one forward pass
+    statistics = {} if kind == "integrated_gradients" else None
+    with nn.intercept_methods(steps.batchnorm_interceptor(batch_statistics=True,
+                                                          statistics=statistics)):
+      if statistics is not None:
+        model.apply(variables, images)
       heat = attribution()
   else:
     heat = attribution()

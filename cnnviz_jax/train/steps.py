@@ -15,10 +15,14 @@ from cnnviz_jax.train import freeze, optimizers
 from cnnviz_jax.train.state import TrainState
 
 
-def batchnorm_interceptor(*, batch_statistics: bool) -> Callable:
+def batchnorm_interceptor(*, batch_statistics: bool, statistics: dict | None = None
+                          ) -> Callable:
   """-> an interceptor under which every BatchNorm normalizes without updating its running
   averages: with the batch's statistics (as in training) or the running ones (frozen BN).
 
+  statistics: with batch_statistics, each BatchNorm stores its batch's (mean, var) there
+  under its module path, and a later call whose path is there normalizes with the stored
+  ones: other inputs (points along a path from the batch) normalized as the batch was.
   nn.BatchNorm fixes `use_running_average` at construction in most models, so the formula
   is applied here from the module's own variables and settings.
   """
@@ -32,10 +36,14 @@ def batchnorm_interceptor(*, batch_statistics: bool) -> Callable:
       raise NotImplementedError(f"BatchNorm over axis {module.axis} is not supported here "
                                 "(freeze_bn, the explanation penalty): only the last axis")
     xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    if batch_statistics:
+    if batch_statistics and statistics is not None and module.path in statistics:
+      mean, var = statistics[module.path]
+    elif batch_statistics:
       axes = tuple(range(x.ndim - 1))
       mean = jnp.mean(xf, axes)
       var = jnp.maximum(jnp.mean(jnp.square(xf), axes) - jnp.square(mean), 0.0)  # as flax
+      if statistics is not None:
+        statistics[module.path] = (mean, var)
     else:
       mean, var = module.variables["batch_stats"]["mean"], module.variables["batch_stats"]["var"]
     y = (xf - mean) * jax.lax.rsqrt(var + module.epsilon)

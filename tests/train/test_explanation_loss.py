@@ -50,15 +50,21 @@ def test_input_gradient_penalty_is_ross_et_al_term_on_the_trained_function(tiny)
 
 def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
   """normalize=True: (Σ (1 − m) a² / Σ a²)², with a the label logit's input gradient; and
-  integrated gradients on the running BatchNorm statistics, by their definition
-  sampled at α ~ U(0, 1) per image: x · ∇S(αx)."""
+  integrated gradients by their definition sampled at α ~ U(0, 1) per image, x · ∇S(αx),
+  with BatchNorm normalizing every αx by the statistics of the batch x (as training sees x),
+  or by the running ones with freeze_bn."""
   model, variables, x, mask, labels = tiny
 
-  def logit_gradient(z, train):
+  def logit_gradient(z, train, variables=variables):
     def score(z):
       out = model.apply(variables, z, train=train, mutable=["batch_stats"] if train else False)
       return jnp.sum(jnp.take_along_axis(out[0] if train else out, labels[:, None], 1))
     return jax.grad(score)(z)
+
+  # flax's train mode from zeroed running averages with momentum 0.9: 0.1 × the batch's own
+  zeroed = {**variables, "batch_stats": jax.tree.map(jnp.zeros_like, variables["batch_stats"])}
+  _, updated = model.apply(zeroed, x, train=True, mutable=["batch_stats"])
+  of_x = {**variables, "batch_stats": jax.tree.map(lambda s: s / 0.1, updated["batch_stats"])}
 
   def share_outside(a):
     energy = np.sum(np.asarray(a) ** 2, -1)
@@ -72,11 +78,13 @@ def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
   key = jax.random.key(3)
   alpha = jax.random.uniform(key, (4, 1, 1, 1))
   assert float(alpha.max() - alpha.min()) > 0.1  # a different point of the path per image
-  sampled = x * logit_gradient(alpha * x, False)
   spec = dict(kind="integrated_gradients", target="label", normalize=True)
-  np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, outside,
-                                                          labels, key=key),
-                             share_outside(sampled) ** 2, rtol=1e-4)
+  for train, statistics in ((True, of_x), (False, variables)):
+    sampled = x * logit_gradient(alpha * x, False, statistics)
+    np.testing.assert_allclose(
+        explanation_loss.per_example(spec, model, variables, x, outside, labels, key=key,
+                                     batch_statistics=train),
+        share_outside(sampled) ** 2, rtol=1e-4, err_msg=f"batch statistics: {train}")
 
 
 def test_grad_cam_penalty_is_the_squared_mass_outside_at_the_layer_resolution(tiny):

@@ -10,6 +10,7 @@ For ReLU these are Springenberg's and Zeiler's rules, and what Captum's GuidedBa
 Deconvolution compute by hooking every nn.ReLU. For another activation (e.g.
 selu) the guided rule keeps that activation's own local slope.
 """
+import dataclasses
 import functools
 from typing import Any, Callable, Sequence
 
@@ -52,6 +53,12 @@ def deconv(act: Callable = nn.relu) -> Callable:
 guided_relu = guided(nn.relu)
 
 
+def has_field(model: nn.Module, name: str) -> bool:
+  """Whether `name` is a dataclass field of the model, which `clone` can replace (a class
+  attribute of the same name is not)."""
+  return name in {field.name for field in dataclasses.fields(model)}
+
+
 def swap(model: nn.Module, act_rule: Callable, pool_rule: Callable | None = None) -> nn.Module:
   """The model with every activation `act_rule(model.act)` and, given pool_rule, every max-pool
   `pool_rule(model.max_pool)`: same parameters, same forward values, the rules' backward.
@@ -61,9 +68,10 @@ def swap(model: nn.Module, act_rule: Callable, pool_rule: Callable | None = None
   (lrp_rules.py: an activation rule, plus its layer rules). A model without a `max_pool`
   attribute has no max-pool to swap.
   """
-  if not hasattr(model, "act"):
+  if not has_field(model, "act"):
     raise ValueError(f"{type(model).__name__} has no `act` attribute to swap; give the "
-                     "model an activation attribute used by every layer")
+                     "model an activation field (`act: Callable = nn.relu`) used by every "
+                     "layer")
   swapped = {"act": act_rule(model.act)}
   if pool_rule is not None and hasattr(model, "max_pool"):
     swapped["max_pool"] = pool_rule(model.max_pool)

@@ -10,7 +10,6 @@ nothing computed) and (stride, first, last) input offsets are composed through e
 adds, concatenations) the union of their regions is kept, so misaligned branches are
 exact too. `empirical_receptive_field` cross-checks from the gradient support of units.
 """
-import dataclasses
 import functools
 import math
 from typing import Any, Mapping, NamedTuple, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 
+from cnnviz_jax.explain.guided import has_field
 from cnnviz_jax.models import abstract_variables, taps
 
 
@@ -385,7 +385,7 @@ def gradient_support(model: nn.Module, positions: Mapping[str, Sequence[Sequence
   it is a field of the model; an activation written inline must pass gradient for
   positive inputs. One trace and one batched backward for all units.
   """
-  if "act" in {field.name for field in dataclasses.fields(model)}:
+  if has_field(model, "act"):
     model = model.clone(act=_identity)
   variables, x = _abstract_inputs(model, variables, input_shape)
   layers = list(positions)

@@ -33,8 +33,8 @@ per step: Erion et al. 2021's expected gradients with a black baseline; a fixed 
 can be gamed between its nodes). Along the path BatchNorm normalizes with the statistics of
 the real batch, as the cross-entropy's forward pass does (the running ones with freeze_bn):
 the statistics of the scaled batch would normalize α away, and the running ones, during
-training, constrain a function the cross-entropy does not train (measured on the decoy
-shapes: train 98%, validation 20%, the running-statistics network left broken).
+training, constrain a function the cross-entropy does not train, and the network is free to
+break the one evaluation uses.
 A penalty moves the explanation it sees, not necessarily the model's reasons: evaluate on
 test data without the shortcut (configs/right_reasons.py has the measured outcomes).
 """

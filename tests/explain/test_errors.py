@@ -57,6 +57,12 @@ def test_guided_backprop_needs_an_act_attribute():
   with pytest.raises(ValueError, match="no `act` attribute"):
     E.guided_backprop(NoAct(), variables, x)
 
+  class ClassLevelAct(NoAct):  # an attribute that is not a field: clone cannot replace it
+    act = nn.relu
+
+  with pytest.raises(ValueError, match="no `act` attribute"):
+    E.guided_backprop(ClassLevelAct(), variables, x)
+
 
 def test_input_attribution_arguments(tiny):
   model, variables, x = tiny

@@ -78,3 +78,14 @@ def assert_trees_close(got, expected, atol: float) -> None:
   """`got` has `expected`'s paths and arrays within `atol` (and assert_allclose's rtol, 1e-7)."""
   for path, a, b in _leaf_pairs(got, expected):
     np.testing.assert_allclose(a, b, atol=atol, err_msg=path)
+
+
+def with_batch_statistics(model, variables, x):
+  """variables whose BatchNorm running averages are the batch x's own statistics: flax's
+  train mode from zeroed averages with momentum 0.9 stores 0.1 × them. In eval mode these
+  normalize as training's forward pass does, the statistics held constant."""
+  import jax  # pylint: disable=import-outside-toplevel  (see the module docstring)
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  zeroed = {**variables, "batch_stats": jax.tree.map(jnp.zeros_like, variables["batch_stats"])}
+  _, updated = model.apply(zeroed, x, train=True, mutable=["batch_stats"])
+  return {**variables, "batch_stats": jax.tree.map(lambda s: s / 0.1, updated["batch_stats"])}

@@ -25,16 +25,22 @@ The batch's term is the mean over its real examples (Ross et al. sum both the cr
 and the penalty over the batch; averaging both keeps λ independent of the batch size and
 equal to theirs), times λ.
 Targets: 'label' (the labeled class's logit), 'predicted' (top-1), 'log_prob_sum'
-(Σ_k log p_k, Ross et al.'s choice). The explainers are the library's own (cj.explain), on
-the function the cross-entropy trains: BatchNorm with batch statistics (running ones with
-freeze_bn), no dropout. integrated_gradients is Sundararajan et al.'s path integral from the
-black image sampled at one uniform α per image and step, x · ∇S(αx) (unbiased, one gradient
-per step: Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature
-can be gamed between its nodes). Along the path BatchNorm normalizes with the statistics of
-the real batch, as the cross-entropy's forward pass does (the running ones with freeze_bn):
-the statistics of the scaled batch would normalize α away, and the running ones, during
-training, constrain a function the cross-entropy does not train, and the network is free to
-break the one evaluation uses.
+(Σ_k log p_k, Ross et al.'s choice), 'each_log_prob' (input kinds: one attribution per class
+k of log p_k, their energies summed, so no class's probability may move with A; a single
+score leaves the others free: with 'label', the other logits can carry the shortcut).
+The explainers are the library's own (cj.explain), on the function the cross-entropy trains:
+no dropout, and BatchNorm normalizing with the real batch's statistics, recorded by one
+forward pass and held constant (the running ones with freeze_bn). So each image's
+explanation is its own. The gradient of the batch's summed score through the statistics
+also carries every other image's loss, and BatchNorm's backward removes the batch mean of the
+gradient flowing into it: a network can cancel the part all images share, and on the decoy
+shapes it did, keeping a patch gradient far below its images' own (configs/right_reasons.py).
+Running statistics, during training, would constrain a function the cross-entropy does not
+train. integrated_gradients is Sundararajan et al.'s path integral from the black image
+sampled at one uniform α per image and step, x · ∇S(αx) (unbiased, one gradient per step:
+Erion et al. 2021's expected gradients with a black baseline; a fixed quadrature can be gamed
+between its nodes), every point normalized with the batch's statistics (the scaled batch's
+own would normalize α away).
 A penalty moves the explanation it sees, not necessarily the model's reasons: evaluate on
 test data without the shortcut (configs/right_reasons.py has the measured outcomes).
 """
@@ -54,7 +60,7 @@ INPUT_KINDS = {"input_gradient": explain.gradient, "gradient_x_input": explain.g
 CAM_KINDS = {"grad_cam": explain.grad_cam, "grad_cam_plus_plus": explain.grad_cam_plus_plus,
              "xgrad_cam": explain.xgrad_cam, "layer_cam": explain.layer_cam}
 KINDS = tuple(INPUT_KINDS) + tuple(CAM_KINDS)
-TARGETS = ("label", "predicted", "log_prob_sum")
+TARGETS = ("label", "predicted", "log_prob_sum", "each_log_prob")
 REGIONS = ("outside_object", "annotated")
 FIELDS = ("kind", "weight", "layer", "target", "normalize", "region")
 # the batch key each region is read from (source.MASK_KEYS)
@@ -82,6 +88,9 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
     raise ConfigError(f"config.explanation_loss.normalize must be True or False; got "
                       f"{spec.get('normalize')!r}")
   layer = spec.get("layer") or ""
+  if spec["kind"] in CAM_KINDS and spec.get("target") == "each_log_prob":
+    raise ConfigError(f"config.explanation_loss.target 'each_log_prob' is for the input kinds "
+                      f"({', '.join(INPUT_KINDS)}); {spec['kind']!r} draws one map per image")
   if spec["kind"] in INPUT_KINDS:
     if layer:
       raise ConfigError(f"config.explanation_loss.layer is for the CAM kinds "
@@ -127,7 +136,8 @@ def penalized_region(spec, masks: jax.Array) -> jax.Array:
 def _sampled_integrated_gradients(model, variables, x, target, key) -> jax.Array:
   """x · ∇S(αx), α ~ U(0, 1) per image: E_α of it is integrated gradients from black."""
   alpha = jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
-  return x * explain.gradient(model, variables, alpha * x, target)
+  grads = explain.gradient(model, variables, alpha * x, target)
+  return grads * (x if grads.ndim == x.ndim else x[:, None])  # (B[, K], H, W, C)
 
 
 def _target(name: str, labels: jax.Array):
@@ -135,8 +145,11 @@ def _target(name: str, labels: jax.Array):
     return labels.astype(jnp.int32)
   if name == "predicted":
     return None
-  return lambda outputs: jnp.sum(jax.nn.log_softmax(
-      outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32))), axis=-1)
+  log_probs = lambda outputs: jax.nn.log_softmax(
+      outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32)))
+  if name == "each_log_prob":
+    return log_probs  # (B, K): one map per class
+  return lambda outputs: jnp.sum(log_probs(outputs), axis=-1)
 
 
 def per_example(spec, model: nn.Module, variables, images: jax.Array, region: jax.Array,
@@ -156,21 +169,23 @@ def per_example(spec, model: nn.Module, variables, images: jax.Array, region: ja
     return CAM_KINDS[kind](model, variables, images, spec.get("layer") or None, target)
 
   if batch_statistics:
-    # the path's points: the real batch's statistics, recorded by one forward pass
-    statistics = {} if kind == "integrated_gradients" else None
+    # the real batch's statistics, recorded by one forward pass, normalize the explained
+    # points as constants: each image's own explanation (see the module docstring)
+    statistics = {}
     with nn.intercept_methods(steps.batchnorm_interceptor(batch_statistics=True,
                                                           statistics=statistics)):
-      if statistics is not None:
-        model.apply(variables, images)
+      model.apply(variables, images)
       heat = attribution()
   else:
     heat = attribution()
   dtype = jnp.promote_types(heat.dtype, jnp.float32)  # bf16 models: the sums in float32
   penalized = region.astype(dtype)
-  if kind in INPUT_KINDS and spec.get("normalize"):  # energy a² as the mass
-    return jnp.square(1.0 - explain.mass_inside(jnp.square(heat.astype(dtype)), 1.0 - penalized))
-  if kind in INPUT_KINDS:  # (B, H, W, C)
-    return jnp.sum(jnp.square(penalized[..., None] * heat.astype(dtype)), axis=(1, 2, 3))
+  if kind in INPUT_KINDS:  # energy a² (B, H, W, C); one map per class (each_log_prob): Σ_k
+    energy = jnp.square(heat.astype(dtype))
+    energy = jnp.sum(energy, axis=1) if heat.ndim == images.ndim + 1 else energy
+    if spec.get("normalize"):  # the energy as the mass
+      return jnp.square(1.0 - explain.mass_inside(energy, 1.0 - penalized))
+    return jnp.sum(jnp.square(penalized)[..., None] * energy, axis=(1, 2, 3))
   return jnp.square(1.0 - explain.mass_inside(heat, 1.0 - penalized))  # (B,)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+import helpers
 import runs
 from cnnviz_jax.data import layout
 from cnnviz_jax.train import explanation_loss, from_config, optimizers, steps, validate
@@ -33,19 +34,49 @@ def tiny():
 
 @pytest.mark.slow
 def test_input_gradient_penalty_is_ross_et_al_term_on_the_trained_function(tiny):
-  """Σ ((1 − m) ∂/∂x Σ_n Σ_k log p_nk)², with BatchNorm on the batch's statistics as the
-  cross-entropy sees it (flax's own train mode), or on the running ones with freeze_bn."""
+  """Σ ((1 − m) ∂/∂x_n Σ_k log p_nk)², each image's own gradient, BatchNorm normalizing with
+  the batch's statistics as the cross-entropy's forward pass does, held constant (or the
+  running ones with freeze_bn). Not the gradient of the batch's summed score through the
+  statistics: that one carries every other image's loss, and BatchNorm's backward removes
+  the batch mean of the gradient flowing into it, so a network can cancel it on a feature all
+  images share while each image's own gradient stays large."""
   model, variables, x, mask, labels = tiny
   spec = dict(kind="input_gradient", target="log_prob_sum")
-  for train in (True, False):
-    def log_probs(z, train=train):
-      out = model.apply(variables, z, train=train, mutable=["batch_stats"] if train else False)
-      return jnp.sum(jax.nn.log_softmax((out[0] if train else out)))
-    expected = np.sum(((1 - mask)[..., None] * jax.grad(log_probs)(x)) ** 2, axis=(1, 2, 3))
+  log_probs = lambda z, v: jnp.sum(jax.nn.log_softmax(model.apply(v, z)))
+  for train, statistics in ((True, helpers.with_batch_statistics(model, variables, x)),
+                            (False, variables)):
+    expected = np.sum(((1 - mask)[..., None] * jax.grad(log_probs)(x, statistics)) ** 2,
+                      axis=(1, 2, 3))
     ours = explanation_loss.per_example(spec, model, variables, x, 1 - mask, labels,
                                         batch_statistics=train)
     assert float(expected.min()) > 0
     np.testing.assert_allclose(ours, expected, rtol=1e-4, err_msg=f"train={train}")
+  through = lambda z: jnp.sum(jax.nn.log_softmax(
+      model.apply(variables, z, train=True, mutable=["batch_stats"])[0]))
+  summed = np.sum(((1 - mask)[..., None] * jax.grad(through)(x)) ** 2, axis=(1, 2, 3))
+  own = explanation_loss.per_example(spec, model, variables, x, 1 - mask, labels)
+  assert np.all(summed < 0.5 * np.asarray(own))  # through the statistics: far smaller
+
+
+def test_each_log_prob_penalizes_every_class_s_input_gradient(tiny):
+  """target 'each_log_prob': Σ_k Σ ((1 − m) ∂/∂x_n log p_nk)², one gradient per class, so no
+  class's probability may move with the region (a single scalar, Σ_k log p_k or one logit,
+  leaves the others free); normalize=True: the squared share of Σ_k a_k² outside."""
+  model, variables, x, mask, labels = tiny
+  for train, statistics in ((True, helpers.with_batch_statistics(model, variables, x)),
+                            (False, variables)):
+    log_prob = lambda z, k, v=statistics: jnp.sum(jax.nn.log_softmax(model.apply(v, z))[:, k])
+    energy = sum(np.square(jax.grad(log_prob)(x, k)) for k in range(3))  # (B, H, W, C)
+    expected = np.sum((1 - mask)[..., None] ** 2 * energy, axis=(1, 2, 3))
+    spec = dict(kind="input_gradient", target="each_log_prob")
+    ours = explanation_loss.per_example(spec, model, variables, x, 1 - mask, labels,
+                                        batch_statistics=train)
+    assert float(expected.min()) > 0
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, err_msg=f"train={train}")
+    share = np.sum((1 - mask)[..., None] * energy, axis=(1, 2, 3)) / np.sum(energy, (1, 2, 3))
+    ours = explanation_loss.per_example({**spec, "normalize": True}, model, variables, x,
+                                        1 - mask, labels, batch_statistics=train)
+    np.testing.assert_allclose(ours, share ** 2, rtol=1e-4, err_msg=f"train={train}")
 
 
 def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
@@ -61,10 +92,7 @@ def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
       return jnp.sum(jnp.take_along_axis(out[0] if train else out, labels[:, None], 1))
     return jax.grad(score)(z)
 
-  # flax's train mode from zeroed running averages with momentum 0.9: 0.1 × the batch's own
-  zeroed = {**variables, "batch_stats": jax.tree.map(jnp.zeros_like, variables["batch_stats"])}
-  _, updated = model.apply(zeroed, x, train=True, mutable=["batch_stats"])
-  of_x = {**variables, "batch_stats": jax.tree.map(lambda s: s / 0.1, updated["batch_stats"])}
+  of_x = helpers.with_batch_statistics(model, variables, x)
 
   def share_outside(a):
     energy = np.sum(np.asarray(a) ** 2, -1)
@@ -74,7 +102,7 @@ def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
   outside = 1 - mask  # the penalized region of 'outside_object'
   np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, outside,
                                                           labels),
-                             share_outside(logit_gradient(x, True)) ** 2, rtol=1e-4)
+                             share_outside(logit_gradient(x, False, of_x)) ** 2, rtol=1e-4)
   key = jax.random.key(3)
   alpha = jax.random.uniform(key, (4, 1, 1, 1))
   assert float(alpha.max() - alpha.min()) > 0.1  # a different point of the path per image
@@ -180,6 +208,10 @@ def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
   config.explanation_loss.update(target="label", weight=-1.0)
   with pytest.raises(ValueError, match="weight must be a number >= 0"):
     validate.validate(config)
+  config.explanation_loss.update(kind="grad_cam", target="each_log_prob", weight=1.0)
+  with pytest.raises(ValueError, match="'each_log_prob' is for the input kinds"):
+    validate.validate(config)
+  config.explanation_loss.update(kind="input_gradient", target="label")
   with pytest.raises(ValueError, match="normalize must be True or False"):  # a plain dict
     explanation_loss.check(dict(kind="input_gradient", weight=1.0, normalize="yes"), None, ())
   config.explanation_loss.weight = 1.0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import cnnviz_jax as cj
+import helpers
 from cnnviz_jax.errors import ConfigError
 from cnnviz_jax.train import explanation_loss
 
@@ -28,10 +29,10 @@ def tiny():
 
 
 def _log_prob_gradient(model, variables, x):
-  """∂/∂x Σ_n Σ_k log p_nk with BatchNorm on the batch's statistics (flax's train mode)."""
-  def total(z):
-    logits, _ = model.apply(variables, z, train=True, mutable=["batch_stats"])
-    return jnp.sum(jax.nn.log_softmax(logits))
+  """∂/∂x_n Σ_k log p_nk, each image's own, BatchNorm normalizing with the batch's statistics
+  held constant."""
+  statistics = helpers.with_batch_statistics(model, variables, x)
+  total = lambda z: jnp.sum(jax.nn.log_softmax(model.apply(statistics, z)))
   return np.asarray(jax.grad(total)(x))
 
 

@@ -19,6 +19,8 @@ import common  # pylint: disable=wrong-import-position
 PENALTIES = {
     "plain": None,
     "input_gradient": dict(kind="input_gradient", weight=1.0, layer="", target="label"),
+    "input_gradient (each_log_prob)": dict(kind="input_gradient", weight=1.0, layer="",
+                                           target="each_log_prob"),
     "grad_cam (block4_conv1)": dict(kind="grad_cam", weight=1.0, layer="block4_conv1",
                                     target="label"),
     "layer_cam (block2_conv1)": dict(kind="layer_cam", weight=1.0, layer="block2_conv1",
@@ -68,7 +70,7 @@ def worker(args):
     timed[name] = run
   seconds = common.alternate(timed, args.repeats, warmup=3)
   for name, s in seconds.items():
-    print(f"  {name:26s} {1e3 * s:7.1f} ms/step  {s / seconds['plain']:5.2f}× plain")
+    print(f"  {name:31s} {1e3 * s:7.1f} ms/step  {s / seconds['plain']:5.2f}× plain")
   print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -66,8 +66,9 @@ def _run() -> None:
     return
   if FLAGS.config is None:
     raise errors.UserInputError("--config is required to train (or use --mode=report)")
-  validate.validate(FLAGS.config)
+  # first: validation may trace the model (a CAM layer's name), which starts JAX's backend
   mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  validate.validate(FLAGS.config)
   from cnnviz_jax.train import loop  # pylint: disable=import-outside-toplevel  (TensorFlow: after validation)
   try:
     results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir,
@@ -90,9 +91,9 @@ def _run() -> None:
 
 def _evaluate() -> None:
   from cnnviz_jax.train import evaluate, mesh, validate  # pylint: disable=import-outside-toplevel
+  mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   if FLAGS.config is not None:
     validate.validate(FLAGS.config)
-  mesh.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   path, record = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.config, FLAGS.checkpoint,
                                            FLAGS.splits, FLAGS.eval_name)
   print(f"accuracy ({record['checkpoint']}): {_accuracies(record)}\nresults: {path}")

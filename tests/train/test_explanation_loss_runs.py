@@ -1,5 +1,5 @@
-"""The explanation penalty under the training machinery: 8 sharded devices equal 1, and
-stages with freezing resume exactly."""
+"""The explanation penalty under the training machinery: 8 sharded devices equal 1, stages
+with freezing resume exactly, and the command line trains with a CAM penalty."""
 import textwrap
 
 import jax
@@ -101,3 +101,14 @@ def test_stages_with_freezing_and_the_penalty_resume_exactly(tmp_path, data_dir)
     same = jax.tree.map(np.array_equal, stage0["params"][name], initial["params"][name])
     assert all(jax.tree.leaves(same)) == (name != "head"), name
   jax.tree.map(np.testing.assert_array_equal, end["batch_stats"], stage0["batch_stats"])
+
+
+@pytest.mark.slow
+def test_the_command_line_trains_with_a_cam_penalty(tmp_path, data_dir):
+  """Validating a CAM penalty traces the model (its layer's name), which starts JAX: the run
+  must join its (one-process) distributed runtime before that."""
+  result = runs.run_main(tmp_path / "w", data_dir, *runs.tiny_flags(1),
+                         "--config.explanation_loss.kind=grad_cam",
+                         "--config.explanation_loss.layer=block2_conv1")
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  assert runs.history(tmp_path / "w")[-1]["step"] == 8  # 256 images, batch 32, one epoch

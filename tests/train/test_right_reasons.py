@@ -1,9 +1,10 @@
 """configs/right_reasons.py in small: on decoy shapes the plain model takes the shortcut, and
 the Grad-CAM penalty moves Grad-CAM onto the object.
 
-What it does not claim: that the penalized model stops using the decoy. At full size no
-penalty did (configs/right_reasons.py's docstring has the measurements); these checks pin
-what holds, and fail if the decoy stops fooling plain training or the penalty stops
+What it does not claim: that a penalized model stops using the decoy. At full size the
+input-gradient penalty does and the Grad-CAM one does not (configs/right_reasons.py's
+docstring has the measurements); in this test's 225 steps neither does yet. These checks pin
+what holds in small, and fail if the decoy stops fooling plain training or the penalty stops
 moving the explanation.
 """
 import pytest

@@ -86,10 +86,8 @@ def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
   or by the running ones with freeze_bn."""
   model, variables, x, mask, labels = tiny
 
-  def logit_gradient(z, train, variables=variables):
-    def score(z):
-      out = model.apply(variables, z, train=train, mutable=["batch_stats"] if train else False)
-      return jnp.sum(jnp.take_along_axis(out[0] if train else out, labels[:, None], 1))
+  def logit_gradient(z, variables):  # each image's own, BatchNorm on variables' statistics
+    score = lambda z: jnp.sum(jnp.take_along_axis(model.apply(variables, z), labels[:, None], 1))
     return jax.grad(score)(z)
 
   of_x = helpers.with_batch_statistics(model, variables, x)
@@ -102,13 +100,13 @@ def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
   outside = 1 - mask  # the penalized region of 'outside_object'
   np.testing.assert_allclose(explanation_loss.per_example(spec, model, variables, x, outside,
                                                           labels),
-                             share_outside(logit_gradient(x, False, of_x)) ** 2, rtol=1e-4)
+                             share_outside(logit_gradient(x, of_x)) ** 2, rtol=1e-4)
   key = jax.random.key(3)
   alpha = jax.random.uniform(key, (4, 1, 1, 1))
   assert float(alpha.max() - alpha.min()) > 0.1  # a different point of the path per image
   spec = dict(kind="integrated_gradients", target="label", normalize=True)
   for train, statistics in ((True, of_x), (False, variables)):
-    sampled = x * logit_gradient(alpha * x, False, statistics)
+    sampled = x * logit_gradient(alpha * x, statistics)
     np.testing.assert_allclose(
         explanation_loss.per_example(spec, model, variables, x, outside, labels, key=key,
                                      batch_statistics=train),

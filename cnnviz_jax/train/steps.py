@@ -22,7 +22,8 @@ def batchnorm_interceptor(*, batch_statistics: bool, statistics: dict | None = N
 
   statistics: with batch_statistics, each BatchNorm stores its batch's (mean, var) there
   under its module path, and a later call whose path is there normalizes with the stored
-  ones: other inputs (points along a path from the batch) normalized as the batch was.
+  ones, constants of that call's input: the batch again, or points along a path from it,
+  normalized as the batch was, with no gradient through the statistics.
   nn.BatchNorm fixes `use_running_average` at construction in most models, so the formula
   is applied here from the module's own variables and settings.
   """

@@ -27,7 +27,10 @@ equal to theirs), times λ.
 Targets: 'label' (the labeled class's logit), 'predicted' (top-1), 'log_prob_sum'
 (Σ_k log p_k, Ross et al.'s choice), 'each_log_prob' (input kinds: one attribution per class
 k of log p_k, their energies summed, so no class's probability may move with A; a single
-score leaves the others free: with 'label', the other logits can carry the shortcut).
+score leaves the others free: with 'label', the other logits can carry the shortcut),
+'each_log_prob_sampled' (input kinds: Σ_k s_k log p_k with fresh random signs s_k = ±1 per
+image and step; E_s (Σ_k s_k a_k)² = Σ_k a_k², so its energy is an unbiased estimate of
+each_log_prob's (Hutchinson's trace estimator) at one gradient's cost instead of K).
 The explainers are the library's own (cj.explain), on the function the cross-entropy trains:
 no dropout, and BatchNorm normalizing with the real batch's statistics, recorded by one
 forward pass and held constant (the running ones with freeze_bn). So each image's
@@ -60,7 +63,8 @@ INPUT_KINDS = {"input_gradient": explain.gradient, "gradient_x_input": explain.g
 CAM_KINDS = {"grad_cam": explain.grad_cam, "grad_cam_plus_plus": explain.grad_cam_plus_plus,
              "xgrad_cam": explain.xgrad_cam, "layer_cam": explain.layer_cam}
 KINDS = tuple(INPUT_KINDS) + tuple(CAM_KINDS)
-TARGETS = ("label", "predicted", "log_prob_sum", "each_log_prob")
+TARGETS = ("label", "predicted", "log_prob_sum", "each_log_prob", "each_log_prob_sampled")
+PER_CLASS_TARGETS = ("each_log_prob", "each_log_prob_sampled")  # input kinds only
 REGIONS = ("outside_object", "annotated")
 FIELDS = ("kind", "weight", "layer", "target", "normalize", "region")
 # the batch key each region is read from (source.MASK_KEYS)
@@ -88,9 +92,14 @@ def check(spec, model: nn.Module, input_shape: tuple[int, ...]) -> None:
     raise ConfigError(f"config.explanation_loss.normalize must be True or False; got "
                       f"{spec.get('normalize')!r}")
   layer = spec.get("layer") or ""
-  if spec["kind"] in CAM_KINDS and spec.get("target") == "each_log_prob":
-    raise ConfigError(f"config.explanation_loss.target 'each_log_prob' is for the input kinds "
+  target = spec.get("target")
+  if spec["kind"] in CAM_KINDS and target in PER_CLASS_TARGETS:
+    raise ConfigError(f"config.explanation_loss.target {target!r} is for the input kinds "
                       f"({', '.join(INPUT_KINDS)}); {spec['kind']!r} draws one map per image")
+  if target == "each_log_prob_sampled" and spec.get("normalize"):
+    raise ConfigError("config.explanation_loss.target 'each_log_prob_sampled' estimates "
+                      "each_log_prob's energy without bias, but not a share of it: with "
+                      "normalize=True use target 'each_log_prob'")
   if spec["kind"] in INPUT_KINDS:
     if layer:
       raise ConfigError(f"config.explanation_loss.layer is for the CAM kinds "
@@ -140,7 +149,8 @@ def _sampled_integrated_gradients(model, variables, x, target, key) -> jax.Array
   return grads * (x if grads.ndim == x.ndim else x[:, None])  # (B[, K], H, W, C)
 
 
-def _target(name: str, labels: jax.Array):
+def _target(name: str, labels: jax.Array, key: jax.Array):
+  """The explained score; key draws each_log_prob_sampled's signs (B, K)."""
   if name == "label":
     return labels.astype(jnp.int32)
   if name == "predicted":
@@ -149,6 +159,9 @@ def _target(name: str, labels: jax.Array):
       outputs.astype(jnp.promote_types(outputs.dtype, jnp.float32)))
   if name == "each_log_prob":
     return log_probs  # (B, K): one map per class
+  if name == "each_log_prob_sampled":
+    return lambda outputs: jnp.sum(
+        jax.random.rademacher(key, outputs.shape, jnp.float32) * log_probs(outputs), axis=-1)
   return lambda outputs: jnp.sum(log_probs(outputs), axis=-1)
 
 
@@ -157,13 +170,14 @@ def per_example(spec, model: nn.Module, variables, images: jax.Array, region: ja
                 key: jax.Array | None = None) -> jax.Array:
   """(B,) the penalty of each image before λ (see the module docstring). region: A (B, H,
   W), 1 where the explanation must not be (penalized_region). key: the draw of the sampled
-  kinds (integrated_gradients)."""
-  kind, target = spec["kind"], _target(spec.get("target", "label"), labels)
+  kind (integrated_gradients) and target (each_log_prob_sampled)."""
+  path_key = jax.random.key(0) if key is None else key
+  target_key = jax.random.fold_in(path_key, 1)
+  kind, target = spec["kind"], _target(spec.get("target", "label"), labels, target_key)
 
   def attribution():
     if kind == "integrated_gradients":
-      return _sampled_integrated_gradients(model, variables, images, target,
-                                           jax.random.key(0) if key is None else key)
+      return _sampled_integrated_gradients(model, variables, images, target, path_key)
     if kind in INPUT_KINDS:
       return INPUT_KINDS[kind](model, variables, images, target)
     return CAM_KINDS[kind](model, variables, images, spec.get("layer") or None, target)

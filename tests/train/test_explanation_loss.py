@@ -79,6 +79,34 @@ def test_each_log_prob_penalizes_every_class_s_input_gradient(tiny):
     np.testing.assert_allclose(ours, share ** 2, rtol=1e-4, err_msg=f"train={train}")
 
 
+def test_each_log_prob_sampled_is_an_unbiased_estimate_of_each_log_prob(tiny):
+  """target 'each_log_prob_sampled': Σ ((1 − m) ∂/∂x_n Σ_k s_nk log p_nk)², the signs s_nk =
+  ±1 drawn afresh per image and key. Every draw is one of the 2^K sign patterns' values, each
+  image draws its own, and their mean is each_log_prob's Σ_k Σ ((1 − m) ∂ log p_k/∂x)²."""
+  model, variables, x, mask, labels = tiny
+  statistics = helpers.with_batch_statistics(model, variables, x)
+  log_prob = lambda z, k: jnp.sum(jax.nn.log_softmax(model.apply(statistics, z))[:, k])
+  grads = np.stack([jax.grad(log_prob)(x, k) for k in range(3)], 1)  # (B, K, H, W, C)
+  signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * 3, indexing="ij")).reshape(3, -1).T  # (8, K)
+  mask = np.asarray(mask)
+  patterns = np.sum(((1 - mask)[:, None, ..., None]
+                     * np.einsum("sk,bkhwc->bshwc", signs, grads)) ** 2, axis=(2, 3, 4))
+  spec = dict(kind="input_gradient", target="each_log_prob_sampled")
+  draw = jax.jit(lambda key: explanation_loss.per_example(spec, model, variables, x, 1 - mask,
+                                                          labels, key=key))
+  draws = np.stack([draw(jax.random.key(i)) for i in range(256)])  # (256, B)
+  nearest = np.abs(draws[..., None] - patterns[None]).min(-1)
+  np.testing.assert_allclose(nearest, 0, atol=1e-4 * patterns.max())
+  which = np.abs(draws[..., None] - patterns[None]).argmin(-1)  # (256, B) the pattern drawn
+  assert all(len(set(which[:, n])) >= 3 for n in range(4))  # fresh signs per key
+  assert np.mean(which[:, 0] == which[:, 1]) < 0.6  # each image its own signs
+  exact = explanation_loss.per_example(dict(spec, target="each_log_prob"), model, variables, x,
+                                       1 - mask, labels)
+  np.testing.assert_allclose(patterns.mean(1), exact, rtol=1e-4)
+  spread = patterns.std(1) / np.sqrt(len(draws))
+  assert np.all(np.abs(draws.mean(0) - exact) < 5 * spread + 1e-6)
+
+
 def test_normalized_penalties_are_the_squared_share_of_energy_outside(tiny):
   """normalize=True: (Σ (1 − m) a² / Σ a²)², with a the label logit's input gradient; and
   integrated gradients by their definition sampled at α ~ U(0, 1) per image, x · ∇S(αx),
@@ -209,6 +237,13 @@ def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
   config.explanation_loss.update(kind="grad_cam", target="each_log_prob", weight=1.0)
   with pytest.raises(ValueError, match="'each_log_prob' is for the input kinds"):
     validate.validate(config)
+  config.explanation_loss.update(kind="grad_cam", target="each_log_prob_sampled")
+  with pytest.raises(ValueError, match="'each_log_prob_sampled' is for the input kinds"):
+    validate.validate(config)
+  config.explanation_loss.update(kind="input_gradient", normalize=True)
+  with pytest.raises(ValueError, match="with normalize=True use target 'each_log_prob'"):
+    validate.validate(config)
+  config.explanation_loss.update(normalize=False)
   config.explanation_loss.update(kind="input_gradient", target="label")
   with pytest.raises(ValueError, match="normalize must be True or False"):  # a plain dict
     explanation_loss.check(dict(kind="input_gradient", weight=1.0, normalize="yes"), None, ())

@@ -21,6 +21,8 @@ PENALTIES = {
     "input_gradient": dict(kind="input_gradient", weight=1.0, layer="", target="label"),
     "input_gradient (each_log_prob)": dict(kind="input_gradient", weight=1.0, layer="",
                                            target="each_log_prob"),
+    "input_gradient (each_log_prob_sampled)": dict(kind="input_gradient", weight=1.0, layer="",
+                                                   target="each_log_prob_sampled"),
     "grad_cam (block4_conv1)": dict(kind="grad_cam", weight=1.0, layer="block4_conv1",
                                     target="label"),
     "layer_cam (block2_conv1)": dict(kind="layer_cam", weight=1.0, layer="block2_conv1",

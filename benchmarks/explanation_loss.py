@@ -72,7 +72,7 @@ def worker(args):
     timed[name] = run
   seconds = common.alternate(timed, args.repeats, warmup=3)
   for name, s in seconds.items():
-    print(f"  {name:31s} {1e3 * s:7.1f} ms/step  {s / seconds['plain']:5.2f}× plain")
+    print(f"  {name:38s} {1e3 * s:7.1f} ms/step  {s / seconds['plain']:5.2f}× plain")
   print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -80,9 +80,17 @@ on the 1,000 decoy test images; the other targets by adding
   the same, region 'annotated' (the patch, one cell of the 8×8 map): 19.1-19.7% test for
   λ 1e-3…1e3 (Grad-CAM in mask 4.9-7.6%, gradient in patch 31.5% falling to 15.0%), 22.0%
   at 1e5 (val 24.1%: nothing learnt)
-  The other variant, as configured:
-  integrated_gradients  100.0%  19.1%   20.6%           4.7%             —
-    (every class's log-probability in its place: 99.9%  19.2%  21.1%  4.4%  24.7%)
+  integrated gradients of the label, (share of their energy in A)², region 'outside_object'
+  (this config's integrated_gradients at λ 1):
+                 1e-3   100.0%  19.0%   24.1%           4.9%             30.9%
+                 1e-2   100.0%  19.1%   24.7%           4.9%             27.9%
+                 1e-1   100.0%  19.1%   23.6%           5.3%             12.3%
+                 1      100.0%  19.1%   20.6%           4.7%              9.9%
+                 10     99.1%   19.6%   25.6%           6.4%              5.2%
+                 100    22.0%   19.6%   20.0%          21.5%              0.3%  (train 19.3%)
+                 1e3    21.6%   19.6%   19.5%          24.1%              0.4%
+                 1e5    22.5%   19.3%   19.5%          19.0%              0.4%
+    (λ 1 on every class's log-probability: 99.9%  19.2%  21.1%  4.4%  24.7%)
 Expect: plain falls for the decoy (test at chance, 1/5); input_gradient recovers the shapes:
 95.5%, 93.5% and 95.5% test (seeds 0, 1, 2) against decoy_free's 98.7%, 99.7% and 98.8%, on
 average 4.3 points below (3.2, 6.2, 3.3), from λ 0.3 to 10 above 80%. Three choices, each
@@ -106,8 +114,10 @@ The decoy digits' MLP has no BatchNorm, and recovers under Ross et al.'s Σ_k lo
 (configs/decoy_digits.py). The Grad-CAM penalty does what it is told (Grad-CAM at its layer
 moves onto the object, up to 86% of its mass) while the network keeps the patch, at every λ
 and in either region (19.1-26.3% test): Grad-CAM's channel-averaged weights can leave the
-patch out of the map. Ross et al.'s MLP (hidden 50, 30) learns nothing of the
-shapes, even without the patch (20.0%), so offers no comparison here. Step cost:
+patch out of the map. The integrated-gradients penalty outside the object recovers at no λ
+either (19.0-19.6%): up to λ 10 the network keeps the patch, from 100 it learns nothing.
+Ross et al.'s MLP (hidden 50, 30) learns nothing of the shapes, even without the patch
+(20.0%), so offers no comparison here. Step cost:
 benchmarks/explanation_loss.py.
 """
 import ml_collections

@@ -95,9 +95,9 @@ def test_each_log_prob_sampled_is_an_unbiased_estimate_of_each_log_prob(tiny):
   draw = jax.jit(lambda key: explanation_loss.per_example(spec, model, variables, x, 1 - mask,
                                                           labels, key=key))
   draws = np.stack([draw(jax.random.key(i)) for i in range(256)])  # (256, B)
-  nearest = np.abs(draws[..., None] - patterns[None]).min(-1)
-  np.testing.assert_allclose(nearest, 0, atol=1e-4 * patterns.max())
-  which = np.abs(draws[..., None] - patterns[None]).argmin(-1)  # (256, B) the pattern drawn
+  distance = np.abs(draws[..., None] - patterns[None])  # (256, B, 8)
+  np.testing.assert_allclose(distance.min(-1), 0, atol=1e-4 * patterns.max())
+  which = distance.argmin(-1)  # (256, B) the pattern drawn
   assert all(len(set(which[:, n])) >= 3 for n in range(4))  # fresh signs per key
   assert np.mean(which[:, 0] == which[:, 1]) < 0.6  # each image its own signs
   exact = explanation_loss.per_example(dict(spec, target="each_log_prob"), model, variables, x,
@@ -243,8 +243,7 @@ def test_bad_explanation_loss_configs_name_the_field_and_the_valid_values():
   config.explanation_loss.update(kind="input_gradient", normalize=True)
   with pytest.raises(ValueError, match="with normalize=True use target 'each_log_prob'"):
     validate.validate(config)
-  config.explanation_loss.update(normalize=False)
-  config.explanation_loss.update(kind="input_gradient", target="label")
+  config.explanation_loss.update(normalize=False, target="label")
   with pytest.raises(ValueError, match="normalize must be True or False"):  # a plain dict
     explanation_loss.check(dict(kind="input_gradient", weight=1.0, normalize="yes"), None, ())
   config.explanation_loss.weight = 1.0

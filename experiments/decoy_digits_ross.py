@@ -55,12 +55,16 @@ def log_probs(params, x):
   return jax.nn.log_softmax(x @ w + b)
 
 
+def swatch_energy(params, x, swatch):
+  """Σ (A ∂/∂x Σ_k log p_k)²: Ross et al.'s explanation term before λ."""
+  input_gradients = jax.grad(lambda inputs: jnp.sum(log_probs(params, inputs)))(x)
+  return jnp.sum(jnp.where(swatch, input_gradients, 0.0) ** 2)
+
+
 def objective(params, x, labels, swatch, weight):
   cross_entropy = -jnp.sum(jnp.take_along_axis(log_probs(params, x), labels[:, None], 1))
   squared_params = sum(jnp.sum(w ** 2) + jnp.sum(b ** 2) for w, b in params)
-  input_gradients = jax.grad(lambda inputs: jnp.sum(log_probs(params, inputs)))(x)
-  penalty = jnp.sum(jnp.where(swatch, input_gradients, 0.0) ** 2)
-  return cross_entropy + 1e-4 * squared_params + weight * penalty
+  return cross_entropy + 1e-4 * squared_params + weight * swatch_energy(params, x, swatch)
 
 
 def fit(x, labels, swatch, weight: float, epochs: int, seed: int, batch_size: int = 256):
@@ -85,14 +89,26 @@ def accuracy(params, x, labels) -> float:
   return float(np.mean(np.argmax(log_probs(params, x), axis=1) == labels))
 
 
+def _numbers(name: str, kind: type) -> list:
+  try:
+    return [kind(v) for v in FLAGS[name].value]
+  except ValueError as e:
+    raise app.UsageError(f"--{name} takes comma-separated {kind.__name__}s; got "
+                         f"{','.join(FLAGS[name].value)}") from e
+
+
 def main(argv):
   del argv
-  test_no_patch = load(FLAGS.data_dir, 0, "test")[:2]
+  weights, inits = _numbers("weights", float), _numbers("inits", int)
+  if FLAGS.epochs < 1:
+    raise app.UsageError(f"--epochs must be ≥ 1; got {FLAGS.epochs}")
+  data = {(decoy, split): load(FLAGS.data_dir, decoy, split)
+          for decoy in (4, 0) for split in ("train", "test")}
+  test_no_patch = data[0, "test"][:2]
   print("| λ | init | train | test | test_no_patch |\n|---|---|---|---|---|")
-  for name, decoy, weight in [(w, 4, float(w)) for w in FLAGS.weights] + [("decoy_free", 0, 0.)]:
-    (x, labels, swatch), test = load(FLAGS.data_dir, decoy, "train"), load(
-        FLAGS.data_dir, decoy, "test")[:2]
-    for init in map(int, FLAGS.inits):
+  for name, decoy, weight in [(f"{w:g}", 4, w) for w in weights] + [("decoy_free", 0, 0.)]:
+    (x, labels, swatch), test = data[decoy, "train"], data[decoy, "test"][:2]
+    for init in inits:
       params = fit(x, labels, swatch, weight, FLAGS.epochs, init)
       cells = [accuracy(params, *data) for data in ((x, labels), test, test_no_patch)]
       print(f"| {name} | {init} | " + " | ".join(f"{100 * c:.1f}%" for c in cells) + " |",
